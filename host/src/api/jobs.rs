@@ -1,0 +1,298 @@
+//! `/api/jobs`: submit, read, list, retry, cancel and delete jobs.
+
+use super::AppState;
+use super::error::{ApiError, ApiJson};
+use crate::model::{JobId, JobState, MAX_PRIORITY, MIN_PRIORITY, Millis, new_job_id, now_ms};
+use crate::plugins::manifest::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
+use crate::store::{CancelOutcome, JobFilter, NewJob};
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// Longest delay a job may ask for: ten years.
+const MAX_DELAY_SECONDS: u64 = 10 * 365 * 24 * 3600;
+/// Default and largest page of `GET /api/jobs`.
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 1000;
+
+/// The routes of this module.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/jobs", post(submit).get(list))
+        .route("/api/jobs/{id}", get(show).delete(delete))
+        .route("/api/jobs/{id}/retry", post(retry))
+        .route("/api/jobs/{id}/cancel", post(cancel))
+}
+
+/// `POST /api/jobs` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitJob {
+    plugin: String,
+    args: Option<Value>,
+    queue: Option<String>,
+    priority: Option<i32>,
+    max_attempts: Option<u32>,
+    delay_seconds: Option<u64>,
+    repository_path: Option<String>,
+}
+
+/// Args must be a JSON object; a string holding a JSON object is accepted too.
+fn parse_args(args: Option<Value>) -> Result<Value, ApiError> {
+    match args {
+        None | Some(Value::Null) => Ok(json!({})),
+        Some(Value::Object(map)) => Ok(Value::Object(map)),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(map)) => Ok(Value::Object(map)),
+            Ok(_) => Err(ApiError::Unprocessable("args must be a JSON object".into())),
+            Err(e) => Err(ApiError::BadRequest(format!("args is not JSON: {e}"))),
+        },
+        Some(_) => Err(ApiError::Unprocessable("args must be a JSON object".into())),
+    }
+}
+
+/// The repository path, canonical, if it lies under an allowed root.
+fn check_repository(roots: &[PathBuf], path: &str) -> Result<String, ApiError> {
+    let refused = |why: &str| ApiError::Unprocessable(format!("repository_path `{path}` {why}"));
+    if roots.is_empty() {
+        return Err(refused(
+            "is refused: this host allows no repository roots (--repo-root)",
+        ));
+    }
+    let canonical =
+        std::fs::canonicalize(path).map_err(|e| refused(&format!("cannot be opened: {e}")))?;
+    if !canonical.is_dir() {
+        return Err(refused("is not a directory"));
+    }
+    if !roots.iter().any(|root| canonical.starts_with(root)) {
+        return Err(refused("is not under an allowed repository root"));
+    }
+    canonical
+        .into_os_string()
+        .into_string()
+        .map_err(|_| refused("is not valid UTF-8"))
+}
+
+impl SubmitJob {
+    /// Validates the submission against the host's plugins and roots.
+    fn validate(self, state: &AppState, now: Millis) -> Result<NewJob, ApiError> {
+        let plugin = state.registry.get(&self.plugin).ok_or_else(|| {
+            let loaded: Vec<String> = state
+                .registry
+                .list()
+                .into_iter()
+                .filter(|p| p.current.is_some())
+                .map(|p| p.name)
+                .collect();
+            ApiError::Unprocessable(format!(
+                "unknown plugin `{}` (loaded: {})",
+                self.plugin,
+                loaded.join(", ")
+            ))
+        })?;
+        let priority = self.priority.unwrap_or(0);
+        if !(MIN_PRIORITY..=MAX_PRIORITY).contains(&priority) {
+            return Err(ApiError::Unprocessable(format!(
+                "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
+            )));
+        }
+        let max_attempts = self.max_attempts.unwrap_or(plugin.settings.max_attempts);
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+            return Err(ApiError::Unprocessable(format!(
+                "max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {max_attempts}"
+            )));
+        }
+        let queue = self.queue.unwrap_or_else(|| plugin.settings.queue.clone());
+        validate_queue_name(&queue).map_err(ApiError::Unprocessable)?;
+        let delay = self.delay_seconds.unwrap_or(0);
+        if delay > MAX_DELAY_SECONDS {
+            return Err(ApiError::Unprocessable(format!(
+                "delay_seconds must be at most {MAX_DELAY_SECONDS}, got {delay}"
+            )));
+        }
+        let repository_path = self
+            .repository_path
+            .map(|path| check_repository(&state.repo_roots, &path))
+            .transpose()?;
+        Ok(NewJob {
+            id: new_job_id(),
+            plugin: self.plugin,
+            args: parse_args(self.args)?,
+            queue,
+            priority,
+            max_attempts,
+            run_at: (delay > 0).then(|| now + delay as Millis * 1000),
+            repository_path,
+        })
+    }
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SubmitJob>,
+) -> Result<impl IntoResponse, ApiError> {
+    let now = now_ms();
+    let job = body.validate(&state, now)?;
+    let job = state.store.enqueue(job, now).await?;
+    if job.state == JobState::Enqueued {
+        state.scheduler.notify();
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": job.id, "state": job.state})),
+    ))
+}
+
+/// Parses a job id from the path.
+pub(super) fn parse_id(id: &str) -> Result<JobId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a job id (a UUID)")))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let detail = state
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
+    Ok(Json(detail))
+}
+
+/// `GET /api/jobs` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    queue: Option<String>,
+    plugin: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn filter(self) -> Result<JobFilter, ApiError> {
+        let state = self
+            .state
+            .map(|s| s.parse::<JobState>().map_err(ApiError::BadRequest))
+            .transpose()?;
+        let limit = match self.limit {
+            None => DEFAULT_PAGE,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "limit must be a whole number from 1 to {MAX_PAGE}, got `{text}`"
+                    )));
+                }
+            },
+        };
+        let before = self
+            .cursor
+            .map(|c| {
+                c.parse()
+                    .map_err(|_| ApiError::BadRequest(format!("`{c}` is not a cursor")))
+            })
+            .transpose()?;
+        Ok(JobFilter {
+            state,
+            queue: self.queue,
+            plugin: self.plugin,
+            limit,
+            before,
+        })
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query?;
+    let page = state.store.list(&query.filter()?).await?;
+    Ok(Json(
+        json!({"jobs": page.jobs, "next_cursor": page.next_cursor}),
+    ))
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let job = state.store.retry(parse_id(&id)?, now_ms()).await?;
+    state.scheduler.notify();
+    Ok(Json(json!({"id": job.id, "state": job.state})))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let body = match state.scheduler.cancel(id, now_ms()).await? {
+        CancelOutcome::Cancelled => json!({"id": id, "state": JobState::Cancelled}),
+        CancelOutcome::Requested => {
+            json!({"id": id, "state": JobState::Processing, "cancel_requested": true})
+        }
+    };
+    Ok(Json(body))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    state.store.delete(parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_must_be_an_object() {
+        assert_eq!(parse_args(None).unwrap(), json!({}));
+        assert_eq!(parse_args(Some(json!({"a": 1}))).unwrap(), json!({"a": 1}));
+        assert_eq!(
+            parse_args(Some(json!("{\"a\":1}"))).unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            parse_args(Some(json!("{oops"))).unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            parse_args(Some(json!([1]))).unwrap_err().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            parse_args(Some(json!(3))).unwrap_err().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn repositories_must_lie_under_a_root() {
+        let root = tempfile::tempdir().unwrap();
+        let inside = root.path().join("repo");
+        std::fs::create_dir(&inside).unwrap();
+        let roots = vec![std::fs::canonicalize(root.path()).unwrap()];
+        assert!(check_repository(&roots, inside.to_str().unwrap()).is_ok());
+        let escape = format!("{}/../", inside.display());
+        assert!(check_repository(&roots, &format!("{escape}..")).is_err());
+        assert!(check_repository(&roots, "/etc").is_err());
+        assert!(check_repository(&[], inside.to_str().unwrap()).is_err());
+        assert!(check_repository(&roots, "/no/such/dir").is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! The HTTP API (axum, JSON). Bad input gets a 4xx with `{"error": "..."}`.
+
+mod error;
+mod jobs;
+mod status;
+
+pub use error::ApiError;
+
+use crate::engine::Scheduler;
+use crate::plugins::Registry;
+use crate::store::JobStore;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The job store.
+    pub store: Arc<dyn JobStore>,
+    /// The scheduler, woken by submissions.
+    pub scheduler: Scheduler,
+    /// Loaded plugins.
+    pub registry: Arc<Registry>,
+    /// Canonical directories under which a job's repository may lie.
+    pub repo_roots: Vec<PathBuf>,
+    /// Queues this host serves, in order.
+    pub queues: Vec<String>,
+}
+
+/// The API's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(jobs::routes())
+        .merge(status::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}

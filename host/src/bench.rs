@@ -1,0 +1,357 @@
+//! `orchestra bench`: throughput and latency of a real host on a fresh temporary database.
+//!
+//! Four figures, each from its own fresh host:
+//! - `end_to_end_jobs_per_s`: N no-op `echo` jobs enqueued through the store API, until
+//!   all succeeded;
+//! - `http_enqueue_per_s`: `POST /api/jobs` from 16 keep-alive clients;
+//! - `pickup_p50_ms` / `pickup_p99_ms`: enqueue → started on an idle host, one at a time;
+//! - `instantiate_call_us`: median cost to instantiate and call the component.
+
+use crate::config::{Config, ServeArgs};
+use crate::events::JobEvent;
+use crate::host::{self, Host};
+use crate::model::{JobState, new_job_id, now_ms};
+use crate::runtime::{Limits, RunHost, RunInput, RunOutcome};
+use crate::store::NewJob;
+use crate::store::sqlite::Durability;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `orchestra bench` flags.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Folder holding `echo.wasm`.
+    #[arg(long, default_value = "target/wasm32-wasip2/plugin")]
+    pub plugins: PathBuf,
+    /// Jobs in the end-to-end run.
+    #[arg(long, default_value_t = 20_000)]
+    pub jobs: usize,
+    /// Requests in the HTTP enqueue run.
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: usize,
+    /// Jobs in the pickup-latency run.
+    #[arg(long, default_value_t = 1_000)]
+    pub pickups: usize,
+    /// Repeat everything this many times and report medians.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// SQLite durability.
+    #[arg(long, value_enum, default_value = "normal")]
+    pub sync: Durability,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The figures of one run (or the medians of several).
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Jobs enqueued through the store and run to success, per second.
+    pub end_to_end_jobs_per_s: f64,
+    /// `POST /api/jobs` per second, 16 keep-alive clients.
+    pub http_enqueue_per_s: f64,
+    /// Median enqueue → started, idle host.
+    pub pickup_p50_ms: f64,
+    /// 99th percentile enqueue → started, idle host.
+    pub pickup_p99_ms: f64,
+    /// Median instantiate + call of the no-op component.
+    pub instantiate_call_us: f64,
+    /// SQLite durability used.
+    pub sync: String,
+}
+
+/// HTTP clients in the enqueue run.
+const HTTP_CLIENTS: usize = 16;
+/// Instantiate-and-call samples.
+const INSTANTIATIONS: usize = 2_000;
+
+/// Runs the benchmark and prints its figures.
+///
+/// # Errors
+/// A host could not start or a request failed.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let echo = args.plugins.join("echo.wasm");
+    anyhow::ensure!(
+        echo.exists(),
+        "{} not found: build the plugins first (cargo plugins)",
+        echo.display()
+    );
+    let mut reports = Vec::new();
+    for _ in 0..args.runs.max(1) {
+        reports.push(run_once(&args, &echo).await?);
+    }
+    let report = median_report(&reports, args.sync);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "orchestra bench ({} run(s), sync={})",
+            reports.len(),
+            report.sync
+        );
+        println!(
+            "  end to end:        {:>10.0} jobs/s ({} echo jobs)",
+            report.end_to_end_jobs_per_s, args.jobs
+        );
+        println!(
+            "  HTTP enqueue:      {:>10.0} req/s ({HTTP_CLIENTS} clients)",
+            report.http_enqueue_per_s
+        );
+        println!(
+            "  pickup p50 / p99:  {:>7.2} / {:.2} ms",
+            report.pickup_p50_ms, report.pickup_p99_ms
+        );
+        println!(
+            "  instantiate+call:  {:>10.1} µs",
+            report.instantiate_call_us
+        );
+    }
+    Ok(())
+}
+
+async fn run_once(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<BenchReport> {
+    let end_to_end = end_to_end(args, echo).await?;
+    let http = http_enqueue(args, echo).await?;
+    let (p50, p99) = pickup(args, echo).await?;
+    let instantiate = instantiate_call(args, echo).await?;
+    Ok(BenchReport {
+        end_to_end_jobs_per_s: end_to_end,
+        http_enqueue_per_s: http,
+        pickup_p50_ms: p50,
+        pickup_p99_ms: p99,
+        instantiate_call_us: instantiate,
+        sync: format!("{:?}", args.sync).to_lowercase(),
+    })
+}
+
+/// A host on a fresh temporary folder with only `echo` loaded.
+struct BenchHost {
+    host: Host,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_host(
+    args: &BenchArgs,
+    echo: &std::path::Path,
+    workers: usize,
+) -> anyhow::Result<BenchHost> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins)?;
+    std::fs::copy(echo, plugins.join("echo.wasm"))?;
+    let config = Config::resolve(ServeArgs {
+        listen: Some(([127, 0, 0, 1], 0).into()),
+        db: Some(dir.path().join("bench.db")),
+        plugins: Some(plugins),
+        workers: Some(workers),
+        sync: Some(args.sync),
+        ..ServeArgs::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    let host = Host::start(&config)
+        .await
+        .map_err(|e: host::Error| anyhow::anyhow!(e))?;
+    Ok(BenchHost { host, _dir: dir })
+}
+
+fn echo_job() -> NewJob {
+    NewJob {
+        id: new_job_id(),
+        plugin: "echo".into(),
+        args: serde_json::json!({}),
+        queue: "default".into(),
+        priority: 0,
+        max_attempts: 3,
+        run_at: None,
+        repository_path: None,
+    }
+}
+
+async fn end_to_end(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<f64> {
+    let bench = start_host(
+        args,
+        echo,
+        Config::resolve(ServeArgs::default())
+            .map_err(anyhow::Error::msg)?
+            .workers,
+    )
+    .await?;
+    let store = bench.host.store().clone();
+    let started = Instant::now();
+    for chunk in (0..args.jobs).collect::<Vec<_>>().chunks(1000) {
+        store
+            .enqueue_many(chunk.iter().map(|_| echo_job()).collect(), now_ms())
+            .await?;
+        bench.host.scheduler().notify();
+    }
+    loop {
+        let counts = store.queue_counts().await?;
+        let done: u64 = counts
+            .iter()
+            .filter(|c| c.state.is_terminal())
+            .map(|c| c.count)
+            .sum();
+        if done as usize >= args.jobs {
+            let failed: u64 = counts
+                .iter()
+                .filter(|c| c.state != JobState::Succeeded && c.state.is_terminal())
+                .map(|c| c.count)
+                .sum();
+            anyhow::ensure!(failed == 0, "{failed} benchmark jobs did not succeed");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = args.jobs as f64 / started.elapsed().as_secs_f64();
+    bench.host.stop().await;
+    Ok(rate)
+}
+
+async fn http_enqueue(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<f64> {
+    // No workers: this measures accepting jobs, not running them.
+    let bench = start_host(args, echo, 0).await?;
+    let url = format!("http://{}/api/jobs", bench.host.addr());
+    let per_client = args.requests.div_ceil(HTTP_CLIENTS);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..HTTP_CLIENTS)
+        .map(|_| {
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                let agent = ureq::Agent::new_with_defaults();
+                for _ in 0..per_client {
+                    let response = agent
+                        .post(&url)
+                        .send_json(serde_json::json!({"plugin": "echo", "args": {}}))?;
+                    anyhow::ensure!(
+                        response.status() == 201,
+                        "unexpected status {}",
+                        response.status()
+                    );
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await??;
+    }
+    let rate = (per_client * HTTP_CLIENTS) as f64 / started.elapsed().as_secs_f64();
+    bench.host.stop().await;
+    Ok(rate)
+}
+
+async fn pickup(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    let bench = start_host(args, echo, 4).await?;
+    let mut events = bench.host.scheduler().events().subscribe();
+    let store = bench.host.store().clone();
+    let mut samples = Vec::with_capacity(args.pickups);
+    for _ in 0..args.pickups {
+        let job = echo_job();
+        let id = job.id;
+        let sent = Instant::now();
+        store.enqueue(job, now_ms()).await?;
+        bench.host.scheduler().notify();
+        let mut started = None;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
+                JobEvent::Started { id: got, .. } if got == id => started = Some(sent.elapsed()),
+                JobEvent::Finished { id: got, .. } if got == id => break,
+                _ => {}
+            }
+        }
+        let started =
+            started.ok_or_else(|| anyhow::anyhow!("job {id} finished without starting"))?;
+        samples.push(started.as_secs_f64() * 1000.0);
+    }
+    bench.host.stop().await;
+    Ok((
+        percentile(&mut samples, 0.50),
+        percentile(&mut samples, 0.99),
+    ))
+}
+
+struct NoopHost;
+
+impl RunHost for NoopHost {
+    fn progress(&self, _: u8, _: &str) {}
+    fn log(&self, _: &str, _: &str) {}
+}
+
+async fn instantiate_call(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<f64> {
+    let bench = start_host(args, echo, 1).await?;
+    let plugin = bench
+        .host
+        .registry()
+        .get("echo")
+        .ok_or_else(|| anyhow::anyhow!("echo did not load"))?;
+    let runtime = bench.host.runtime().clone();
+    let input = RunInput {
+        id: new_job_id().to_string(),
+        plugin: "echo".into(),
+        queue: "default".into(),
+        attempt: 1,
+        max_attempts: 1,
+        args: "{}".into(),
+    };
+    let host: Arc<dyn RunHost> = Arc::new(NoopHost);
+    let limits = Limits::default();
+    let mut samples = Vec::with_capacity(INSTANTIATIONS);
+    for i in 0..INSTANTIATIONS + 200 {
+        let started = Instant::now();
+        let report = runtime
+            .run(&plugin.prepared, &input, &limits, None, host.clone())
+            .await;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            matches!(report.outcome, RunOutcome::Succeeded(_)),
+            "echo failed: {:?}",
+            report.outcome
+        );
+        if i >= 200 {
+            samples.push(elapsed.as_secs_f64() * 1e6);
+        }
+    }
+    bench.host.stop().await;
+    Ok(percentile(&mut samples, 0.5))
+}
+
+/// The `q` quantile of `samples` (nearest rank).
+fn percentile(samples: &mut [f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(f64::total_cmp);
+    let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
+}
+
+fn median_report(reports: &[BenchReport], sync: Durability) -> BenchReport {
+    let median = |f: fn(&BenchReport) -> f64| {
+        let mut values: Vec<f64> = reports.iter().map(f).collect();
+        percentile(&mut values, 0.5)
+    };
+    BenchReport {
+        end_to_end_jobs_per_s: median(|r| r.end_to_end_jobs_per_s),
+        http_enqueue_per_s: median(|r| r.http_enqueue_per_s),
+        pickup_p50_ms: median(|r| r.pickup_p50_ms),
+        pickup_p99_ms: median(|r| r.pickup_p99_ms),
+        instantiate_call_us: median(|r| r.instantiate_call_us),
+        sync: format!("{sync:?}").to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(percentile(&mut samples, 0.5), 50.0);
+        assert_eq!(percentile(&mut samples, 0.99), 99.0);
+        assert_eq!(percentile(&mut samples, 1.0), 100.0);
+        assert!(percentile(&mut [], 0.5).is_nan());
+    }
+}

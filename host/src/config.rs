@@ -1,0 +1,251 @@
+//! Host settings from flags, `ORCHESTRA_*` environment variables and an optional TOML
+//! file, in that order of precedence, over built-in defaults. Validated once.
+
+use crate::engine::DEFAULT_QUEUES;
+use crate::plugins::manifest::validate_queue_name;
+use crate::store::sqlite::Durability;
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `orchestra serve` flags; each also reads `ORCHESTRA_<NAME>`.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP API listens on [default: 127.0.0.1:7070].
+    #[arg(long, env = "ORCHESTRA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// SQLite database file [default: orchestra.db].
+    #[arg(long, env = "ORCHESTRA_DB")]
+    pub db: Option<PathBuf>,
+    /// Plugin folder: NAME.wasm (+ optional NAME.toml) per plugin [default: plugins].
+    #[arg(long, env = "ORCHESTRA_PLUGINS")]
+    pub plugins: Option<PathBuf>,
+    /// Folder for compiled plugins [default: orchestra-cache beside the database].
+    #[arg(long, env = "ORCHESTRA_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Jobs run at once [default: 2 × CPUs].
+    #[arg(long, env = "ORCHESTRA_WORKERS")]
+    pub workers: Option<usize>,
+    /// Queues served, in order of precedence, comma-separated
+    /// [default: high-priority,default,long-running,maintenance].
+    #[arg(long, env = "ORCHESTRA_QUEUES", value_delimiter = ',')]
+    pub queues: Option<Vec<String>>,
+    /// A directory under which job repositories may lie (repeatable).
+    #[arg(
+        long = "repo-root",
+        env = "ORCHESTRA_REPO_ROOTS",
+        value_delimiter = ','
+    )]
+    pub repo_roots: Option<Vec<PathBuf>>,
+    /// This host's name on job leases; must be unique among hosts sharing a database
+    /// [default: HOSTNAME:PORT].
+    #[arg(long, env = "ORCHESTRA_HOST_ID")]
+    pub host_id: Option<String>,
+    /// Seconds a job lease lasts without renewal [default: 30].
+    #[arg(long, env = "ORCHESTRA_LEASE_SECONDS")]
+    pub lease_seconds: Option<u64>,
+    /// Seconds running jobs get to finish at shutdown [default: 30].
+    #[arg(long, env = "ORCHESTRA_GRACE_SECONDS")]
+    pub grace_seconds: Option<u64>,
+    /// SQLite durability: `normal` survives a killed process, `full` also power loss.
+    #[arg(long, env = "ORCHESTRA_SYNC", value_enum)]
+    pub sync: Option<Durability>,
+    /// Settings file (TOML with the same names, snake_case).
+    #[arg(long, env = "ORCHESTRA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The settings file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    db: Option<PathBuf>,
+    plugins: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    workers: Option<usize>,
+    queues: Option<Vec<String>>,
+    repo_roots: Option<Vec<PathBuf>>,
+    host_id: Option<String>,
+    lease_seconds: Option<u64>,
+    grace_seconds: Option<u64>,
+    sync: Option<Durability>,
+}
+
+/// Validated host settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// SQLite database file.
+    pub db: PathBuf,
+    /// Plugin folder.
+    pub plugins: PathBuf,
+    /// Compiled-plugin cache folder.
+    pub cache_dir: PathBuf,
+    /// Jobs run at once.
+    pub workers: usize,
+    /// Queues served, in order of precedence.
+    pub queues: Vec<String>,
+    /// Canonical allowed repository roots.
+    pub repo_roots: Vec<PathBuf>,
+    /// Lease owner name.
+    pub host_id: String,
+    /// Lease duration.
+    pub lease: Duration,
+    /// Shutdown grace period.
+    pub grace: Duration,
+    /// SQLite durability.
+    pub durability: Durability,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn default_workers() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Config {
+    /// Resolves flags over the settings file over defaults.
+    ///
+    /// # Errors
+    /// A message saying which setting is wrong.
+    pub fn resolve(args: ServeArgs) -> Result<Config, String> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or(([127, 0, 0, 1], 7070).into());
+        let db = args.db.or(file.db).unwrap_or_else(|| "orchestra.db".into());
+        let cache_dir = args.cache_dir.or(file.cache_dir).unwrap_or_else(|| {
+            db.parent()
+                .unwrap_or(Path::new("."))
+                .join("orchestra-cache")
+        });
+        let queues = args
+            .queues
+            .or(file.queues)
+            .unwrap_or_else(|| DEFAULT_QUEUES.map(String::from).to_vec());
+        if queues.is_empty() {
+            return Err("queues must name at least one queue".into());
+        }
+        for queue in &queues {
+            validate_queue_name(queue)?;
+        }
+        let repo_roots = args
+            .repo_roots
+            .or(file.repo_roots)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|root| {
+                std::fs::canonicalize(&root)
+                    .map_err(|e| format!("repo root {} cannot be used: {e}", root.display()))
+            })
+            .collect::<Result<_, _>>()?;
+        let lease_seconds = args.lease_seconds.or(file.lease_seconds).unwrap_or(30);
+        if lease_seconds == 0 {
+            return Err("lease_seconds must be at least 1".into());
+        }
+        Ok(Config {
+            listen,
+            plugins: args
+                .plugins
+                .or(file.plugins)
+                .unwrap_or_else(|| "plugins".into()),
+            cache_dir,
+            workers: args
+                .workers
+                .or(file.workers)
+                .unwrap_or_else(default_workers),
+            queues,
+            repo_roots,
+            host_id: args
+                .host_id
+                .or(file.host_id)
+                .unwrap_or_else(|| format!("{}:{}", hostname(), listen.port())),
+            lease: Duration::from_secs(lease_seconds),
+            grace: Duration::from_secs(args.grace_seconds.or(file.grace_seconds).unwrap_or(30)),
+            durability: args.sync.or(file.sync).unwrap_or_default(),
+            db,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_without_any_setting() {
+        let config = Config::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7070".parse().unwrap());
+        assert_eq!(config.db, PathBuf::from("orchestra.db"));
+        assert_eq!(config.queues, DEFAULT_QUEUES.map(String::from));
+        assert!(config.workers >= 2);
+        assert!(config.host_id.ends_with(":7070"));
+        assert_eq!(config.durability, Durability::Normal);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("orchestra.toml");
+        std::fs::write(
+            &file,
+            "workers = 7\nqueues = [\"a\", \"b\"]\nsync = \"full\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            workers: Some(3),
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(args).unwrap();
+        assert_eq!(config.workers, 3);
+        assert_eq!(config.queues, ["a", "b"]);
+        assert_eq!(config.durability, Durability::Full);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "wrokers = 3\n").unwrap();
+        let with_file = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        assert!(Config::resolve(with_file).unwrap_err().contains("wrokers"));
+        let bad_queue = ServeArgs {
+            queues: Some(vec!["Bad!".into()]),
+            ..ServeArgs::default()
+        };
+        assert!(Config::resolve(bad_queue).unwrap_err().contains("Bad!"));
+        let bad_root = ServeArgs {
+            repo_roots: Some(vec!["/no/such/root".into()]),
+            ..ServeArgs::default()
+        };
+        assert!(
+            Config::resolve(bad_root)
+                .unwrap_err()
+                .contains("/no/such/root")
+        );
+    }
+}

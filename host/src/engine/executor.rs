@@ -1,0 +1,265 @@
+//! One job run: the runtime under the plugin's limits, then the outcome recorded through
+//! the retry policy.
+
+use super::Shared;
+use crate::events::JobEvent;
+use crate::model::{ErrorKind, Job, JobError, JobId, JobState, LogLine, Millis, Usage, now_ms};
+use crate::plugins::Plugin;
+use crate::retry::RetryPolicy;
+use crate::runtime::{RunHost, RunInput, RunOutcome, RunReport};
+use crate::store::{AfterFailure, Claimed, Completion, Error, Failure, JobStore, LeaseId};
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Guest imports of one run, written through the store.
+struct JobHost {
+    store: Arc<dyn JobStore>,
+    id: JobId,
+    lease: LeaseId,
+}
+
+impl RunHost for JobHost {
+    fn progress(&self, percent: u8, message: &str) {
+        let progress = crate::model::Progress {
+            percent,
+            message: message.to_owned(),
+            updated_at: now_ms(),
+        };
+        self.store.record_progress(self.id, self.lease, progress);
+    }
+
+    fn log(&self, level: &str, message: &str) {
+        let line = LogLine {
+            at: now_ms(),
+            level: level.to_owned(),
+            message: message.to_owned(),
+        };
+        self.store.append_log(self.id, line);
+    }
+}
+
+/// Where a failed attempt goes: terminal when fatal, cancelled, or out of attempts;
+/// otherwise scheduled by the retry policy.
+pub(super) fn after_failure(
+    error: &JobError,
+    attempt: u32,
+    max_attempts: u32,
+    policy: &RetryPolicy,
+    now: Millis,
+    random: f64,
+) -> AfterFailure {
+    if error.kind == ErrorKind::Cancelled {
+        AfterFailure::Cancel
+    } else if !error.kind.is_retryable() || attempt >= max_attempts {
+        AfterFailure::Fail
+    } else {
+        let wait = policy.delay(attempt, random);
+        AfterFailure::RetryAt(now + wait.as_millis() as Millis)
+    }
+}
+
+/// How a run ended, as far as the executor is concerned.
+enum Ended {
+    Ran(RunReport),
+    Cancelled,
+    Abandoned,
+}
+
+/// Runs one claimed job to an outcome and records it.
+pub(super) async fn execute(shared: &Shared, claimed: Claimed) {
+    let Claimed { job, lease } = claimed;
+    shared.events.publish(JobEvent::Started {
+        id: job.id,
+        attempt: job.attempt,
+    });
+    let cancel = CancellationToken::new();
+    shared
+        .running
+        .lock()
+        .expect("running lock poisoned")
+        .insert(job.id, cancel.clone());
+    let plugin = shared.registry.get(&job.plugin);
+    let ended = match &plugin {
+        Some(plugin) => run(shared, &job, lease, plugin, &cancel).await,
+        None => Ended::Ran(RunReport {
+            outcome: RunOutcome::Failed(JobError::new(
+                ErrorKind::Retryable,
+                format!("plugin `{}` is not loaded", job.plugin),
+            )),
+            usage: Usage::default(),
+        }),
+    };
+    shared
+        .running
+        .lock()
+        .expect("running lock poisoned")
+        .remove(&job.id);
+    let digest = plugin.as_ref().map(|p| p.digest.clone());
+    let policy = plugin
+        .as_ref()
+        .map(|p| p.settings.retry.clone())
+        .unwrap_or_default();
+    let report = match ended {
+        Ended::Ran(report) => report,
+        Ended::Cancelled => RunReport {
+            outcome: RunOutcome::Failed(JobError::new(
+                ErrorKind::Cancelled,
+                "cancelled while running",
+            )),
+            usage: Usage::default(),
+        },
+        // Shutdown released the job; it runs again elsewhere or after restart.
+        Ended::Abandoned => return,
+    };
+    let state = record(shared.store.as_ref(), &job, lease, report, digest, &policy).await;
+    if let Some(state) = state {
+        shared
+            .events
+            .publish(JobEvent::Finished { id: job.id, state });
+    }
+}
+
+async fn run(
+    shared: &Shared,
+    job: &Job,
+    lease: LeaseId,
+    plugin: &Plugin,
+    cancel: &CancellationToken,
+) -> Ended {
+    let input = RunInput {
+        id: job.id.to_string(),
+        plugin: job.plugin.clone(),
+        queue: job.queue.clone(),
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        args: job.args.to_string(),
+    };
+    let host = Arc::new(JobHost {
+        store: shared.store.clone(),
+        id: job.id,
+        lease,
+    });
+    let repo = job.repository_path.as_deref().map(Path::new);
+    let limits = &plugin.settings.limits;
+    tokio::select! {
+        report = shared.runtime.run(&plugin.prepared, &input, limits, repo, host) => Ended::Ran(report),
+        () = cancel.cancelled() => Ended::Cancelled,
+        () = shared.abandon.cancelled() => Ended::Abandoned,
+    }
+}
+
+/// Stores a run's outcome; returns the job's new state, or `None` if the lease was lost.
+async fn record(
+    store: &dyn JobStore,
+    job: &Job,
+    lease: LeaseId,
+    report: RunReport,
+    digest: Option<String>,
+    policy: &RetryPolicy,
+) -> Option<JobState> {
+    let now = now_ms();
+    let outcome = match report.outcome {
+        RunOutcome::Succeeded(text) => match serde_json::from_str(&text) {
+            Ok(result) => Ok(result),
+            Err(e) => Err(JobError::new(
+                ErrorKind::Fatal,
+                format!("handler returned a result that is not JSON ({e}): {text:.200}"),
+            )),
+        },
+        RunOutcome::Failed(error) => Err(error),
+    };
+    let (written, state) = match outcome {
+        Ok(result) => {
+            let done = Completion {
+                result,
+                plugin_digest: digest.unwrap_or_default(),
+                usage: report.usage,
+            };
+            (
+                store.complete(job.id, lease, done, now).await,
+                JobState::Succeeded,
+            )
+        }
+        Err(error) => {
+            let then = after_failure(
+                &error,
+                job.attempt,
+                job.max_attempts,
+                policy,
+                now,
+                fastrand::f64(),
+            );
+            let state = match then {
+                AfterFailure::RetryAt(_) => JobState::Scheduled,
+                AfterFailure::Fail => JobState::Failed,
+                AfterFailure::Cancel => JobState::Cancelled,
+            };
+            let failure = Failure {
+                error,
+                then,
+                plugin_digest: digest,
+                usage: report.usage,
+            };
+            (store.fail(job.id, lease, failure, now).await, state)
+        }
+    };
+    match written {
+        Ok(()) => Some(state),
+        Err(Error::LeaseLost { id }) => {
+            tracing::warn!(job = %id, "run finished after its lease was lost; outcome dropped");
+            None
+        }
+        Err(e) => {
+            tracing::error!(job = %job.id, error = %e, "recording the run's outcome failed");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(kind: ErrorKind) -> JobError {
+        JobError::new(kind, "x")
+    }
+
+    #[test]
+    fn retryable_failures_are_scheduled_by_the_policy_while_attempts_remain() {
+        let policy = RetryPolicy::Delays(vec![10, 20]);
+        for kind in [
+            ErrorKind::Retryable,
+            ErrorKind::Trap,
+            ErrorKind::Timeout,
+            ErrorKind::OutOfFuel,
+            ErrorKind::MemoryLimit,
+        ] {
+            assert_eq!(
+                after_failure(&error(kind), 1, 3, &policy, 1000, 0.5),
+                AfterFailure::RetryAt(11_000)
+            );
+            assert_eq!(
+                after_failure(&error(kind), 2, 3, &policy, 1000, 0.5),
+                AfterFailure::RetryAt(21_000)
+            );
+            assert_eq!(
+                after_failure(&error(kind), 3, 3, &policy, 1000, 0.5),
+                AfterFailure::Fail
+            );
+        }
+    }
+
+    #[test]
+    fn fatal_fails_at_once_and_cancelled_cancels() {
+        let policy = RetryPolicy::default();
+        assert_eq!(
+            after_failure(&error(ErrorKind::Fatal), 1, 3, &policy, 0, 0.0),
+            AfterFailure::Fail
+        );
+        assert_eq!(
+            after_failure(&error(ErrorKind::Cancelled), 1, 3, &policy, 0, 0.0),
+            AfterFailure::Cancel
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! Background upkeep: renew this host's leases, promote due scheduled jobs, and return
+//! jobs whose lease expired (their host died) to their queue.
+
+use super::Shared;
+use crate::model::{Millis, now_ms};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often due scheduled jobs are promoted: well within the promised second.
+const PROMOTE_EVERY: Duration = Duration::from_millis(200);
+/// How often expired leases are looked for.
+const EXPIRE_EVERY: Duration = Duration::from_secs(2);
+/// Most jobs one pass moves.
+const BATCH: u32 = 1000;
+
+/// Runs until the scheduler stops claiming.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let mut promote = tokio::time::interval(PROMOTE_EVERY);
+    let mut expire = tokio::time::interval(EXPIRE_EVERY);
+    let mut heartbeat = tokio::time::interval(shared.config.lease / 3);
+    loop {
+        tokio::select! {
+            () = shared.stop_claiming.cancelled() => return,
+            _ = promote.tick() => promote_due(&shared).await,
+            _ = expire.tick() => expire_leases(&shared).await,
+            _ = heartbeat.tick() => renew_leases(&shared).await,
+        }
+    }
+}
+
+async fn promote_due(shared: &Shared) {
+    loop {
+        match shared.store.promote_due(now_ms(), BATCH).await {
+            Ok(0) => return,
+            Ok(n) => {
+                shared.wake.notify_one();
+                if n < u64::from(BATCH) {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "promoting due jobs failed");
+                return;
+            }
+        }
+    }
+}
+
+async fn expire_leases(shared: &Shared) {
+    match shared.store.expire_leases(now_ms(), BATCH).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::warn!(jobs = n, "returned jobs whose lease expired to their queue");
+            shared.wake.notify_one();
+        }
+        Err(e) => tracing::error!(error = %e, "expiring leases failed"),
+    }
+}
+
+async fn renew_leases(shared: &Shared) {
+    let until = now_ms() + shared.config.lease.as_millis() as Millis;
+    if let Err(e) = shared.store.heartbeat(&shared.config.owner, until).await {
+        tracing::error!(error = %e, "renewing leases failed");
+    }
+}

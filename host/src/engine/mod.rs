@@ -1,0 +1,192 @@
+//! The [`Scheduler`]: claims ready jobs as workers free up, runs each in the runtime, and
+//! records the outcome; plus the background upkeep (leases, promotion of due jobs).
+//!
+//! Pickup is push-driven: an in-process enqueue or a due promotion wakes the dispatcher
+//! at once; a one-second poll covers jobs written by anything else.
+
+mod executor;
+mod maintenance;
+
+use crate::events::EventBus;
+use crate::model::{JobId, Millis, now_ms};
+use crate::plugins::Registry;
+use crate::runtime::Runtime;
+use crate::store::{self, CancelOutcome, ClaimParams, JobStore};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The default queues, in order of precedence.
+pub const DEFAULT_QUEUES: [&str; 4] = ["high-priority", "default", "long-running", "maintenance"];
+
+/// How the scheduler works.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Jobs run at once.
+    pub workers: usize,
+    /// Queues served, in order of precedence.
+    pub queues: Vec<String>,
+    /// This host's name on the leases it takes; stable across restarts, so a restarted
+    /// host releases at once what it held when it died.
+    pub owner: String,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// How long running jobs may take to finish at shutdown before they are released.
+    pub grace: Duration,
+}
+
+/// Poll interval when nothing wakes the dispatcher.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Handle to the running scheduler. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Arc<dyn JobStore>,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+    events: EventBus,
+    config: SchedulerConfig,
+    /// Wakes the dispatcher: a job became ready.
+    wake: Notify,
+    /// Cancellation tokens of the runs in this process, by job.
+    running: Mutex<HashMap<JobId, CancellationToken>>,
+    /// Fired at shutdown: stop claiming.
+    stop_claiming: CancellationToken,
+    /// Fired when the grace period ends: abandon runs (their jobs are released).
+    abandon: CancellationToken,
+    /// Runs and background tasks in flight.
+    tasks: TaskTracker,
+}
+
+impl Scheduler {
+    /// Starts the dispatcher and upkeep tasks. Jobs a previous run of this host still
+    /// held are released first.
+    ///
+    /// # Errors
+    /// The store failed while releasing them.
+    pub async fn start(
+        store: Arc<dyn JobStore>,
+        runtime: Arc<Runtime>,
+        registry: Arc<Registry>,
+        events: EventBus,
+        config: SchedulerConfig,
+    ) -> store::Result<Scheduler> {
+        let released = store.release(&config.owner, now_ms()).await?;
+        if released > 0 {
+            tracing::info!(released, "released jobs held before a restart");
+        }
+        let shared = Arc::new(Shared {
+            store,
+            runtime,
+            registry,
+            events,
+            config,
+            wake: Notify::new(),
+            running: Mutex::default(),
+            stop_claiming: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        tokio::spawn(dispatch(shared.clone()));
+        tokio::spawn(maintenance::run(shared.clone()));
+        Ok(Scheduler { shared })
+    }
+
+    /// Tells the dispatcher a job may be ready.
+    pub fn notify(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// The event bus runs publish to.
+    pub fn events(&self) -> &EventBus {
+        &self.shared.events
+    }
+
+    /// Cancels a waiting job, or interrupts a running one.
+    ///
+    /// # Errors
+    /// As [`JobStore::cancel`].
+    pub async fn cancel(&self, id: JobId, now: Millis) -> store::Result<CancelOutcome> {
+        let outcome = self.shared.store.cancel(id, now).await?;
+        if outcome == CancelOutcome::Requested {
+            let running = self.shared.running.lock().expect("running lock poisoned");
+            if let Some(token) = running.get(&id) {
+                token.cancel();
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Stops claiming, lets running jobs finish within the grace period, releases the
+    /// rest, and flushes the store.
+    pub async fn shutdown(&self) {
+        let shared = &self.shared;
+        shared.stop_claiming.cancel();
+        shared.tasks.close();
+        if tokio::time::timeout(shared.config.grace, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: releasing jobs still running");
+            shared.abandon.cancel();
+            shared.tasks.wait().await;
+        }
+        match shared.store.release(&shared.config.owner, now_ms()).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "released unfinished jobs"),
+            Err(e) => tracing::error!(error = %e, "releasing unfinished jobs failed"),
+        }
+    }
+}
+
+/// Claims jobs whenever workers are free and spawns a run for each.
+async fn dispatch(shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.config.workers));
+    loop {
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            () = shared.stop_claiming.cancelled() => return,
+        };
+        let mut permits = vec![first];
+        while let Ok(permit) = slots.clone().try_acquire_owned() {
+            permits.push(permit);
+        }
+        let params = ClaimParams {
+            queues: shared.config.queues.clone(),
+            limit: permits.len() as u32,
+            owner: shared.config.owner.clone(),
+            lease_until: now_ms() + shared.config.lease.as_millis() as Millis,
+        };
+        let claimed = match shared.store.claim(&params, now_ms()).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming jobs failed");
+                Vec::new()
+            }
+        };
+        if claimed.is_empty() {
+            drop(permits);
+            tokio::select! {
+                () = shared.wake.notified() => {}
+                () = tokio::time::sleep(IDLE_POLL) => {}
+                () = shared.stop_claiming.cancelled() => return,
+            }
+            continue;
+        }
+        for (job, permit) in claimed.into_iter().zip(permits) {
+            let shared = shared.clone();
+            shared.tasks.clone().spawn(async move {
+                executor::execute(&shared, job).await;
+                drop(permit);
+            });
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! A running host: store, runtime, plugin loader, scheduler and HTTP API, wired together.
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::engine::{Scheduler, SchedulerConfig};
+use crate::events::EventBus;
+use crate::plugins::Registry;
+use crate::plugins::watch::Loader;
+use crate::runtime::{self, Runtime};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{self, JobStore};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Why a host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The job store could not be opened.
+    #[error("job store: {0}")]
+    Store(#[from] store::Error),
+    /// The wasm runtime could not be set up.
+    #[error(transparent)]
+    Runtime(#[from] runtime::Error),
+    /// A file or socket could not be used.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io {
+        context: context.into(),
+        source,
+    }
+}
+
+/// Spare instance slots beyond the workers, for plugin checks and benchmarks.
+const SPARE_INSTANCES: u32 = 8;
+
+/// A started host. [`Host::stop`] shuts it down in order.
+#[derive(Debug)]
+pub struct Host {
+    addr: SocketAddr,
+    store: Arc<dyn JobStore>,
+    scheduler: Scheduler,
+    registry: Arc<Registry>,
+    runtime: Arc<Runtime>,
+    stop_serving: CancellationToken,
+    stop_watching: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+impl Host {
+    /// Opens the store, loads the plugin folder, starts the scheduler and the API.
+    ///
+    /// # Errors
+    /// The database, plugin folder or listen address cannot be used.
+    pub async fn start(config: &Config) -> Result<Host, Error> {
+        let store: Arc<dyn JobStore> =
+            Arc::new(SqliteStore::open(&config.db, config.durability).await?);
+        let instances = u32::try_from(config.workers)
+            .unwrap_or(u32::MAX / 8)
+            .min(4096)
+            + SPARE_INSTANCES;
+        let runtime = Arc::new(Runtime::new(config.cache_dir.clone(), instances)?);
+        let registry = Arc::new(Registry::default());
+        let loader = Arc::new(
+            Loader::new(config.plugins.clone(), runtime.clone(), registry.clone())
+                .map_err(io(format!("plugin folder {}", config.plugins.display())))?,
+        );
+        let first_scan = loader.clone();
+        tokio::task::spawn_blocking(move || first_scan.scan())
+            .await
+            .map_err(|e| io("loading plugins")(std::io::Error::other(e)))?;
+        let stop_watching = CancellationToken::new();
+        tokio::spawn(loader.watch(stop_watching.clone()));
+        let scheduler = Scheduler::start(
+            store.clone(),
+            runtime.clone(),
+            registry.clone(),
+            EventBus::default(),
+            SchedulerConfig {
+                workers: config.workers,
+                queues: config.queues.clone(),
+                owner: config.host_id.clone(),
+                lease: config.lease,
+                grace: config.grace,
+            },
+        )
+        .await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(io(format!("listen on {}", config.listen)))?;
+        let addr = listener.local_addr().map_err(io("listen address"))?;
+        let app = api::router(AppState {
+            store: store.clone(),
+            scheduler: scheduler.clone(),
+            registry: registry.clone(),
+            repo_roots: config.repo_roots.clone(),
+            queues: config.queues.clone(),
+        });
+        let stop_serving = CancellationToken::new();
+        let until = stop_serving.clone();
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { until.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        tracing::info!(%addr, db = %config.db.display(), plugins = %config.plugins.display(), "orchestra listening");
+        Ok(Host {
+            addr,
+            store,
+            scheduler,
+            registry,
+            runtime,
+            stop_serving,
+            stop_watching,
+            server,
+        })
+    }
+
+    /// The address the API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The job store.
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.store
+    }
+
+    /// The scheduler.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// The plugin registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The wasm runtime.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Stops accepting requests and jobs, lets running jobs finish within the grace
+    /// period, releases the rest, and closes the store.
+    pub async fn stop(self) {
+        self.stop_serving.cancel();
+        self.stop_watching.cancel();
+        self.scheduler.shutdown().await;
+        let _ = self.server.await;
+        self.store.close().await;
+        tracing::info!("orchestra stopped");
+    }
+}

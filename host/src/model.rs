@@ -1,0 +1,396 @@
+//! Plain data shared by every layer: jobs, their states, errors, progress and usage.
+//!
+//! Nothing here does I/O. Times are milliseconds since the Unix epoch ([`Millis`]).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// The current time in [`Millis`].
+pub fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Serde for [`Millis`] as RFC 3339 text (UTC, milliseconds), the form clients see.
+pub mod rfc3339 {
+    use super::Millis;
+    use chrono::{DateTime, SecondsFormat};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Formats `ms` as RFC 3339.
+    pub fn format(ms: Millis) -> String {
+        DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    /// Parses RFC 3339 text.
+    pub fn parse(text: &str) -> Result<Millis, String> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))
+    }
+
+    /// Serialises a time.
+    pub fn serialize<S: Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*ms))
+    }
+
+    /// Deserialises a time.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+        parse(&String::deserialize(d)?).map_err(D::Error::custom)
+    }
+
+    /// The same for optional times.
+    pub mod option {
+        use super::Millis;
+        use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+        /// Serialises an optional time.
+        pub fn serialize<S: Serializer>(ms: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+            match ms {
+                Some(ms) => s.serialize_str(&super::format(*ms)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserialises an optional time.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|text| super::parse(&text).map_err(D::Error::custom))
+                .transpose()
+        }
+    }
+}
+
+/// A job's id: a UUID v7, so ids sort by creation time.
+pub type JobId = Uuid;
+
+/// A new, time-ordered job id.
+pub fn new_job_id() -> JobId {
+    Uuid::now_v7()
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for `run_at`: a delayed job or a retry's wait. The promoter moves it to
+    /// `enqueued` once due; cancel moves it to `cancelled`.
+    Scheduled,
+    /// Ready to run. A worker's claim moves it to `processing`; cancel to `cancelled`.
+    Enqueued,
+    /// Held by a worker under a lease. The worker moves it to `succeeded`, `failed`,
+    /// `scheduled` (retry) or `cancelled`; lease expiry moves it back to `enqueued`.
+    Processing,
+    /// Terminal: the handler returned a result.
+    Succeeded,
+    /// Terminal (the dead-letter list): attempts exhausted or a fatal error. Retry
+    /// moves it back to `enqueued`.
+    Failed,
+    /// Terminal: cancelled by a client. Retry moves it back to `enqueued`.
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state, in life order.
+    pub const ALL: [JobState; 6] = [
+        JobState::Scheduled,
+        JobState::Enqueued,
+        JobState::Processing,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The state's name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Enqueued => "enqueued",
+            JobState::Processing => "processing",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether no worker will move the job again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown job state `{s}`"))
+    }
+}
+
+/// Why a run did not succeed, as stored in `error.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The handler returned `job-error::retryable`.
+    Retryable,
+    /// The handler returned `job-error::fatal`: no more attempts.
+    Fatal,
+    /// The guest trapped (panic, unreachable, bad memory access…).
+    Trap,
+    /// The run used its whole fuel budget.
+    OutOfFuel,
+    /// The run passed its wall-clock deadline.
+    Timeout,
+    /// The guest was refused memory beyond its limit.
+    MemoryLimit,
+    /// A client cancelled the job.
+    Cancelled,
+    /// The host running the job stopped renewing its lease (it died).
+    LeaseExpired,
+}
+
+impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::Retryable,
+        ErrorKind::Fatal,
+        ErrorKind::Trap,
+        ErrorKind::OutOfFuel,
+        ErrorKind::Timeout,
+        ErrorKind::MemoryLimit,
+        ErrorKind::Cancelled,
+        ErrorKind::LeaseExpired,
+    ];
+
+    /// The kind's name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Retryable => "retryable",
+            ErrorKind::Fatal => "fatal",
+            ErrorKind::Trap => "trap",
+            ErrorKind::OutOfFuel => "out_of_fuel",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::MemoryLimit => "memory_limit",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::LeaseExpired => "lease_expired",
+        }
+    }
+
+    /// Whether a failure of this kind may be retried while attempts remain.
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, ErrorKind::Fatal | ErrorKind::Cancelled)
+    }
+}
+
+impl FromStr for ErrorKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("unknown error kind `{s}`"))
+    }
+}
+
+/// A run's failure: what kind, and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// The kind of failure.
+    pub kind: ErrorKind,
+    /// A human-readable description.
+    pub message: String,
+}
+
+impl JobError {
+    /// A failure of `kind` described by `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The latest progress a running job reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// 0 to 100.
+    pub percent: u8,
+    /// What the handler is doing.
+    pub message: String,
+    /// When it was reported.
+    #[serde(with = "rfc3339")]
+    pub updated_at: Millis,
+}
+
+/// Resources a job's last run used: the per-job account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Fuel (roughly, wasm instructions) the run consumed. For a run stopped by its
+    /// deadline this undercounts; see `wall_ms`.
+    pub fuel_consumed: u64,
+    /// Wall-clock time of the run, instantiation included.
+    pub wall_ms: u64,
+    /// The largest linear memory the guest had.
+    pub memory_peak_bytes: u64,
+}
+
+/// One line of a job's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When it was written.
+    #[serde(with = "rfc3339")]
+    pub at: Millis,
+    /// `trace`, `debug`, `info`, `warn`, `error`, or `stdout`/`stderr` for guest output.
+    pub level: String,
+    /// The text.
+    pub message: String,
+}
+
+/// One recorded state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// The state entered.
+    pub state: JobState,
+    /// When.
+    #[serde(with = "rfc3339")]
+    pub at: Millis,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its id.
+    pub id: JobId,
+    /// The plugin that handles it.
+    pub plugin: String,
+    /// Arguments handed to the handler.
+    pub args: serde_json::Value,
+    /// The queue it waits in.
+    pub queue: String,
+    /// -100..=100, higher first within a queue.
+    pub priority: i32,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// Attempts started so far (the running one included).
+    pub attempt: u32,
+    /// Attempts allowed in all.
+    pub max_attempts: u32,
+    /// When it may run (for `scheduled` jobs: when it is promoted).
+    #[serde(with = "rfc3339")]
+    pub run_at: Millis,
+    /// When it was accepted.
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    /// When its last run started.
+    #[serde(with = "rfc3339::option")]
+    pub started_at: Option<Millis>,
+    /// When it reached a terminal state.
+    #[serde(with = "rfc3339::option")]
+    pub finished_at: Option<Millis>,
+    /// Host directory mounted at `/repo` for its runs.
+    pub repository_path: Option<String>,
+    /// The handler's result (on success).
+    pub result: Option<serde_json::Value>,
+    /// The last run's failure.
+    pub error: Option<JobError>,
+    /// The latest progress report.
+    pub progress: Option<Progress>,
+    /// sha256 of the module that ran it last.
+    pub plugin_digest: Option<String>,
+    /// What its last run used.
+    pub usage: Option<Usage>,
+}
+
+/// A job with its history and log, as `GET /api/jobs/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDetail {
+    /// The job.
+    #[serde(flatten)]
+    pub job: Job,
+    /// Every state change, oldest first.
+    pub history: Vec<Transition>,
+    /// Log lines, oldest first.
+    pub logs: Vec<LogLine>,
+}
+
+/// Lowest allowed priority.
+pub const MIN_PRIORITY: i32 = -100;
+/// Highest allowed priority.
+pub const MAX_PRIORITY: i32 = 100;
+/// The queue jobs go to when neither the client nor the plugin names one.
+pub const DEFAULT_QUEUE: &str = "default";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_as_rfc3339() {
+        assert_eq!(
+            rfc3339::format(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            rfc3339::parse("2023-11-14T23:13:20.123+01:00"),
+            Ok(1_700_000_000_123)
+        );
+        assert!(rfc3339::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for state in JobState::ALL {
+            assert_eq!(state.as_str().parse::<JobState>(), Ok(state));
+            assert_eq!(
+                serde_json::to_value(state).expect("serialises"),
+                serde_json::json!(state.as_str())
+            );
+        }
+        assert!("running".parse::<JobState>().is_err());
+    }
+
+    #[test]
+    fn only_finished_states_are_terminal() {
+        let terminal: Vec<_> = JobState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(
+            terminal,
+            [JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+        );
+    }
+
+    #[test]
+    fn error_kinds_round_trip_and_classify() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(kind.as_str().parse::<ErrorKind>(), Ok(kind));
+        }
+        assert!(!ErrorKind::Fatal.is_retryable());
+        assert!(!ErrorKind::Cancelled.is_retryable());
+        assert!(ErrorKind::MemoryLimit.is_retryable());
+        assert!(ErrorKind::OutOfFuel.is_retryable());
+    }
+}

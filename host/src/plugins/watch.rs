@@ -1,0 +1,227 @@
+//! Keeps the [`Registry`] in step with the plugin folder: modules added, replaced or
+//! removed are loaded, reloaded or unloaded while the host runs.
+//!
+//! File events wake the loader (debounced, since copies land in pieces); a poll every
+//! second catches whatever events miss. A file is reread only when its size or
+//! modification time changed, and recompiled only when its digest did.
+
+use super::{Plugin, Registry, manifest};
+use crate::model::now_ms;
+use crate::runtime::{Runtime, digest};
+use notify::{RecursiveMode, Watcher};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Quiet time after a file event before the folder is read.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+/// How often the folder is read even without events.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Size and modification time of a file.
+type Stamp = Option<(u64, SystemTime)>;
+
+/// What the loader last saw of one plugin's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    wasm: Stamp,
+    manifest: Stamp,
+}
+
+/// Loads plugins from one folder into a registry.
+#[derive(Debug)]
+pub struct Loader {
+    dir: PathBuf,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+    seen: Mutex<HashMap<String, Seen>>,
+}
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// A plugin name is the module's file stem: letters, digits, `-` and `_`.
+fn plugin_name(path: &Path) -> Option<String> {
+    if path.extension()? != "wasm" {
+        return None;
+    }
+    let stem = path.file_stem()?.to_str()?;
+    let valid = !stem.is_empty()
+        && stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    valid.then(|| stem.to_owned())
+}
+
+impl Loader {
+    /// A loader for `dir` (created if missing).
+    ///
+    /// # Errors
+    /// The folder cannot be created.
+    pub fn new(
+        dir: PathBuf,
+        runtime: Arc<Runtime>,
+        registry: Arc<Registry>,
+    ) -> std::io::Result<Loader> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Loader {
+            dir,
+            runtime,
+            registry,
+            seen: Mutex::default(),
+        })
+    }
+
+    /// Reads the folder and applies every change; compiles, so call it off the async
+    /// threads. Returns how many plugins changed.
+    pub fn scan(&self) -> usize {
+        let names = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| plugin_name(&e.path()))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot read plugin folder");
+                return 0;
+            }
+        };
+        let mut changed = 0;
+        let previous: Vec<String> = self
+            .seen
+            .lock()
+            .expect("loader lock poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        for gone in previous.iter().filter(|name| !names.contains(name)) {
+            self.seen.lock().expect("loader lock poisoned").remove(gone);
+            self.registry.remove(gone);
+            tracing::info!(plugin = %gone, "plugin unloaded");
+            changed += 1;
+        }
+        for name in names {
+            let wasm = self.dir.join(format!("{name}.wasm"));
+            let toml = self.dir.join(format!("{name}.toml"));
+            let now = Seen {
+                wasm: stamp(&wasm),
+                manifest: stamp(&toml),
+            };
+            let mut seen = self.seen.lock().expect("loader lock poisoned");
+            if seen.get(&name) == Some(&now) {
+                continue;
+            }
+            seen.insert(name.clone(), now);
+            drop(seen);
+            if self.load(&name, &wasm, &toml) {
+                changed += 1;
+            }
+        }
+        changed
+    }
+
+    /// Loads one plugin; returns whether the registry changed.
+    fn load(&self, name: &str, wasm: &Path, toml: &Path) -> bool {
+        match self.read(name, wasm, toml) {
+            Ok(None) => false,
+            Ok(Some(plugin)) => {
+                tracing::info!(plugin = %name, digest = %plugin.digest, "plugin loaded");
+                self.registry.insert(plugin);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(plugin = %name, %error, "plugin failed to load");
+                self.registry.set_error(name, error);
+                true
+            }
+        }
+    }
+
+    /// Reads and compiles a plugin; `None` when nothing that matters changed.
+    fn read(&self, name: &str, wasm: &Path, toml: &Path) -> Result<Option<Plugin>, String> {
+        let bytes =
+            std::fs::read(wasm).map_err(|e| format!("cannot read {}: {e}", wasm.display()))?;
+        let settings = match std::fs::read_to_string(toml) {
+            Ok(text) => manifest::parse(&text)
+                .map_err(|e| format!("invalid manifest {}: {e}", toml.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => manifest::Settings::default(),
+            Err(e) => return Err(format!("cannot read {}: {e}", toml.display())),
+        };
+        let digest = digest(&bytes);
+        let unchanged = self.registry.status(name).is_some_and(|status| {
+            status.error.is_none()
+                && status
+                    .current
+                    .is_some_and(|c| c.digest == digest && c.settings == settings)
+        });
+        if unchanged {
+            return Ok(None);
+        }
+        let prepared = self
+            .runtime
+            .prepare(&bytes, &digest)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(Plugin {
+            name: name.to_owned(),
+            digest,
+            loaded_at: now_ms(),
+            settings,
+            prepared,
+        }))
+    }
+
+    /// Watches the folder until `shutdown`, applying changes as they come.
+    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let watcher = notify::recommended_watcher(move |_| {
+            let _ = tx.send(());
+        })
+        .and_then(|mut watcher| {
+            watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
+            Ok(watcher)
+        });
+        if let Err(e) = &watcher {
+            tracing::warn!(error = %e, "file events unavailable; polling the plugin folder");
+        }
+        let mut poll = tokio::time::interval(POLL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                Some(()) = events.recv() => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while events.try_recv().is_ok() {}
+                }
+                _ = poll.tick() => {}
+            }
+            let loader = self.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || loader.scan()).await {
+                tracing::error!(error = %e, "plugin scan panicked");
+            }
+        }
+        drop(watcher);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_names_come_from_wasm_file_stems() {
+        assert_eq!(
+            plugin_name(Path::new("/p/echo.wasm")).as_deref(),
+            Some("echo")
+        );
+        assert_eq!(
+            plugin_name(Path::new("/p/task-exec_2.wasm")).as_deref(),
+            Some("task-exec_2")
+        );
+        assert_eq!(plugin_name(Path::new("/p/echo.toml")), None);
+        assert_eq!(plugin_name(Path::new("/p/bad name.wasm")), None);
+        assert_eq!(plugin_name(Path::new("/p/.wasm")), None);
+    }
+}

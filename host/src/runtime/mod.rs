@@ -1,0 +1,338 @@
+//! The WebAssembly runtime: one wasmtime `Engine`, components compiled once (and cached on
+//! disk), and a fresh, limited `Store` for every run.
+//!
+//! The runtime knows nothing of the job store: a run reaches the outside world only
+//! through the [`RunHost`] its caller passes in.
+
+mod bindings;
+mod cache;
+mod host;
+pub mod limits;
+mod output;
+
+pub use cache::digest;
+pub use host::MAX_PROGRESS_MESSAGE_CHARS;
+pub use limits::Limits;
+
+use crate::model::{ErrorKind, JobError, Usage};
+use bindings::TaskHandlerPre;
+use bindings::orchestra::plugin::types::{JobContext, JobError as GuestError};
+use cache::ComponentCache;
+use host::RunState;
+use output::{LineSink, OutputCapture};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// How often the epoch advances: the granularity of deadlines and time slices.
+const TICK: Duration = Duration::from_millis(10);
+/// Fuel between forced yields to tokio, so a busy guest cannot starve the host.
+const YIELD_FUEL: u64 = 50_000_000;
+
+/// Runtime errors: a module that cannot become a runnable plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bytes are not a valid component for this engine.
+    #[error("module does not compile: {0}")]
+    Compile(String),
+    /// The component does not implement the `task-handler` world.
+    #[error("module does not implement world orchestra:plugin/task-handler: {0}")]
+    World(String),
+    /// The engine could not be set up.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+}
+
+/// Where the guest's imports lead: implemented by the engine over the job store.
+pub trait RunHost: Send + Sync {
+    /// A valid progress report (0..=100, message within limits).
+    fn progress(&self, percent: u8, message: &str);
+    /// One log line: a `log` call, or a line of guest stdout (`stdout`) or stderr (`stderr`).
+    fn log(&self, level: &str, message: &str);
+}
+
+/// What the guest is told about its job.
+#[derive(Debug, Clone)]
+pub struct RunInput {
+    /// Job id.
+    pub id: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Queue name.
+    pub queue: String,
+    /// 1-based attempt.
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Arguments as JSON text.
+    pub args: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// The handler returned this result text.
+    Succeeded(String),
+    /// The run failed.
+    Failed(JobError),
+}
+
+/// A run's outcome and what it used.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// How it ended.
+    pub outcome: RunOutcome,
+    /// Resources used.
+    pub usage: Usage,
+}
+
+/// A plugin version ready to instantiate: compiled, linked and type-checked once.
+#[derive(Clone)]
+pub struct Prepared {
+    pre: TaskHandlerPre<RunState>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prepared")
+    }
+}
+
+/// The wasmtime engine and linker shared by every plugin.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<RunState>,
+    cache: ComponentCache,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// An engine with room for `max_instances` concurrent runs, caching compiled
+    /// components in `cache_dir`.
+    ///
+    /// # Errors
+    /// The engine cannot be configured (e.g. the address space for the pool is refused).
+    pub fn new(cache_dir: PathBuf, max_instances: u32) -> Result<Runtime, Error> {
+        let engine = Engine::new(&engine_config(max_instances)).map_err(engine_error)?;
+        spawn_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        bindings::TaskHandler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
+            .map_err(engine_error)?;
+        let cache = ComponentCache::new(cache_dir, &engine);
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+        })
+    }
+
+    /// Compiles (or loads from the cache) and links a module.
+    ///
+    /// # Errors
+    /// The module is not a component, or does not implement the world.
+    pub fn prepare(&self, bytes: &[u8], digest: &str) -> Result<Prepared, Error> {
+        let component = self
+            .cache
+            .load(&self.engine, digest, bytes)
+            .map_err(|e| Error::Compile(format!("{e:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(TaskHandlerPre::new)
+            .map_err(|e| Error::World(format!("{e:#}")))?;
+        Ok(Prepared { pre })
+    }
+
+    /// Runs one attempt of a job under `limits`, with `repo` (if any) at `/repo`.
+    pub async fn run(
+        &self,
+        prepared: &Prepared,
+        input: &RunInput,
+        limits: &Limits,
+        repo: Option<&Path>,
+        host: Arc<dyn RunHost>,
+    ) -> RunReport {
+        let started = Instant::now();
+        let sink = Arc::new(Mutex::new(LineSink::new(host)));
+        let stdout = OutputCapture::new(sink.clone(), "stdout");
+        let stderr = OutputCapture::new(sink.clone(), "stderr");
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        if let Some(repo) = repo
+            && let Err(e) = wasi.preopened_dir(repo, "/repo", FsPerms::ReadWrite)
+        {
+            let error = JobError::new(
+                ErrorKind::Fatal,
+                format!("repository {} cannot be mounted: {e:#}", repo.display()),
+            );
+            return report(RunOutcome::Failed(error), started, 0, 0);
+        }
+        let state = RunState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: limits::MemoryLimiter::new(limits.memory_bytes),
+            deadline: started + limits.timeout,
+            sink,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let ready = store
+            .set_fuel(limits.fuel)
+            .and_then(|()| store.fuel_async_yield_interval(Some(YIELD_FUEL)));
+        if let Err(e) = ready {
+            let error = JobError::new(ErrorKind::Trap, format!("run setup failed: {e:#}"));
+            return report(RunOutcome::Failed(error), started, 0, 0);
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|cx| {
+            Ok(if Instant::now() >= cx.data().deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
+        let context = JobContext {
+            id: input.id.clone(),
+            plugin: input.plugin.clone(),
+            queue: input.queue.clone(),
+            attempt: input.attempt,
+            max_attempts: input.max_attempts,
+            args: input.args.clone(),
+        };
+        let call = async {
+            let instance = prepared.pre.instantiate_async(&mut store).await?;
+            instance.call_handle(&mut store, &context).await
+        };
+        // The epoch callback stops a spinning guest; this outer timeout stops one blocked
+        // in a host call (a WASI sleep), which never reaches an epoch check.
+        let result = tokio::time::timeout(limits.timeout + 2 * TICK, call).await;
+        stdout.finish();
+        stderr.finish();
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let state = store.data();
+        let outcome = match result {
+            Err(_) => timed_out(limits),
+            Ok(Ok(Ok(text))) => RunOutcome::Succeeded(text),
+            Ok(Ok(Err(GuestError::Retryable(m)))) => failed(ErrorKind::Retryable, m),
+            Ok(Ok(Err(GuestError::Fatal(m)))) => failed(ErrorKind::Fatal, m),
+            Ok(Err(e)) => classify_error(&e, limits, state.limiter.denied, &stderr.tail()),
+        };
+        report(outcome, started, fuel_used, state.limiter.peak)
+    }
+}
+
+fn report(outcome: RunOutcome, started: Instant, fuel: u64, memory: usize) -> RunReport {
+    RunReport {
+        outcome,
+        usage: Usage {
+            fuel_consumed: fuel,
+            wall_ms: started.elapsed().as_millis() as u64,
+            memory_peak_bytes: memory as u64,
+        },
+    }
+}
+
+fn failed(kind: ErrorKind, message: String) -> RunOutcome {
+    RunOutcome::Failed(JobError::new(kind, message))
+}
+
+fn timed_out(limits: &Limits) -> RunOutcome {
+    failed(
+        ErrorKind::Timeout,
+        format!(
+            "run exceeded its time limit of {} ms",
+            limits.timeout.as_millis()
+        ),
+    )
+}
+
+/// Names the failure behind a wasmtime error.
+fn classify_error(
+    e: &wasmtime::Error,
+    limits: &Limits,
+    memory_denied: bool,
+    stderr: &str,
+) -> RunOutcome {
+    let detail = if stderr.is_empty() {
+        String::new()
+    } else {
+        format!("; stderr: {stderr}")
+    };
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => failed(
+            ErrorKind::OutOfFuel,
+            format!("run used its whole fuel budget of {}", limits.fuel),
+        ),
+        Some(Trap::Interrupt) => timed_out(limits),
+        _ if memory_denied => failed(
+            ErrorKind::MemoryLimit,
+            format!(
+                "guest was refused memory beyond its limit of {} MiB ({e}){detail}",
+                limits.memory_bytes >> 20
+            ),
+        ),
+        _ if e
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some() =>
+        {
+            failed(ErrorKind::Retryable, format!("no free instance slot: {e}"))
+        }
+        _ => failed(ErrorKind::Trap, format!("{e:#}{detail}")),
+    }
+}
+
+fn engine_error(e: wasmtime::Error) -> Error {
+    Error::Engine(format!("{e:#}"))
+}
+
+fn engine_config(max_instances: u32) -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(max_instances)
+        .total_core_instances(max_instances * 5)
+        .total_memories(max_instances * 2)
+        .total_tables(max_instances * 5)
+        .total_stacks(max_instances)
+        .max_memory_size(limits::MAX_MEMORY_BYTES);
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .memory_reservation(limits::MAX_MEMORY_BYTES as u64)
+        .memory_guard_size(64 << 10)
+        .memory_reservation_for_growth(0)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the engine's epoch every [`TICK`] until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

@@ -1,0 +1,267 @@
+//! Durable job storage: the [`JobStore`] trait, its parameter types and errors.
+//!
+//! Methods are named by transition. Every write takes `now`, so tests control time.
+//! Completion is guarded: `complete` and `fail` change a job only while it is still
+//! `processing` under the caller's lease, and report [`Error::LeaseLost`] otherwise.
+//! Nothing above this module knows SQL.
+
+pub mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use crate::model::{Job, JobDetail, JobError, JobId, JobState, LogLine, Millis, Progress, Usage};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No job has that id.
+    #[error("no job with id {0}")]
+    NotFound(JobId),
+    /// The caller no longer holds the job's lease: it expired, or the job was cancelled.
+    #[error("lease lost for job {id}")]
+    LeaseLost {
+        /// The job.
+        id: JobId,
+    },
+    /// The job is not in a state that allows the operation.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be migrated.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A group commit that carried this write failed.
+    #[error("write failed: {0}")]
+    WriteFailed(String),
+    /// The store was shut down.
+    #[error("job store is closed")]
+    Closed,
+}
+
+/// Result of store operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A lease: proof that one worker holds one claimed job.
+pub type LeaseId = Uuid;
+
+/// A job to be stored.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id (callers make it with [`crate::model::new_job_id`]).
+    pub id: JobId,
+    /// The plugin that handles it.
+    pub plugin: String,
+    /// Arguments for the handler.
+    pub args: serde_json::Value,
+    /// The queue.
+    pub queue: String,
+    /// -100..=100.
+    pub priority: i32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// When it may run: `None` or a past time enqueues it, a future time schedules it.
+    pub run_at: Option<Millis>,
+    /// Host directory to mount at `/repo`.
+    pub repository_path: Option<String>,
+}
+
+/// What a worker asks of [`JobStore::claim`].
+#[derive(Debug, Clone)]
+pub struct ClaimParams {
+    /// Queues in order of precedence: a later queue is served only when every earlier one
+    /// has no job ready.
+    pub queues: Vec<String>,
+    /// Most jobs to claim.
+    pub limit: u32,
+    /// Who claims (this host), recorded on the lease.
+    pub owner: String,
+    /// When the lease expires unless renewed.
+    pub lease_until: Millis,
+}
+
+/// A job handed to a worker, with the lease that guards its completion.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The job, already `processing` with `attempt` counted.
+    pub job: Job,
+    /// The lease.
+    pub lease: LeaseId,
+}
+
+/// A successful run's outcome.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The handler's result.
+    pub result: serde_json::Value,
+    /// sha256 of the module that ran.
+    pub plugin_digest: String,
+    /// What the run used.
+    pub usage: Usage,
+}
+
+/// What happens to a job after a failed run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Back to `scheduled`, due at the given time.
+    RetryAt(Millis),
+    /// Terminal `failed`.
+    Fail,
+    /// Terminal `cancelled`.
+    Cancel,
+}
+
+/// A failed run's outcome.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: JobError,
+    /// Where the job goes next.
+    pub then: AfterFailure,
+    /// sha256 of the module that ran, if one was found.
+    pub plugin_digest: Option<String>,
+    /// What the run used.
+    pub usage: Usage,
+}
+
+/// What [`JobStore::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The job was waiting and is now `cancelled`.
+    Cancelled,
+    /// The job is running: its cancellation is requested, and the worker that holds it
+    /// will stop it and record it `cancelled`.
+    Requested,
+}
+
+/// Filters for [`JobStore::list`].
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs in this queue.
+    pub queue: Option<String>,
+    /// Only jobs for this plugin.
+    pub plugin: Option<String>,
+    /// Page size.
+    pub limit: u32,
+    /// Only jobs older than this id (the previous page's `next_cursor`).
+    pub before: Option<JobId>,
+}
+
+/// One page of jobs, newest first.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The jobs.
+    pub jobs: Vec<Job>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next_cursor: Option<JobId>,
+}
+
+/// Count of jobs in one state of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCount {
+    /// The queue.
+    pub queue: String,
+    /// The state.
+    pub state: JobState,
+    /// How many jobs.
+    pub count: u64,
+}
+
+/// Durable job storage. Implementations must pass the conformance suite in `store::tests`.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Stores a new job as `enqueued` (or `scheduled` when `run_at` is in the future),
+    /// with its first history row.
+    async fn enqueue(&self, job: NewJob, now: Millis) -> Result<Job>;
+
+    /// Stores many jobs at once, all or none.
+    async fn enqueue_many(&self, jobs: Vec<NewJob>, now: Millis) -> Result<()>;
+
+    /// Moves up to `limit` ready jobs to `processing` under new leases: queues in
+    /// precedence order, then higher priority, then earlier `run_at`, then older.
+    async fn claim(&self, params: &ClaimParams, now: Millis) -> Result<Vec<Claimed>>;
+
+    /// Extends every lease `owner` holds to `until`; returns how many.
+    async fn heartbeat(&self, owner: &str, until: Millis) -> Result<u64>;
+
+    /// Records a successful run: `processing` → `succeeded`.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] when the job is no longer held under `lease`.
+    async fn complete(
+        &self,
+        id: JobId,
+        lease: LeaseId,
+        done: Completion,
+        now: Millis,
+    ) -> Result<()>;
+
+    /// Records a failed run: `processing` → `scheduled`, `failed` or `cancelled`.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] when the job is no longer held under `lease`.
+    async fn fail(&self, id: JobId, lease: LeaseId, failure: Failure, now: Millis) -> Result<()>;
+
+    /// Queues a progress update of a running job. Writes from one caller apply in order,
+    /// before that caller's later `complete` or `fail`; an update for a job no longer
+    /// held under `lease` is dropped.
+    fn record_progress(&self, id: JobId, lease: LeaseId, progress: Progress);
+
+    /// Queues a log line of a job, ordered like [`JobStore::record_progress`].
+    fn append_log(&self, id: JobId, line: LogLine);
+
+    /// Moves `scheduled` jobs due by `now` to `enqueued`; returns how many.
+    async fn promote_due(&self, now: Millis, limit: u32) -> Result<u64>;
+
+    /// Returns `processing` jobs whose lease expired before `now` to `enqueued` (the
+    /// lost attempt is not counted); returns how many.
+    async fn expire_leases(&self, now: Millis, limit: u32) -> Result<u64>;
+
+    /// Returns the jobs `owner` still holds to `enqueued` (on shutdown), not counting
+    /// their interrupted attempts; returns how many.
+    async fn release(&self, owner: &str, now: Millis) -> Result<u64>;
+
+    /// Cancels a waiting job, or requests cancellation of a running one.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Conflict`] when the job already finished.
+    async fn cancel(&self, id: JobId, now: Millis) -> Result<CancelOutcome>;
+
+    /// Whether cancellation of this running job was requested.
+    async fn cancel_requested(&self, id: JobId) -> Result<bool>;
+
+    /// Sends a `failed` or `cancelled` job back to `enqueued` with its attempts reset.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Conflict`] in any other state.
+    async fn retry(&self, id: JobId, now: Millis) -> Result<Job>;
+
+    /// Deletes a job that is not running, with its history and log.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Conflict`] while it is `processing`.
+    async fn delete(&self, id: JobId) -> Result<()>;
+
+    /// One job with its history and log.
+    async fn get(&self, id: JobId) -> Result<Option<JobDetail>>;
+
+    /// Jobs matching `filter`, newest first.
+    async fn list(&self, filter: &JobFilter) -> Result<Page>;
+
+    /// Job counts per queue and state.
+    async fn queue_counts(&self) -> Result<Vec<QueueCount>>;
+
+    /// Applies every queued write, then closes the store.
+    async fn close(&self);
+}
+
+impl std::fmt::Debug for dyn JobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobStore")
+    }
+}

@@ -1,0 +1,515 @@
+//! [`JobStore`] on an SQLite file in WAL mode.
+//!
+//! Writes go through one writer task that group-commits them (see [`writer`]); reads use
+//! a small pool of their own connections, which WAL lets run beside the writer.
+
+mod batch;
+mod rows;
+mod writer;
+
+use crate::model::{Job, JobDetail, JobId, JobState, LogLine, Millis, Progress, Transition};
+use crate::store::{
+    CancelOutcome, ClaimParams, Claimed, Completion, Error, Failure, JobFilter, JobStore, LeaseId,
+    NewJob, Page, QueueCount, Result,
+};
+use async_trait::async_trait;
+use rows::{JOB_COLUMNS, JobRow, LogRow, TransitionRow, convert};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use writer::{BoxFuture, Command, in_transaction};
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous=NORMAL`: survives a killed process (WAL), may lose the last commits on
+    /// power loss.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: survives power loss.
+    Full,
+}
+
+/// Connections kept for reads.
+const READERS: u32 = 4;
+
+/// The SQLite job store. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: mpsc::UnboundedSender<Command>,
+    readers: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    ///
+    /// # Errors
+    /// The file cannot be opened or the schema cannot be migrated.
+    pub async fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match durability {
+                Durability::Normal => SqliteSynchronous::Normal,
+                Durability::Full => SqliteSynchronous::Full,
+            })
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-32000");
+        let mut conn = options.connect().await?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&mut conn)
+            .await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options.read_only(true))
+            .await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer::run(conn, rx));
+        Ok(SqliteStore {
+            writer: tx,
+            readers,
+        })
+    }
+
+    fn send(&self, command: Command) -> Result<()> {
+        self.writer.send(command).map_err(|_| Error::Closed)
+    }
+
+    /// Queues a command built around a reply channel and awaits the reply.
+    async fn request<T>(&self, build: impl FnOnce(writer::Reply<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.send(build(tx))?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `op` on the writer's connection in a transaction of its own.
+    async fn exec<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut SqliteConnection) -> BoxFuture<'t, Result<T>> + Send + 'static,
+    {
+        self.request(move |reply| {
+            Command::Exec(Box::new(move |conn| {
+                Box::pin(async move {
+                    let _ = reply.send(in_transaction(conn, op).await);
+                })
+            }))
+        })
+        .await
+    }
+}
+
+/// Moves `processing` jobs matching `filter_sql` (`?1` is now, `?2` the bound value if any)
+/// back to `enqueued` or, when cancellation was requested, to `cancelled`; the lost
+/// attempt is not counted. Returns how many moved.
+async fn requeue(
+    conn: &mut SqliteConnection,
+    filter_sql: &str,
+    bound: Option<&str>,
+    now: Millis,
+    why: &str,
+) -> Result<u64> {
+    let sql = format!(
+        "UPDATE jobs SET \
+         state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'enqueued' END, \
+         attempt = CASE WHEN cancel_requested = 1 THEN attempt ELSE attempt - 1 END, \
+         finished_at = CASE WHEN cancel_requested = 1 THEN ?1 END, \
+         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'processing' AND {filter_sql}) \
+         RETURNING id, state"
+    );
+    let mut query = sqlx::query_as(&sql).bind(now);
+    if let Some(bound) = bound {
+        query = query.bind(bound);
+    }
+    let moved: Vec<(String, String)> = query.fetch_all(&mut *conn).await?;
+    let count = moved.len() as u64;
+    let mut history = Vec::with_capacity(moved.len());
+    for (id, state) in moved {
+        let state = rows::parse_state(&state)?;
+        let reason = match state {
+            JobState::Cancelled => "cancelled while running".to_owned(),
+            _ => why.to_owned(),
+        };
+        history.push((parse_id(&id)?, state, now, reason));
+    }
+    batch::record_history(conn, history).await?;
+    Ok(count)
+}
+
+fn parse_id(id: &str) -> Result<JobId> {
+    id.parse()
+        .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))
+}
+
+async fn job_state(conn: &mut SqliteConnection, id: JobId) -> Result<JobState> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT state FROM jobs WHERE id = ?1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some((state,)) => rows::parse_state(&state),
+        None => Err(Error::NotFound(id)),
+    }
+}
+
+async fn set_state(
+    conn: &mut SqliteConnection,
+    id: JobId,
+    state: JobState,
+    extra_sql: &str,
+    now: Millis,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "UPDATE jobs SET state = ?1 {extra_sql} WHERE id = ?2"
+    ))
+    .bind(state.as_str())
+    .bind(id.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    batch::record_history(conn, [(id, state, now, reason.to_owned())]).await
+}
+
+async fn fetch_job(conn: &mut SqliteConnection, id: JobId) -> Result<Job> {
+    let row: JobRow = sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))
+        .bind(id.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+    Job::try_from(row)
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn enqueue(&self, job: NewJob, now: Millis) -> Result<Job> {
+        let stored = Job {
+            id: job.id,
+            plugin: job.plugin.clone(),
+            args: job.args.clone(),
+            queue: job.queue.clone(),
+            priority: job.priority,
+            state: batch::initial_state(&job, now),
+            attempt: 0,
+            max_attempts: job.max_attempts,
+            run_at: job.run_at.unwrap_or(now),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            repository_path: job.repository_path.clone(),
+            result: None,
+            error: None,
+            progress: None,
+            plugin_digest: None,
+            usage: None,
+        };
+        self.enqueue_many(vec![job], now).await?;
+        Ok(stored)
+    }
+
+    async fn enqueue_many(&self, jobs: Vec<NewJob>, now: Millis) -> Result<()> {
+        self.request(|reply| Command::Enqueue { jobs, now, reply })
+            .await
+    }
+
+    async fn claim(&self, params: &ClaimParams, now: Millis) -> Result<Vec<Claimed>> {
+        let params = params.clone();
+        self.request(|reply| Command::Claim { params, now, reply })
+            .await
+    }
+
+    async fn heartbeat(&self, owner: &str, until: Millis) -> Result<u64> {
+        let owner = owner.to_owned();
+        self.exec(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE jobs SET lease_expires_at = ?1 \
+                     WHERE state = 'processing' AND lease_owner = ?2",
+                )
+                .bind(until)
+                .bind(owner)
+                .execute(&mut *conn)
+                .await?;
+                Ok(done.rows_affected())
+            })
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        id: JobId,
+        lease: LeaseId,
+        done: Completion,
+        now: Millis,
+    ) -> Result<()> {
+        self.request(|reply| Command::Complete {
+            id,
+            lease,
+            done,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn fail(&self, id: JobId, lease: LeaseId, failure: Failure, now: Millis) -> Result<()> {
+        self.request(|reply| Command::Fail {
+            id,
+            lease,
+            failure,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    fn record_progress(&self, id: JobId, lease: LeaseId, progress: Progress) {
+        let _ = self.send(Command::Progress {
+            id,
+            lease,
+            progress,
+        });
+    }
+
+    fn append_log(&self, id: JobId, line: LogLine) {
+        let _ = self.send(Command::Log { id, line });
+    }
+
+    async fn promote_due(&self, now: Millis, limit: u32) -> Result<u64> {
+        self.exec(move |conn| {
+            Box::pin(async move {
+                let ids: Vec<(String,)> = sqlx::query_as(
+                    "UPDATE jobs SET state = 'enqueued' WHERE id IN \
+                     (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= ?1 \
+                      ORDER BY run_at LIMIT ?2) RETURNING id",
+                )
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+                let history = ids
+                    .iter()
+                    .map(|(id,)| Ok((parse_id(id)?, JobState::Enqueued, now, "due".to_owned())))
+                    .collect::<Result<Vec<_>>>()?;
+                batch::record_history(conn, history).await?;
+                Ok(ids.len() as u64)
+            })
+        })
+        .await
+    }
+
+    async fn expire_leases(&self, now: Millis, limit: u32) -> Result<u64> {
+        let filter = format!("lease_expires_at < ?1 LIMIT {limit}");
+        self.exec(move |conn| {
+            Box::pin(async move {
+                requeue(
+                    conn,
+                    &filter,
+                    None,
+                    now,
+                    "lease_expired: the host running it stopped",
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn release(&self, owner: &str, now: Millis) -> Result<u64> {
+        let owner = owner.to_owned();
+        self.exec(move |conn| {
+            Box::pin(async move {
+                requeue(
+                    conn,
+                    "lease_owner = ?2",
+                    Some(&owner),
+                    now,
+                    "released at host shutdown",
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn cancel(&self, id: JobId, now: Millis) -> Result<CancelOutcome> {
+        self.exec(move |conn| {
+            Box::pin(async move {
+                match job_state(conn, id).await? {
+                    JobState::Scheduled | JobState::Enqueued => {
+                        let extra = ", finished_at = ?3, error_kind = 'cancelled', \
+                                     error_message = 'cancelled by request'";
+                        set_state(
+                            conn,
+                            id,
+                            JobState::Cancelled,
+                            extra,
+                            now,
+                            "cancelled by request",
+                        )
+                        .await?;
+                        Ok(CancelOutcome::Cancelled)
+                    }
+                    JobState::Processing => {
+                        sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1")
+                            .bind(id.to_string())
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(CancelOutcome::Requested)
+                    }
+                    state => Err(Error::Conflict(format!("job {id} is already {state}"))),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn cancel_requested(&self, id: JobId) -> Result<bool> {
+        let row: Option<(bool,)> =
+            sqlx::query_as("SELECT cancel_requested FROM jobs WHERE id = ?1")
+                .bind(id.to_string())
+                .fetch_optional(&self.readers)
+                .await?;
+        Ok(row.is_some_and(|(requested,)| requested))
+    }
+
+    async fn retry(&self, id: JobId, now: Millis) -> Result<Job> {
+        self.exec(move |conn| {
+            Box::pin(async move {
+                match job_state(conn, id).await? {
+                    JobState::Failed | JobState::Cancelled => {
+                        let extra = ", attempt = 0, run_at = ?3, finished_at = NULL, \
+                                     cancel_requested = 0, result = NULL";
+                        set_state(
+                            conn,
+                            id,
+                            JobState::Enqueued,
+                            extra,
+                            now,
+                            "retried by request",
+                        )
+                        .await?;
+                        fetch_job(conn, id).await
+                    }
+                    state => Err(Error::Conflict(format!(
+                        "job {id} is {state}: only failed or cancelled jobs can be retried"
+                    ))),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, id: JobId) -> Result<()> {
+        self.exec(move |conn| {
+            Box::pin(async move {
+                if job_state(conn, id).await? == JobState::Processing {
+                    return Err(Error::Conflict(format!(
+                        "job {id} is processing: cancel it before deleting it"
+                    )));
+                }
+                for table_sql in [
+                    "DELETE FROM job_logs WHERE job_id = ?1",
+                    "DELETE FROM job_history WHERE job_id = ?1",
+                    "DELETE FROM jobs WHERE id = ?1",
+                ] {
+                    sqlx::query(table_sql)
+                        .bind(id.to_string())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobDetail>> {
+        let mut conn = self.readers.acquire().await?;
+        let row: Option<JobRow> =
+            sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let history: Vec<TransitionRow> = sqlx::query_as(
+            "SELECT state, at, reason FROM job_history WHERE job_id = ?1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        let logs: Vec<LogRow> = sqlx::query_as(
+            "SELECT at, level, message FROM job_logs WHERE job_id = ?1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Some(JobDetail {
+            job: Job::try_from(row)?,
+            history: convert::<_, Transition>(history)?,
+            logs: logs.into_iter().map(LogLine::from).collect(),
+        }))
+    }
+
+    async fn list(&self, filter: &JobFilter) -> Result<Page> {
+        let mut query: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+        if let Some(state) = filter.state {
+            query.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(queue) = &filter.queue {
+            query.push(" AND queue = ").push_bind(queue.clone());
+        }
+        if let Some(plugin) = &filter.plugin {
+            query.push(" AND plugin = ").push_bind(plugin.clone());
+        }
+        if let Some(before) = filter.before {
+            query.push(" AND id < ").push_bind(before.to_string());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit) + 1);
+        let rows: Vec<JobRow> = query.build_query_as().fetch_all(&self.readers).await?;
+        let mut jobs = convert::<_, Job>(rows)?;
+        let next_cursor = if jobs.len() > filter.limit as usize {
+            jobs.truncate(filter.limit as usize);
+            jobs.last().map(|job| job.id)
+        } else {
+            None
+        };
+        Ok(Page { jobs, next_cursor })
+    }
+
+    async fn queue_counts(&self) -> Result<Vec<QueueCount>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state ORDER BY queue, state",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        rows.into_iter()
+            .map(|(queue, state, count)| {
+                Ok(QueueCount {
+                    queue,
+                    state: rows::parse_state(&state)?,
+                    count: count.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.send(Command::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        self.readers.close().await;
+    }
+}

@@ -1,0 +1,151 @@
+//! Mapping between SQLite rows and model types.
+
+use crate::model::{ErrorKind, Job, JobError, JobState, LogLine, Progress, Transition, Usage};
+use crate::store::{Error, Result};
+use sqlx::FromRow;
+
+/// The `jobs` columns every read selects, in [`JobRow`] order.
+pub(super) const JOB_COLUMNS: &str = "id, plugin, args, queue, priority, state, attempt, \
+    max_attempts, run_at, created_at, started_at, finished_at, repository_path, result, \
+    error_kind, error_message, progress_percent, progress_message, progress_updated_at, \
+    plugin_digest, fuel_consumed, wall_ms, memory_peak_bytes";
+
+/// A `jobs` row as SQLite returns it.
+#[derive(Debug, FromRow)]
+pub(super) struct JobRow {
+    id: String,
+    plugin: String,
+    args: String,
+    queue: String,
+    priority: i64,
+    state: String,
+    attempt: i64,
+    max_attempts: i64,
+    run_at: i64,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    repository_path: Option<String>,
+    result: Option<String>,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+    progress_percent: Option<i64>,
+    progress_message: Option<String>,
+    progress_updated_at: Option<i64>,
+    plugin_digest: Option<String>,
+    fuel_consumed: Option<i64>,
+    wall_ms: Option<i64>,
+    memory_peak_bytes: Option<i64>,
+}
+
+/// A stored value that does not decode: the database was written by something else.
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Database(sqlx::Error::Decode(
+        format!("stored {what} is invalid: {detail}").into(),
+    ))
+}
+
+/// Parses a stored state name.
+pub(super) fn parse_state(s: &str) -> Result<JobState> {
+    s.parse().map_err(|e| corrupt("state", e))
+}
+
+fn parse_json(what: &str, text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = Error;
+
+    fn try_from(row: JobRow) -> Result<Job> {
+        let error = match (row.error_kind, row.error_message) {
+            (Some(kind), message) => Some(JobError {
+                kind: kind
+                    .parse::<ErrorKind>()
+                    .map_err(|e| corrupt("error kind", e))?,
+                message: message.unwrap_or_default(),
+            }),
+            (None, _) => None,
+        };
+        let progress = match (row.progress_percent, row.progress_updated_at) {
+            (Some(percent), Some(updated_at)) => Some(Progress {
+                percent: u8::try_from(percent).map_err(|e| corrupt("progress", e))?,
+                message: row.progress_message.unwrap_or_default(),
+                updated_at,
+            }),
+            _ => None,
+        };
+        let usage = row.wall_ms.map(|wall_ms| Usage {
+            fuel_consumed: row.fuel_consumed.unwrap_or(0).max(0) as u64,
+            wall_ms: wall_ms.max(0) as u64,
+            memory_peak_bytes: row.memory_peak_bytes.unwrap_or(0).max(0) as u64,
+        });
+        Ok(Job {
+            id: row.id.parse().map_err(|e| corrupt("id", e))?,
+            plugin: row.plugin,
+            args: parse_json("args", &row.args)?,
+            queue: row.queue,
+            priority: row.priority as i32,
+            state: parse_state(&row.state)?,
+            attempt: row.attempt.max(0) as u32,
+            max_attempts: row.max_attempts.max(0) as u32,
+            run_at: row.run_at,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            repository_path: row.repository_path,
+            result: row
+                .result
+                .as_deref()
+                .map(|r| parse_json("result", r))
+                .transpose()?,
+            error,
+            progress,
+            plugin_digest: row.plugin_digest,
+            usage,
+        })
+    }
+}
+
+/// A `job_history` row.
+#[derive(Debug, FromRow)]
+pub(super) struct TransitionRow {
+    state: String,
+    at: i64,
+    reason: String,
+}
+
+impl TryFrom<TransitionRow> for Transition {
+    type Error = Error;
+
+    fn try_from(row: TransitionRow) -> Result<Transition> {
+        Ok(Transition {
+            state: parse_state(&row.state)?,
+            at: row.at,
+            reason: row.reason,
+        })
+    }
+}
+
+/// A `job_logs` row.
+#[derive(Debug, FromRow)]
+pub(super) struct LogRow {
+    at: i64,
+    level: String,
+    message: String,
+}
+
+impl From<LogRow> for LogLine {
+    fn from(row: LogRow) -> LogLine {
+        LogLine {
+            at: row.at,
+            level: row.level,
+            message: row.message,
+        }
+    }
+}
+
+/// Converts rows, failing on the first that does not decode.
+pub(super) fn convert<R, T: TryFrom<R, Error = Error>>(rows: Vec<R>) -> Result<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
+}

@@ -1,0 +1,109 @@
+//! The single writer: every write goes through one connection, and whatever writes are
+//! waiting are applied together in one transaction (a group commit).
+//!
+//! SQLite allows one writer at a time, so one connection loses nothing, avoids
+//! `SQLITE_BUSY`, and turns many small transactions into a few large ones. Callers queue
+//! a [`Command`] and, where they need to, await its reply, which is sent only after the
+//! transaction that carried it committed.
+
+use super::batch;
+use crate::model::{JobId, LogLine, Millis, Progress};
+use crate::store::{ClaimParams, Claimed, Completion, Error, Failure, LeaseId, NewJob, Result};
+use sqlx::{Connection, SqliteConnection};
+use std::future::Future;
+use std::pin::Pin;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most commands applied in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// Where a command's outcome goes.
+pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// A boxed future borrowing the writer's connection.
+pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A one-off operation run on the writer's connection, in its own transaction; it sends
+/// its own reply.
+pub(super) type Op = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, ()> + Send>;
+
+/// A write queued for the writer.
+pub(super) enum Command {
+    Enqueue {
+        jobs: Vec<NewJob>,
+        now: Millis,
+        reply: Reply<()>,
+    },
+    Claim {
+        params: ClaimParams,
+        now: Millis,
+        reply: Reply<Vec<Claimed>>,
+    },
+    Complete {
+        id: JobId,
+        lease: LeaseId,
+        done: Completion,
+        now: Millis,
+        reply: Reply<()>,
+    },
+    Fail {
+        id: JobId,
+        lease: LeaseId,
+        failure: Failure,
+        now: Millis,
+        reply: Reply<()>,
+    },
+    Progress {
+        id: JobId,
+        lease: LeaseId,
+        progress: Progress,
+    },
+    Log {
+        id: JobId,
+        line: LogLine,
+    },
+    Exec(Op),
+    Close(oneshot::Sender<()>),
+}
+
+/// Runs the writer until every sender is gone or a `Close` arrives.
+pub(super) async fn run(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Command>) {
+    let mut pending = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
+        let mut group = batch::Group::default();
+        for command in pending.drain(..) {
+            match command {
+                Command::Exec(op) => {
+                    std::mem::take(&mut group).flush(&mut conn).await;
+                    op(&mut conn).await;
+                }
+                Command::Close(done) => {
+                    std::mem::take(&mut group).flush(&mut conn).await;
+                    if let Err(e) = conn.close().await {
+                        tracing::warn!(error = %e, "closing the job database failed");
+                    }
+                    let _ = done.send(());
+                    return;
+                }
+                other => group.add(other),
+            }
+        }
+        group.flush(&mut conn).await;
+    }
+}
+
+/// Runs `op` in a transaction of its own, committing when it returns `Ok`.
+pub(super) async fn in_transaction<T, F>(conn: &mut SqliteConnection, op: F) -> Result<T>
+where
+    F: for<'t> FnOnce(&'t mut SqliteConnection) -> BoxFuture<'t, Result<T>>,
+{
+    let mut tx = conn.begin().await?;
+    let value = op(&mut tx).await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
+/// Describes a failed group commit for each caller waiting on it.
+pub(super) fn write_failed(e: &Error) -> Error {
+    Error::WriteFailed(e.to_string())
+}

@@ -1,0 +1,429 @@
+//! The store conformance suite: every `check_*` states one behaviour any [`JobStore`]
+//! must have. Each backend runs all of them (see the bottom of this file).
+
+use super::*;
+use crate::model::{ErrorKind, JobError, JobState, LogLine, Progress, Usage, new_job_id};
+use serde_json::json;
+
+const NOW: Millis = 1_700_000_000_000;
+const OWNER: &str = "host-a";
+
+fn new_job(queue: &str, priority: i32) -> NewJob {
+    NewJob {
+        id: new_job_id(),
+        plugin: "echo".into(),
+        args: json!({"n": 1}),
+        queue: queue.into(),
+        priority,
+        max_attempts: 3,
+        run_at: None,
+        repository_path: None,
+    }
+}
+
+fn claim_params(queues: &[&str], limit: u32) -> ClaimParams {
+    ClaimParams {
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        limit,
+        owner: OWNER.into(),
+        lease_until: NOW + 30_000,
+    }
+}
+
+fn completion() -> Completion {
+    Completion {
+        result: json!({"ok": true}),
+        plugin_digest: "d1".into(),
+        usage: Usage {
+            fuel_consumed: 10,
+            wall_ms: 2,
+            memory_peak_bytes: 65536,
+        },
+    }
+}
+
+fn failure(kind: ErrorKind, then: AfterFailure) -> Failure {
+    Failure {
+        error: JobError::new(kind, "boom"),
+        then,
+        plugin_digest: Some("d1".into()),
+        usage: Usage::default(),
+    }
+}
+
+async fn state_of(store: &dyn JobStore, id: JobId) -> JobState {
+    store.get(id).await.unwrap().expect("job exists").job.state
+}
+
+async fn claim_one(store: &dyn JobStore, now: Millis) -> Claimed {
+    let mut claimed = store
+        .claim(&claim_params(&["default"], 1), now)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "one job should be ready");
+    claimed.remove(0)
+}
+
+async fn check_enqueue_records_state_and_history(store: &dyn JobStore) {
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    assert_eq!(job.state, JobState::Enqueued);
+    let detail = store.get(job.id).await.unwrap().unwrap();
+    assert_eq!(detail.job, job);
+    assert_eq!(detail.history.len(), 1);
+    assert_eq!(detail.history[0].state, JobState::Enqueued);
+    assert!(store.get(new_job_id()).await.unwrap().is_none());
+}
+
+async fn check_future_jobs_wait_until_promoted(store: &dyn JobStore) {
+    let mut later = new_job("default", 0);
+    later.run_at = Some(NOW + 5_000);
+    let job = store.enqueue(later, NOW).await.unwrap();
+    assert_eq!(job.state, JobState::Scheduled);
+    assert!(
+        store
+            .claim(&claim_params(&["default"], 10), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.promote_due(NOW + 4_999, 100).await.unwrap(), 0);
+    assert_eq!(store.promote_due(NOW + 5_000, 100).await.unwrap(), 1);
+    assert_eq!(state_of(store, job.id).await, JobState::Enqueued);
+}
+
+async fn check_claim_order_is_queue_then_priority_then_fifo(store: &dyn JobStore) {
+    let low = store.enqueue(new_job("default", -5), NOW).await.unwrap();
+    let first = store.enqueue(new_job("default", 10), NOW).await.unwrap();
+    let second = store.enqueue(new_job("default", 10), NOW).await.unwrap();
+    let urgent = store
+        .enqueue(new_job("high-priority", -100), NOW)
+        .await
+        .unwrap();
+    let other = store.enqueue(new_job("elsewhere", 100), NOW).await.unwrap();
+    let claimed = store
+        .claim(&claim_params(&["high-priority", "default"], 10), NOW)
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!(ids, [urgent.id, first.id, second.id, low.id]);
+    assert_eq!(state_of(store, other.id).await, JobState::Enqueued);
+    let limited = store
+        .claim(&claim_params(&["elsewhere"], 0), NOW)
+        .await
+        .unwrap();
+    assert!(limited.is_empty());
+}
+
+async fn check_claim_takes_a_job_once_and_counts_the_attempt(store: &dyn JobStore) {
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let claimed = claim_one(store, NOW + 1).await;
+    assert_eq!(claimed.job.id, job.id);
+    assert_eq!(claimed.job.state, JobState::Processing);
+    assert_eq!(claimed.job.attempt, 1);
+    assert_eq!(claimed.job.started_at, Some(NOW + 1));
+    assert!(
+        store
+            .claim(&claim_params(&["default"], 5), NOW + 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn check_completion_is_guarded_by_the_lease(store: &dyn JobStore) {
+    store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let claimed = claim_one(store, NOW).await;
+    let id = claimed.job.id;
+    let wrong = store
+        .complete(id, new_job_id(), completion(), NOW + 1)
+        .await;
+    assert!(matches!(wrong, Err(Error::LeaseLost { .. })), "{wrong:?}");
+    store
+        .complete(id, claimed.lease, completion(), NOW + 2)
+        .await
+        .unwrap();
+    let job = store.get(id).await.unwrap().unwrap().job;
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.result, Some(json!({"ok": true})));
+    assert_eq!(job.finished_at, Some(NOW + 2));
+    assert_eq!(job.plugin_digest.as_deref(), Some("d1"));
+    assert_eq!(job.usage, Some(completion().usage));
+    let again = store
+        .complete(id, claimed.lease, completion(), NOW + 3)
+        .await;
+    assert!(
+        matches!(again, Err(Error::LeaseLost { .. })),
+        "completing twice: {again:?}"
+    );
+}
+
+async fn check_failures_retry_or_end(store: &dyn JobStore) {
+    let retried = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let claimed = claim_one(store, NOW).await;
+    let retry = failure(ErrorKind::Retryable, AfterFailure::RetryAt(NOW + 60_000));
+    store
+        .fail(retried.id, claimed.lease, retry, NOW + 1)
+        .await
+        .unwrap();
+    let job = store.get(retried.id).await.unwrap().unwrap().job;
+    assert_eq!(job.state, JobState::Scheduled);
+    assert_eq!(job.run_at, NOW + 60_000);
+    assert_eq!(job.finished_at, None);
+    assert_eq!(job.error.map(|e| e.kind), Some(ErrorKind::Retryable));
+
+    let dead = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let claimed = claim_one(store, NOW).await;
+    let fatal = failure(ErrorKind::Fatal, AfterFailure::Fail);
+    store
+        .fail(dead.id, claimed.lease, fatal, NOW + 1)
+        .await
+        .unwrap();
+    let detail = store.get(dead.id).await.unwrap().unwrap();
+    assert_eq!(detail.job.state, JobState::Failed);
+    assert_eq!(detail.job.finished_at, Some(NOW + 1));
+    let states: Vec<JobState> = detail.history.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        [JobState::Enqueued, JobState::Processing, JobState::Failed]
+    );
+}
+
+async fn check_expired_leases_return_jobs_without_counting_the_attempt(store: &dyn JobStore) {
+    store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let claimed = claim_one(store, NOW).await;
+    assert_eq!(store.expire_leases(NOW + 29_999, 100).await.unwrap(), 0);
+    assert_eq!(store.expire_leases(NOW + 30_001, 100).await.unwrap(), 1);
+    let job = store.get(claimed.job.id).await.unwrap().unwrap().job;
+    assert_eq!(job.state, JobState::Enqueued);
+    assert_eq!(job.attempt, 0);
+    let late = store
+        .complete(job.id, claimed.lease, completion(), NOW + 30_002)
+        .await;
+    assert!(matches!(late, Err(Error::LeaseLost { .. })), "{late:?}");
+    let again = claim_one(store, NOW + 30_003).await;
+    assert_eq!(again.job.attempt, 1);
+}
+
+async fn check_heartbeat_extends_the_owners_leases(store: &dyn JobStore) {
+    store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    claim_one(store, NOW).await;
+    assert_eq!(store.heartbeat(OWNER, NOW + 90_000).await.unwrap(), 1);
+    assert_eq!(
+        store.heartbeat("someone-else", NOW + 90_000).await.unwrap(),
+        0
+    );
+    assert_eq!(store.expire_leases(NOW + 60_000, 100).await.unwrap(), 0);
+    assert_eq!(store.expire_leases(NOW + 90_001, 100).await.unwrap(), 1);
+}
+
+async fn check_release_returns_the_owners_jobs(store: &dyn JobStore) {
+    store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let claimed = claim_one(store, NOW).await;
+    assert_eq!(store.release("someone-else", NOW).await.unwrap(), 0);
+    assert_eq!(store.release(OWNER, NOW).await.unwrap(), 1);
+    let job = store.get(claimed.job.id).await.unwrap().unwrap().job;
+    assert_eq!((job.state, job.attempt), (JobState::Enqueued, 0));
+}
+
+async fn check_cancel_waiting_and_running_jobs(store: &dyn JobStore) {
+    let waiting = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    assert_eq!(
+        store.cancel(waiting.id, NOW).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(state_of(store, waiting.id).await, JobState::Cancelled);
+    let again = store.cancel(waiting.id, NOW).await;
+    assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
+    let missing = store.cancel(new_job_id(), NOW).await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+
+    let running = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let claimed = claim_one(store, NOW).await;
+    assert!(!store.cancel_requested(running.id).await.unwrap());
+    assert_eq!(
+        store.cancel(running.id, NOW).await.unwrap(),
+        CancelOutcome::Requested
+    );
+    assert!(store.cancel_requested(running.id).await.unwrap());
+    // Whatever the run's failure, a requested cancellation wins.
+    let retry = failure(ErrorKind::Trap, AfterFailure::RetryAt(NOW + 1_000));
+    store
+        .fail(running.id, claimed.lease, retry, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(state_of(store, running.id).await, JobState::Cancelled);
+}
+
+async fn check_retry_resets_failed_jobs_only(store: &dyn JobStore) {
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let conflict = store.retry(job.id, NOW).await;
+    assert!(matches!(conflict, Err(Error::Conflict(_))), "{conflict:?}");
+    let claimed = claim_one(store, NOW).await;
+    store
+        .fail(
+            job.id,
+            claimed.lease,
+            failure(ErrorKind::Fatal, AfterFailure::Fail),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let retried = store.retry(job.id, NOW + 5).await.unwrap();
+    assert_eq!((retried.state, retried.attempt), (JobState::Enqueued, 0));
+    assert_eq!(claim_one(store, NOW + 6).await.job.attempt, 1);
+}
+
+async fn check_delete_removes_everything_but_running_jobs(store: &dyn JobStore) {
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let claimed = claim_one(store, NOW).await;
+    let busy = store.delete(job.id).await;
+    assert!(matches!(busy, Err(Error::Conflict(_))), "{busy:?}");
+    store
+        .complete(job.id, claimed.lease, completion(), NOW)
+        .await
+        .unwrap();
+    store.delete(job.id).await.unwrap();
+    assert!(store.get(job.id).await.unwrap().is_none());
+    assert!(matches!(
+        store.delete(job.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+async fn check_progress_and_logs_land_before_completion(store: &dyn JobStore) {
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let claimed = claim_one(store, NOW).await;
+    for percent in [10, 60] {
+        let progress = Progress {
+            percent,
+            message: format!("at {percent}"),
+            updated_at: NOW + i64::from(percent),
+        };
+        store.record_progress(job.id, claimed.lease, progress);
+    }
+    let stale = Progress {
+        percent: 99,
+        message: "from a lost lease".into(),
+        updated_at: NOW,
+    };
+    store.record_progress(job.id, new_job_id(), stale);
+    for n in 0..3 {
+        let line = LogLine {
+            at: NOW + n,
+            level: "info".into(),
+            message: format!("line {n}"),
+        };
+        store.append_log(job.id, line);
+    }
+    store
+        .complete(job.id, claimed.lease, completion(), NOW + 100)
+        .await
+        .unwrap();
+    let detail = store.get(job.id).await.unwrap().unwrap();
+    let progress = detail.job.progress.expect("progress recorded");
+    assert_eq!((progress.percent, progress.message.as_str()), (60, "at 60"));
+    let lines: Vec<&str> = detail.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(lines, ["line 0", "line 1", "line 2"]);
+}
+
+async fn check_list_pages_newest_first_with_filters(store: &dyn JobStore) {
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let queue = if n % 2 == 0 { "even" } else { "odd" };
+        ids.push(store.enqueue(new_job(queue, 0), NOW).await.unwrap().id);
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut filter = JobFilter {
+        limit: 2,
+        ..JobFilter::default()
+    };
+    loop {
+        let page = store.list(&filter).await.unwrap();
+        seen.extend(page.jobs.iter().map(|j| j.id));
+        match page.next_cursor {
+            Some(cursor) => filter.before = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let odd = store
+        .list(&JobFilter {
+            queue: Some("odd".into()),
+            limit: 10,
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(odd.jobs.len(), 2);
+    let scheduled = store
+        .list(&JobFilter {
+            state: Some(JobState::Scheduled),
+            limit: 10,
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(scheduled.jobs.is_empty());
+}
+
+async fn check_queue_counts_and_batches(store: &dyn JobStore) {
+    let jobs: Vec<NewJob> = (0..300).map(|_| new_job("bulk", 0)).collect();
+    store.enqueue_many(jobs, NOW).await.unwrap();
+    store.enqueue(new_job("other", 0), NOW).await.unwrap();
+    let counts = store.queue_counts().await.unwrap();
+    let bulk = QueueCount {
+        queue: "bulk".into(),
+        state: JobState::Enqueued,
+        count: 300,
+    };
+    assert!(counts.contains(&bulk), "{counts:?}");
+    assert_eq!(counts.iter().map(|c| c.count).sum::<u64>(), 301);
+}
+
+/// Runs every check on a fresh store from `open`.
+macro_rules! conformance {
+    ($open:expr, $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let (store, _guard) = $open.await;
+                super::$check(store.as_ref()).await;
+                store.close().await;
+            }
+        )*
+    };
+}
+
+mod sqlite {
+    use super::super::JobStore;
+    use super::super::sqlite::{Durability, SqliteStore};
+    use std::sync::Arc;
+
+    async fn open() -> (Arc<dyn JobStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("jobs.db"), Durability::Normal)
+            .await
+            .expect("open store");
+        (Arc::new(store), dir)
+    }
+
+    conformance!(
+        open(),
+        check_enqueue_records_state_and_history,
+        check_future_jobs_wait_until_promoted,
+        check_claim_order_is_queue_then_priority_then_fifo,
+        check_claim_takes_a_job_once_and_counts_the_attempt,
+        check_completion_is_guarded_by_the_lease,
+        check_failures_retry_or_end,
+        check_expired_leases_return_jobs_without_counting_the_attempt,
+        check_heartbeat_extends_the_owners_leases,
+        check_release_returns_the_owners_jobs,
+        check_cancel_waiting_and_running_jobs,
+        check_retry_resets_failed_jobs_only,
+        check_delete_removes_everything_but_running_jobs,
+        check_progress_and_logs_land_before_completion,
+        check_list_pages_newest_first_with_filters,
+        check_queue_counts_and_batches,
+    );
+}

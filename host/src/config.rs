@@ -157,6 +157,13 @@ impl Config {
         if lease_seconds == 0 {
             return Err("lease_seconds must be at least 1".into());
         }
+        let workers = args
+            .workers
+            .or(file.workers)
+            .unwrap_or_else(default_workers);
+        if workers == 0 {
+            return Err("workers must be at least 1".into());
+        }
         Ok(Config {
             listen,
             plugins: args

@@ -53,6 +53,7 @@ pub struct Host {
     runtime: Arc<Runtime>,
     stop_serving: CancellationToken,
     stop_watching: CancellationToken,
+    watcher: JoinHandle<()>,
     server: JoinHandle<()>,
 }
 
@@ -79,7 +80,7 @@ impl Host {
             .await
             .map_err(|e| io("loading plugins")(std::io::Error::other(e)))?;
         let stop_watching = CancellationToken::new();
-        tokio::spawn(loader.watch(stop_watching.clone()));
+        let watcher = tokio::spawn(loader.watch(stop_watching.clone()));
         let scheduler = Scheduler::start(
             store.clone(),
             runtime.clone(),
@@ -124,6 +125,7 @@ impl Host {
             runtime,
             stop_serving,
             stop_watching,
+            watcher,
             server,
         })
     }
@@ -160,6 +162,7 @@ impl Host {
         self.stop_watching.cancel();
         self.scheduler.shutdown().await;
         let _ = self.server.await;
+        let _ = self.watcher.await;
         self.store.close().await;
         tracing::info!("orchestra stopped");
     }

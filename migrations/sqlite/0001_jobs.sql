@@ -26,7 +26,9 @@ CREATE TABLE jobs (
     lease_id            TEXT,
     lease_owner         TEXT,
     lease_expires_at    INTEGER,
-    cancel_requested    INTEGER NOT NULL DEFAULT 0
+    cancel_requested    INTEGER NOT NULL DEFAULT 0,
+    state_at            INTEGER NOT NULL,           -- when the current state was entered
+    state_reason        TEXT NOT NULL               -- why
 );
 
 -- Claim order: per queue, higher priority first, then earlier run_at, then older.
@@ -55,3 +57,15 @@ CREATE TABLE job_logs (
     message TEXT NOT NULL
 );
 CREATE INDEX job_logs_by_job ON job_logs (job_id, seq);
+
+-- Every state change is recorded by the database itself: a write that sets `state` sets
+-- `state_at` and `state_reason` with it, and these triggers append the history row.
+CREATE TRIGGER jobs_history_on_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_history (job_id, state, at, reason)
+    VALUES (NEW.id, NEW.state, NEW.state_at, NEW.state_reason);
+END;
+
+CREATE TRIGGER jobs_history_on_update AFTER UPDATE OF state ON jobs BEGIN
+    INSERT INTO job_history (job_id, state, at, reason)
+    VALUES (NEW.id, NEW.state, NEW.state_at, NEW.state_reason);
+END;

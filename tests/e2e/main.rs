@@ -1,1 +1,14 @@
 //! End-to-end tests that start the real `orchestra` binary.
+//!
+//! Every test starts its own host (own temporary database, plugin folder and port) and
+//! talks to it over HTTP only. Build the plugins first: `cargo plugins`. Run with
+//! `cargo test -p orchestra --test e2e -- --test-threads 2`.
+
+mod common;
+
+mod bad_input;
+mod crash;
+mod jobs;
+mod limits;
+mod reload;
+mod sandbox;

@@ -2,42 +2,19 @@
 //! the retry policy.
 
 use super::Shared;
+use super::output::{FLUSH_EVERY, RunOutput};
 use crate::events::JobEvent;
-use crate::model::{ErrorKind, Job, JobError, JobId, JobState, LogLine, Millis, Usage, now_ms};
+use crate::model::{ErrorKind, Job, JobError, JobState, Millis, Usage, now_ms};
 use crate::plugins::Plugin;
 use crate::retry::RetryPolicy;
-use crate::runtime::{RunHost, RunInput, RunOutcome, RunReport};
+use crate::runtime::{RunInput, RunOutcome, RunReport};
 use crate::store::{AfterFailure, Claimed, Completion, Error, Failure, JobStore, LeaseId};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// Guest imports of one run, written through the store.
-struct JobHost {
-    store: Arc<dyn JobStore>,
-    id: JobId,
-    lease: LeaseId,
-}
-
-impl RunHost for JobHost {
-    fn progress(&self, percent: u8, message: &str) {
-        let progress = crate::model::Progress {
-            percent,
-            message: message.to_owned(),
-            updated_at: now_ms(),
-        };
-        self.store.record_progress(self.id, self.lease, progress);
-    }
-
-    fn log(&self, level: &str, message: &str) {
-        let line = LogLine {
-            at: now_ms(),
-            level: level.to_owned(),
-            message: message.to_owned(),
-        };
-        self.store.append_log(self.id, line);
-    }
-}
 
 /// Where a failed attempt goes: terminal when fatal, cancelled, or out of attempts;
 /// otherwise scheduled by the retry policy.
@@ -59,6 +36,16 @@ pub(super) fn after_failure(
     }
 }
 
+/// Folds a run's duration into the scheduler's moving average (weight 1/8).
+fn note_run_time(shared: &Shared, took: std::time::Duration) {
+    let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    let _ = shared
+        .recent_run_us
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+            Some(avg - avg / 8 + took / 8)
+        });
+}
+
 /// How a run ended, as far as the executor is concerned.
 enum Ended {
     Ran(RunReport),
@@ -66,19 +53,22 @@ enum Ended {
     Abandoned,
 }
 
-/// Runs one claimed job to an outcome and records it.
-pub(super) async fn execute(shared: &Shared, claimed: Claimed) {
+/// Runs one claimed job to an outcome and records it. The worker slot (`permit`) is
+/// freed as soon as the run ends, so recording overlaps with the next run.
+pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSemaphorePermit) {
     let Claimed { job, lease } = claimed;
     shared.events.publish(JobEvent::Started {
         id: job.id,
         attempt: job.attempt,
     });
-    let cancel = CancellationToken::new();
-    shared
+    let cancel = shared
         .running
         .lock()
         .expect("running lock poisoned")
-        .insert(job.id, cancel.clone());
+        .entry(job.id)
+        .or_default()
+        .clone();
+    let started = Instant::now();
     let plugin = shared.registry.get(&job.plugin);
     let ended = match &plugin {
         Some(plugin) => run(shared, &job, lease, plugin, &cancel).await,
@@ -90,6 +80,8 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed) {
             usage: Usage::default(),
         }),
     };
+    drop(permit);
+    note_run_time(shared, started.elapsed());
     shared
         .running
         .lock()
@@ -135,18 +127,25 @@ async fn run(
         max_attempts: job.max_attempts,
         args: job.args.to_string(),
     };
-    let host = Arc::new(JobHost {
-        store: shared.store.clone(),
-        id: job.id,
-        lease,
-    });
+    let output = Arc::new(RunOutput::new(shared.store.clone(), job.id, lease));
     let repo = job.repository_path.as_deref().map(Path::new);
     let limits = &plugin.settings.limits;
-    tokio::select! {
-        report = shared.runtime.run(&plugin.prepared, &input, limits, repo, host) => Ended::Ran(report),
-        () = cancel.cancelled() => Ended::Cancelled,
-        () = shared.abandon.cancelled() => Ended::Abandoned,
-    }
+    let run = shared
+        .runtime
+        .run(&plugin.prepared, &input, limits, repo, output.clone());
+    tokio::pin!(run);
+    let mut flush = tokio::time::interval_at(Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
+    let ended = loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break Ended::Cancelled,
+            () = shared.abandon.cancelled() => break Ended::Abandoned,
+            report = &mut run => break Ended::Ran(report),
+            _ = flush.tick() => output.flush(),
+        }
+    };
+    output.flush();
+    ended
 }
 
 /// Stores a run's outcome; returns the job's new state, or `None` if the lease was lost.

@@ -190,6 +190,7 @@ impl Loader {
         let mut poll = tokio::time::interval(POLL);
         loop {
             tokio::select! {
+                biased;
                 () = shutdown.cancelled() => break,
                 Some(()) = events.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;

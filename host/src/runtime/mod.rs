@@ -35,6 +35,9 @@ const TICK: Duration = Duration::from_millis(10);
 /// Fuel between forced yields to tokio, so a busy guest cannot starve the host.
 const YIELD_FUEL: u64 = 50_000_000;
 
+/// Bytes of each pooled memory and table kept resident between instances.
+const KEEP_RESIDENT_BYTES: usize = 2 << 20;
+
 /// Runtime errors: a module that cannot become a runnable plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -310,7 +313,11 @@ fn engine_config(max_instances: u32) -> Config {
         .total_memories(max_instances * 2)
         .total_tables(max_instances * 5)
         .total_stacks(max_instances)
-        .max_memory_size(limits::MAX_MEMORY_BYTES);
+        .max_memory_size(limits::MAX_MEMORY_BYTES)
+        // Reset small memories and tables with memset rather than madvise: no page
+        // faults or TLB shootdowns on the next instantiation.
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_BYTES);
     let mut config = Config::new();
     config
         .consume_fuel(true)

@@ -212,8 +212,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// held under `lease` is dropped.
     fn record_progress(&self, id: JobId, lease: LeaseId, progress: Progress);
 
-    /// Queues a log line of a job, ordered like [`JobStore::record_progress`].
-    fn append_log(&self, id: JobId, line: LogLine);
+    /// Queues log lines of a job, ordered like [`JobStore::record_progress`].
+    fn append_logs(&self, id: JobId, lines: Vec<LogLine>);
 
     /// Moves `scheduled` jobs due by `now` to `enqueued`; returns how many.
     async fn promote_due(&self, now: Millis, limit: u32) -> Result<u64>;

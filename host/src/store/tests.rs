@@ -4,6 +4,7 @@
 use super::*;
 use crate::model::{ErrorKind, JobError, JobState, LogLine, Progress, Usage, new_job_id};
 use serde_json::json;
+use std::sync::Arc;
 
 const NOW: Millis = 1_700_000_000_000;
 const OWNER: &str = "host-a";
@@ -313,7 +314,7 @@ async fn check_progress_and_logs_land_before_completion(store: &dyn JobStore) {
             level: "info".into(),
             message: format!("line {n}"),
         };
-        store.append_log(job.id, line);
+        store.append_logs(job.id, vec![line]);
     }
     store
         .complete(job.id, claimed.lease, completion(), NOW + 100)
@@ -381,6 +382,55 @@ async fn check_queue_counts_and_batches(store: &dyn JobStore) {
     assert_eq!(counts.iter().map(|c| c.count).sum::<u64>(), 301);
 }
 
+async fn check_concurrent_workers_run_each_job_once(store: Arc<dyn JobStore>) {
+    let jobs: Vec<NewJob> = (0..3000).map(|_| new_job("default", 0)).collect();
+    store.enqueue_many(jobs, NOW).await.unwrap();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut done = 0;
+                loop {
+                    let claimed = store
+                        .claim(&claim_params(&["default"], 7), NOW)
+                        .await
+                        .unwrap();
+                    if claimed.is_empty() {
+                        return done;
+                    }
+                    for c in claimed {
+                        let progress = Progress {
+                            percent: 50,
+                            message: String::new(),
+                            updated_at: NOW,
+                        };
+                        store.record_progress(c.job.id, c.lease, progress);
+                        store
+                            .complete(c.job.id, c.lease, completion(), NOW)
+                            .await
+                            .unwrap();
+                        done += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap();
+    }
+    assert_eq!(total, 3000);
+    let counts = store.queue_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        [QueueCount {
+            queue: "default".into(),
+            state: JobState::Succeeded,
+            count: 3000
+        }]
+    );
+}
+
 /// Runs every check on a fresh store from `open`.
 macro_rules! conformance {
     ($open:expr, $($check:ident),* $(,)?) => {
@@ -426,4 +476,11 @@ mod sqlite {
         check_list_pages_newest_first_with_filters,
         check_queue_counts_and_batches,
     );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_concurrent_workers_run_each_job_once() {
+        let (store, _guard) = open().await;
+        super::check_concurrent_workers_run_each_job_once(store.clone()).await;
+        store.close().await;
+    }
 }

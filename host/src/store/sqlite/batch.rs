@@ -1,19 +1,22 @@
-//! One group commit: the writes gathered by the writer, applied as set-based statements.
+//! One group commit: the writes gathered by the writer, applied as one SQL script.
 //!
-//! Each kind of write becomes one statement over a JSON array (`json_each`), whatever the
-//! number of jobs, so a batch of a thousand completions costs about what one does.
-//! Kinds apply in a fixed order that respects causality: a job's progress and log lines
-//! land before its completion, and new jobs are visible to the claim of the same batch.
+//! Each kind of write becomes one set-based statement over a JSON array (`json_each`),
+//! whatever the number of jobs, and the whole transaction (`BEGIN` … `COMMIT`) goes to
+//! SQLite in a single call, so a batch of a thousand completions costs about what one
+//! does. History rows are written by triggers (see the migration). Statements run in an
+//! order that respects causality: a job's progress and log lines land before its
+//! completion, and new jobs are visible to the claim of the same batch. The updates
+//! write `+jobs.state` so that SQLite walks the JSON array and looks each job up by id,
+//! rather than scanning every `processing` job and re-reading the array for each.
 
-use super::rows::{JOB_COLUMNS, JobRow, parse_state};
+use super::rows::{JOB_COLUMNS, JobRow};
 use super::writer::{Command, Reply, write_failed};
 use crate::model::{Job, JobId, JobState, LogLine, Millis, Progress};
 use crate::store::{AfterFailure, ClaimParams, Claimed, Completion, Error, Failure, LeaseId};
 use crate::store::{NewJob, Result};
 use serde_json::{Value, json};
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{FromRow, Row, SqliteConnection};
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// Writes waiting for one transaction.
@@ -21,7 +24,7 @@ use uuid::Uuid;
 pub(super) struct Group {
     enqueues: Vec<(Vec<NewJob>, Millis, Reply<()>)>,
     progress: Vec<(JobId, LeaseId, Progress)>,
-    logs: Vec<(JobId, LogLine)>,
+    logs: Vec<(JobId, Vec<LogLine>)>,
     completions: Vec<(JobId, LeaseId, Completion, Millis, Reply<()>)>,
     failures: Vec<(JobId, LeaseId, Failure, Millis, Reply<()>)>,
     claims: Vec<(ClaimParams, Millis, Reply<Vec<Claimed>>)>,
@@ -35,6 +38,44 @@ struct Outcomes {
     claimed: Vec<Vec<Claimed>>,
 }
 
+/// An SQL script with anonymous parameters (`?`), bound in the order they appear.
+///
+/// (Numbered parameters would be clearer, but sqlx binds them wrongly when the
+/// statements of one script use different numbers.)
+#[derive(Default)]
+struct Script {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Script {
+    /// Adds a parameter and returns its placeholder: call it for each placeholder, in
+    /// the order they appear in the SQL.
+    fn param(&mut self, bind: Bind) -> &'static str {
+        self.binds.push(bind);
+        "?"
+    }
+
+    /// Adds a parameter holding a JSON array.
+    fn json(&mut self, items: Vec<Value>) -> &'static str {
+        self.param(Bind::Text(Value::Array(items).to_string()))
+    }
+
+    fn push(&mut self, statement: &str) {
+        self.sql.push_str(statement);
+        self.sql.push_str(";\n");
+    }
+}
+
+/// Tags on `RETURNING` rows, telling which statement produced them.
+const TAG_COMPLETED: &str = "completed";
+const TAG_FAILED: &str = "failed";
+
 impl Group {
     /// Adds a batchable command (not `Exec` or `Close`).
     pub(super) fn add(&mut self, command: Command) {
@@ -45,7 +86,7 @@ impl Group {
                 lease,
                 progress,
             } => self.progress.push((id, lease, progress)),
-            Command::Log { id, line } => self.logs.push((id, line)),
+            Command::Logs { id, lines } => self.logs.push((id, lines)),
             Command::Complete {
                 id,
                 lease,
@@ -85,37 +126,77 @@ impl Group {
             Ok(outcomes) => self.answer(outcomes),
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed");
+                if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                    tracing::debug!(error = %rollback, "nothing to roll back");
+                }
                 self.answer_error(&e);
             }
         }
     }
 
-    async fn apply(&self, conn: &mut SqliteConnection) -> Result<Outcomes> {
-        let mut tx = conn.begin().await?;
-        let mut out = Outcomes::default();
+    /// Builds the script for the whole group.
+    fn script(&self) -> Script {
+        let mut script = Script::default();
+        script.push("BEGIN");
         if !self.enqueues.is_empty() {
-            insert_jobs(&mut tx, &self.enqueues).await?;
+            insert_jobs(&mut script, &self.enqueues);
         }
         if !self.progress.is_empty() {
-            update_progress(&mut tx, &self.progress).await?;
+            update_progress(&mut script, &self.progress);
         }
         if !self.logs.is_empty() {
-            insert_logs(&mut tx, &self.logs).await?;
+            insert_logs(&mut script, &self.logs);
         }
         if !self.completions.is_empty() {
-            out.completed = complete_jobs(&mut tx, &self.completions).await?;
+            complete_jobs(&mut script, &self.completions);
         }
         if !self.failures.is_empty() {
-            out.failed = fail_jobs(&mut tx, &self.failures).await?;
+            fail_jobs(&mut script, &self.failures);
         }
-        for (params, now, _) in &self.claims {
-            out.claimed.push(claim_jobs(&mut tx, params, *now).await?);
+        for (index, (params, now, _)) in self.claims.iter().enumerate() {
+            claim_jobs(&mut script, index, params, *now);
         }
-        tx.commit().await?;
+        script.push("COMMIT");
+        script
+    }
+
+    async fn apply(&self, conn: &mut SqliteConnection) -> Result<Outcomes> {
+        let script = self.script();
+        let mut query = sqlx::query(&script.sql);
+        for bind in script.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Int(n) => query.bind(n),
+            };
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        let mut out = Outcomes {
+            claimed: vec![Vec::new(); self.claims.len()],
+            ..Outcomes::default()
+        };
+        for row in rows {
+            let tag: String = row.try_get("tag")?;
+            match tag.as_str() {
+                TAG_COMPLETED => {
+                    out.completed
+                        .insert(parse_id(&row.try_get::<String, _>("id")?)?);
+                }
+                TAG_FAILED => {
+                    out.failed
+                        .insert(parse_id(&row.try_get::<String, _>("id")?)?);
+                }
+                claim => {
+                    let index: usize = claim.parse().map_err(|_| decode_error("row tag"))?;
+                    let lease = parse_id(&row.try_get::<String, _>("lease_id")?)?;
+                    let job = Job::try_from(JobRow::from_row(&row)?)?;
+                    out.claimed[index].push(Claimed { job, lease });
+                }
+            }
+        }
         Ok(out)
     }
 
-    fn answer(self, mut out: Outcomes) {
+    fn answer(self, out: Outcomes) {
         for (_, _, reply) in self.enqueues {
             let _ = reply.send(Ok(()));
         }
@@ -125,7 +206,8 @@ impl Group {
         for (id, _, _, _, reply) in self.failures {
             let _ = reply.send(guarded(&out.failed, id));
         }
-        for ((_, _, reply), claimed) in self.claims.into_iter().zip(out.claimed.drain(..)) {
+        for ((params, _, reply), mut claimed) in self.claims.into_iter().zip(out.claimed) {
+            sort_for_dispatch(&params, &mut claimed);
             let _ = reply.send(Ok(claimed));
         }
     }
@@ -146,6 +228,16 @@ impl Group {
     }
 }
 
+fn decode_error(what: &str) -> Error {
+    Error::Database(sqlx::Error::Decode(format!("unexpected {what}").into()))
+}
+
+/// Parses a stored job id.
+pub(super) fn parse_id(id: &str) -> Result<JobId> {
+    id.parse::<Uuid>()
+        .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))
+}
+
 /// `Ok` when the guarded update changed the job, else [`Error::LeaseLost`].
 fn guarded(changed: &HashSet<JobId>, id: JobId) -> Result<()> {
     if changed.contains(&id) {
@@ -153,30 +245,6 @@ fn guarded(changed: &HashSet<JobId>, id: JobId) -> Result<()> {
     } else {
         Err(Error::LeaseLost { id })
     }
-}
-
-/// Appends history rows: one per `(job id, state, at, reason)`.
-pub(super) async fn record_history(
-    conn: &mut SqliteConnection,
-    rows: impl IntoIterator<Item = (JobId, JobState, Millis, String)>,
-) -> Result<()> {
-    let items: Vec<Value> = rows
-        .into_iter()
-        .map(|(id, state, at, reason)| {
-            json!({"id": id.to_string(), "state": state.as_str(), "at": at, "reason": reason})
-        })
-        .collect();
-    if items.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO job_history (job_id, state, at, reason) \
-         SELECT value->>'id', value->>'state', value->>'at', value->>'reason' FROM json_each(?1)",
-    )
-    .bind(Value::Array(items).to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// The state a new job starts in.
@@ -187,99 +255,85 @@ pub(super) fn initial_state(job: &NewJob, now: Millis) -> JobState {
     }
 }
 
-async fn insert_jobs(
-    conn: &mut SqliteConnection,
-    enqueues: &[(Vec<NewJob>, Millis, Reply<()>)],
-) -> Result<()> {
+/// Saturates a count into SQLite's signed integers.
+fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn insert_jobs(script: &mut Script, enqueues: &[(Vec<NewJob>, Millis, Reply<()>)]) {
     let mut items = Vec::new();
-    let mut history = Vec::new();
     for (jobs, now, _) in enqueues {
         for job in jobs {
             let state = initial_state(job, *now);
-            items.push(json!({
-                "id": job.id.to_string(), "plugin": job.plugin, "args": job.args.to_string(),
-                "queue": job.queue, "priority": job.priority, "state": state.as_str(),
-                "max_attempts": job.max_attempts, "run_at": job.run_at.unwrap_or(*now),
-                "now": now, "repo": job.repository_path,
-            }));
             let reason = match state {
                 JobState::Scheduled => "submitted for later",
                 _ => "submitted",
             };
-            history.push((job.id, state, *now, reason.to_owned()));
+            items.push(json!({
+                "id": job.id.to_string(), "plugin": job.plugin, "args": job.args.to_string(),
+                "queue": job.queue, "priority": job.priority, "state": state.as_str(),
+                "max_attempts": job.max_attempts, "run_at": job.run_at.unwrap_or(*now),
+                "now": now, "repo": job.repository_path, "reason": reason,
+            }));
         }
     }
-    sqlx::query(
+    let items = script.json(items);
+    script.push(&format!(
         "INSERT INTO jobs (id, plugin, args, queue, priority, state, max_attempts, run_at, \
-         created_at, repository_path) \
+         created_at, repository_path, state_at, state_reason) \
          SELECT value->>'id', value->>'plugin', value->>'args', value->>'queue', \
          value->>'priority', value->>'state', value->>'max_attempts', value->>'run_at', \
-         value->>'now', value->>'repo' FROM json_each(?1)",
-    )
-    .bind(Value::Array(items).to_string())
-    .execute(&mut *conn)
-    .await?;
-    record_history(conn, history).await
+         value->>'now', value->>'repo', value->>'now', value->>'reason' FROM json_each({items})"
+    ));
 }
 
-async fn update_progress(
-    conn: &mut SqliteConnection,
-    updates: &[(JobId, LeaseId, Progress)],
-) -> Result<()> {
+fn update_progress(script: &mut Script, updates: &[(JobId, LeaseId, Progress)]) {
     // UPDATE … FROM picks an arbitrary source row when several match: keep the latest
     // per lease (an update under a stale lease must not hide a valid one).
     let mut latest: HashMap<(JobId, LeaseId), &Progress> = HashMap::new();
     for (id, lease, progress) in updates {
         latest.insert((*id, *lease), progress);
     }
-    let items: Vec<Value> = latest
+    let items = latest
         .into_iter()
         .map(|((id, lease), p)| {
             json!({"id": id.to_string(), "lease": lease.to_string(), "percent": p.percent,
                    "message": p.message, "at": p.updated_at})
         })
         .collect();
-    sqlx::query(
+    let items = script.json(items);
+    script.push(&format!(
         "UPDATE jobs SET progress_percent = p.percent, progress_message = p.message, \
          progress_updated_at = p.at \
          FROM (SELECT value->>'id' AS id, value->>'lease' AS lease, value->>'percent' AS percent, \
-               value->>'message' AS message, value->>'at' AS at FROM json_each(?1)) AS p \
-         WHERE jobs.id = p.id AND jobs.state = 'processing' AND jobs.lease_id = p.lease",
-    )
-    .bind(Value::Array(items).to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+               value->>'message' AS message, value->>'at' AS at FROM json_each({items})) AS p \
+         WHERE jobs.id = p.id AND +jobs.state = 'processing' AND jobs.lease_id = p.lease"
+    ));
 }
 
-async fn insert_logs(conn: &mut SqliteConnection, logs: &[(JobId, LogLine)]) -> Result<()> {
-    let items: Vec<Value> = logs
+fn insert_logs(script: &mut Script, logs: &[(JobId, Vec<LogLine>)]) {
+    let items = logs
         .iter()
-        .map(|(id, line)| {
-            json!({"id": id.to_string(), "at": line.at, "level": line.level, "message": line.message})
+        .flat_map(|(id, lines)| {
+            lines.iter().map(move |line| {
+                json!({"id": id.to_string(), "at": line.at, "level": line.level,
+                       "message": line.message})
+            })
         })
         .collect();
-    sqlx::query(
+    let items = script.json(items);
+    script.push(&format!(
         "INSERT INTO job_logs (job_id, at, level, message) \
          SELECT value->>'id', value->>'at', value->>'level', value->>'message' \
-         FROM json_each(?1) ORDER BY key",
-    )
-    .bind(Value::Array(items).to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+         FROM json_each({items}) ORDER BY key"
+    ));
 }
 
-/// Saturates a count into SQLite's signed integers.
-fn sql_int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-async fn complete_jobs(
-    conn: &mut SqliteConnection,
+fn complete_jobs(
+    script: &mut Script,
     completions: &[(JobId, LeaseId, Completion, Millis, Reply<()>)],
-) -> Result<HashSet<JobId>> {
-    let items: Vec<Value> = completions
+) {
+    let items = completions
         .iter()
         .map(|(id, lease, done, now, _)| {
             json!({"id": id.to_string(), "lease": lease.to_string(), "result": done.result.to_string(),
@@ -287,35 +341,19 @@ async fn complete_jobs(
                    "wall": sql_int(done.usage.wall_ms), "mem": sql_int(done.usage.memory_peak_bytes)})
         })
         .collect();
-    let changed: Vec<(String,)> = sqlx::query_as(
-        "UPDATE jobs SET state = 'succeeded', result = c.result, finished_at = c.now, \
-         plugin_digest = c.digest, fuel_consumed = c.fuel, wall_ms = c.wall, \
-         memory_peak_bytes = c.mem, error_kind = NULL, error_message = NULL, lease_id = NULL, \
-         lease_owner = NULL, lease_expires_at = NULL, cancel_requested = 0 \
+    let items = script.json(items);
+    script.push(&format!(
+        "UPDATE jobs SET state = 'succeeded', state_at = c.now, state_reason = 'completed', \
+         result = c.result, finished_at = c.now, plugin_digest = c.digest, \
+         fuel_consumed = c.fuel, wall_ms = c.wall, memory_peak_bytes = c.mem, \
+         error_kind = NULL, error_message = NULL, lease_id = NULL, lease_owner = NULL, \
+         lease_expires_at = NULL, cancel_requested = 0 \
          FROM (SELECT value->>'id' AS id, value->>'lease' AS lease, value->>'result' AS result, \
                value->>'now' AS now, value->>'digest' AS digest, value->>'fuel' AS fuel, \
-               value->>'wall' AS wall, value->>'mem' AS mem FROM json_each(?1)) AS c \
-         WHERE jobs.id = c.id AND jobs.state = 'processing' AND jobs.lease_id = c.lease \
-         RETURNING jobs.id",
-    )
-    .bind(Value::Array(items).to_string())
-    .fetch_all(&mut *conn)
-    .await?;
-    let changed = parse_ids(changed.into_iter().map(|(id,)| id))?;
-    let history = completions
-        .iter()
-        .filter(|(id, ..)| changed.contains(id))
-        .map(|(id, _, _, now, _)| (*id, JobState::Succeeded, *now, "completed".to_owned()));
-    record_history(conn, history).await?;
-    Ok(changed)
-}
-
-fn parse_ids(ids: impl Iterator<Item = String>) -> Result<HashSet<JobId>> {
-    ids.map(|id| {
-        id.parse::<Uuid>()
-            .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))
-    })
-    .collect()
+               value->>'wall' AS wall, value->>'mem' AS mem FROM json_each({items})) AS c \
+         WHERE jobs.id = c.id AND +jobs.state = 'processing' AND jobs.lease_id = c.lease \
+         RETURNING '{TAG_COMPLETED}' AS tag, jobs.id AS id"
+    ));
 }
 
 /// The state and wording a failure asks for.
@@ -336,27 +374,26 @@ fn failure_target(failure: &Failure) -> (JobState, Option<Millis>, String) {
     }
 }
 
-async fn fail_jobs(
-    conn: &mut SqliteConnection,
-    failures: &[(JobId, LeaseId, Failure, Millis, Reply<()>)],
-) -> Result<HashSet<JobId>> {
-    let mut reasons = HashMap::new();
-    let items: Vec<Value> = failures
+fn fail_jobs(script: &mut Script, failures: &[(JobId, LeaseId, Failure, Millis, Reply<()>)]) {
+    let items = failures
         .iter()
         .map(|(id, lease, f, now, _)| {
             let (state, run_at, reason) = failure_target(f);
-            reasons.insert(*id, (*now, reason));
             json!({"id": id.to_string(), "lease": lease.to_string(), "state": state.as_str(),
                    "run_at": run_at, "now": now, "kind": f.error.kind.as_str(),
-                   "message": f.error.message, "digest": f.plugin_digest,
+                   "message": f.error.message, "digest": f.plugin_digest, "reason": reason,
                    "fuel": sql_int(f.usage.fuel_consumed), "wall": sql_int(f.usage.wall_ms),
                    "mem": sql_int(f.usage.memory_peak_bytes)})
         })
         .collect();
+    let items = script.json(items);
     // A job whose cancellation was requested ends `cancelled`, whatever the failure.
-    let changed: Vec<(String, String)> = sqlx::query_as(
+    script.push(&format!(
         "UPDATE jobs SET \
          state = CASE WHEN jobs.cancel_requested = 1 THEN 'cancelled' ELSE f.state END, \
+         state_at = f.now, \
+         state_reason = CASE WHEN jobs.cancel_requested = 1 THEN 'cancelled while running' \
+                        ELSE f.reason END, \
          run_at = COALESCE(f.run_at, jobs.run_at), \
          finished_at = CASE WHEN f.state = 'scheduled' AND jobs.cancel_requested = 0 \
                        THEN NULL ELSE f.now END, \
@@ -366,78 +403,59 @@ async fn fail_jobs(
          lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
          FROM (SELECT value->>'id' AS id, value->>'lease' AS lease, value->>'state' AS state, \
                value->>'run_at' AS run_at, value->>'now' AS now, value->>'kind' AS kind, \
-               value->>'message' AS message, value->>'digest' AS digest, value->>'fuel' AS fuel, \
-               value->>'wall' AS wall, value->>'mem' AS mem FROM json_each(?1)) AS f \
-         WHERE jobs.id = f.id AND jobs.state = 'processing' AND jobs.lease_id = f.lease \
-         RETURNING jobs.id, jobs.state",
-    )
-    .bind(Value::Array(items).to_string())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut ids = HashSet::new();
-    let mut history = Vec::new();
-    for (id, state) in changed {
-        let id: JobId = id
-            .parse()
-            .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))?;
-        let state = parse_state(&state)?;
-        let (now, mut reason) = reasons.remove(&id).unwrap_or_default();
-        if state == JobState::Cancelled {
-            reason = "cancelled while running".to_owned();
-        }
-        history.push((id, state, now, reason));
-        ids.insert(id);
-    }
-    record_history(conn, history).await?;
-    Ok(ids)
+               value->>'message' AS message, value->>'digest' AS digest, \
+               value->>'reason' AS reason, value->>'fuel' AS fuel, value->>'wall' AS wall, \
+               value->>'mem' AS mem FROM json_each({items})) AS f \
+         WHERE jobs.id = f.id AND +jobs.state = 'processing' AND jobs.lease_id = f.lease \
+         RETURNING '{TAG_FAILED}' AS tag, jobs.id AS id"
+    ));
 }
 
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE jobs SET state = 'processing', attempt = attempt + 1, started_at = ?1, \
-         finished_at = NULL, lease_id = ?2, lease_owner = ?3, lease_expires_at = ?4, \
-         progress_percent = NULL, progress_message = NULL, progress_updated_at = NULL \
-         WHERE id IN (SELECT id FROM jobs WHERE state = 'enqueued' AND queue = ?5 \
-                      ORDER BY priority DESC, run_at, id LIMIT ?6) \
-         RETURNING {JOB_COLUMNS}"
-    )
-});
-
-async fn claim_jobs(
-    conn: &mut SqliteConnection,
-    params: &ClaimParams,
-    now: Millis,
-) -> Result<Vec<Claimed>> {
-    let lease = Uuid::now_v7();
-    let mut claimed: Vec<Job> = Vec::new();
-    for queue in &params.queues {
-        let room = params.limit as usize - claimed.len();
-        if room == 0 {
-            break;
+/// One statement claims from every queue: each queue's candidates come from its own
+/// index range (at most `limit` rows each), then precedence, priority and age decide.
+fn claim_jobs(script: &mut Script, index: usize, params: &ClaimParams, now: Millis) {
+    let lease = Uuid::now_v7().to_string();
+    let limit = i64::from(params.limit);
+    let mut sql = format!(
+        "UPDATE jobs SET state = 'processing', state_at = {}, \
+         state_reason = 'attempt ' || (attempt + 1) || ' of ' || max_attempts || \
+                        ' started by ' || {}, \
+         attempt = attempt + 1, started_at = {}, finished_at = NULL, lease_id = {}, \
+         lease_owner = {}, lease_expires_at = {}, progress_percent = NULL, \
+         progress_message = NULL, progress_updated_at = NULL \
+         WHERE id IN (SELECT id FROM (",
+        script.param(Bind::Int(now)),
+        script.param(Bind::Text(params.owner.clone())),
+        script.param(Bind::Int(now)),
+        script.param(Bind::Text(lease)),
+        script.param(Bind::Text(params.owner.clone())),
+        script.param(Bind::Int(params.lease_until)),
+    );
+    for (precedence, queue) in params.queues.iter().enumerate() {
+        if precedence > 0 {
+            sql.push_str(" UNION ALL ");
         }
-        let rows: Vec<JobRow> = sqlx::query_as(&CLAIM_SQL)
-            .bind(now)
-            .bind(lease.to_string())
-            .bind(&params.owner)
-            .bind(params.lease_until)
-            .bind(queue)
-            .bind(room as i64)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut jobs = super::rows::convert::<_, Job>(rows)?;
-        jobs.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
-        claimed.extend(jobs);
+        sql.push_str(&format!(
+            "SELECT * FROM (SELECT id, {precedence} AS precedence, priority, run_at \
+             FROM jobs WHERE state = 'enqueued' AND queue = {} \
+             ORDER BY priority DESC, run_at, id LIMIT {})",
+            script.param(Bind::Text(queue.clone())),
+            script.param(Bind::Int(limit)),
+        ));
     }
-    let history = claimed.iter().map(|job| {
-        let reason = format!(
-            "attempt {} of {} started by {}",
-            job.attempt, job.max_attempts, params.owner
-        );
-        (job.id, JobState::Processing, now, reason)
-    });
-    record_history(conn, history).await?;
-    Ok(claimed
-        .into_iter()
-        .map(|job| Claimed { job, lease })
-        .collect())
+    sql.push_str(&format!(
+        ") ORDER BY precedence, priority DESC, run_at, id LIMIT {}) \
+         RETURNING '{index}' AS tag, lease_id, {JOB_COLUMNS}",
+        script.param(Bind::Int(limit)),
+    ));
+    script.push(&sql);
+}
+
+/// Puts claimed jobs in dispatch order: queue precedence, priority, age.
+fn sort_for_dispatch(params: &ClaimParams, claimed: &mut [Claimed]) {
+    let key = |c: &Claimed| {
+        let precedence = params.queues.iter().position(|q| *q == c.job.queue);
+        (precedence, -c.job.priority, c.job.run_at, c.job.id)
+    };
+    claimed.sort_by_key(key);
 }

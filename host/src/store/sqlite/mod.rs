@@ -117,34 +117,19 @@ async fn requeue(
     let sql = format!(
         "UPDATE jobs SET \
          state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'enqueued' END, \
+         state_at = ?1, \
+         state_reason = CASE WHEN cancel_requested = 1 THEN 'cancelled while running' \
+                        ELSE '{why}' END, \
          attempt = CASE WHEN cancel_requested = 1 THEN attempt ELSE attempt - 1 END, \
          finished_at = CASE WHEN cancel_requested = 1 THEN ?1 END, \
          lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id IN (SELECT id FROM jobs WHERE state = 'processing' AND {filter_sql}) \
-         RETURNING id, state"
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'processing' AND {filter_sql})"
     );
-    let mut query = sqlx::query_as(&sql).bind(now);
+    let mut query = sqlx::query(&sql).bind(now);
     if let Some(bound) = bound {
         query = query.bind(bound);
     }
-    let moved: Vec<(String, String)> = query.fetch_all(&mut *conn).await?;
-    let count = moved.len() as u64;
-    let mut history = Vec::with_capacity(moved.len());
-    for (id, state) in moved {
-        let state = rows::parse_state(&state)?;
-        let reason = match state {
-            JobState::Cancelled => "cancelled while running".to_owned(),
-            _ => why.to_owned(),
-        };
-        history.push((parse_id(&id)?, state, now, reason));
-    }
-    batch::record_history(conn, history).await?;
-    Ok(count)
-}
-
-fn parse_id(id: &str) -> Result<JobId> {
-    id.parse()
-        .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))
+    Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
 async fn job_state(conn: &mut SqliteConnection, id: JobId) -> Result<JobState> {
@@ -167,14 +152,15 @@ async fn set_state(
     reason: &str,
 ) -> Result<()> {
     sqlx::query(&format!(
-        "UPDATE jobs SET state = ?1 {extra_sql} WHERE id = ?2"
+        "UPDATE jobs SET state = ?1, state_at = ?3, state_reason = ?4 {extra_sql} WHERE id = ?2"
     ))
     .bind(state.as_str())
     .bind(id.to_string())
     .bind(now)
+    .bind(reason)
     .execute(&mut *conn)
     .await?;
-    batch::record_history(conn, [(id, state, now, reason.to_owned())]).await
+    Ok(())
 }
 
 async fn fetch_job(conn: &mut SqliteConnection, id: JobId) -> Result<Job> {
@@ -277,28 +263,23 @@ impl JobStore for SqliteStore {
         });
     }
 
-    fn append_log(&self, id: JobId, line: LogLine) {
-        let _ = self.send(Command::Log { id, line });
+    fn append_logs(&self, id: JobId, lines: Vec<LogLine>) {
+        let _ = self.send(Command::Logs { id, lines });
     }
 
     async fn promote_due(&self, now: Millis, limit: u32) -> Result<u64> {
         self.exec(move |conn| {
             Box::pin(async move {
-                let ids: Vec<(String,)> = sqlx::query_as(
-                    "UPDATE jobs SET state = 'enqueued' WHERE id IN \
-                     (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= ?1 \
-                      ORDER BY run_at LIMIT ?2) RETURNING id",
+                let done = sqlx::query(
+                    "UPDATE jobs SET state = 'enqueued', state_at = ?1, state_reason = 'due' \
+                     WHERE id IN (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= ?1 \
+                                  ORDER BY run_at LIMIT ?2)",
                 )
                 .bind(now)
                 .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
+                .execute(&mut *conn)
                 .await?;
-                let history = ids
-                    .iter()
-                    .map(|(id,)| Ok((parse_id(id)?, JobState::Enqueued, now, "due".to_owned())))
-                    .collect::<Result<Vec<_>>>()?;
-                batch::record_history(conn, history).await?;
-                Ok(ids.len() as u64)
+                Ok(done.rows_affected())
             })
         })
         .await

@@ -58,9 +58,9 @@ pub(super) enum Command {
         lease: LeaseId,
         progress: Progress,
     },
-    Log {
+    Logs {
         id: JobId,
-        line: LogLine,
+        lines: Vec<LogLine>,
     },
     Exec(Op),
     Close(oneshot::Sender<()>),

@@ -1,0 +1,83 @@
+//! A run's output on its way to the store: progress and log lines are buffered and
+//! written at most every [`FLUSH_EVERY`], so progress is rate-limited and a short run's
+//! output rides in the same group commit as its completion.
+
+use crate::model::{JobId, LogLine, Progress, now_ms};
+use crate::runtime::RunHost;
+use crate::store::{JobStore, LeaseId};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the executor writes a running job's buffered output.
+pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Lines buffered before they are written without waiting for the next flush.
+const MAX_BUFFERED_LINES: usize = 1000;
+
+/// The [`RunHost`] of one run: guest imports land here.
+pub(super) struct RunOutput {
+    store: Arc<dyn JobStore>,
+    id: JobId,
+    lease: LeaseId,
+    pending: Mutex<Pending>,
+}
+
+/// Output not yet handed to the store.
+#[derive(Default)]
+struct Pending {
+    progress: Option<Progress>,
+    logs: Vec<LogLine>,
+}
+
+impl RunOutput {
+    pub(super) fn new(store: Arc<dyn JobStore>, id: JobId, lease: LeaseId) -> Self {
+        Self {
+            store,
+            id,
+            lease,
+            pending: Mutex::default(),
+        }
+    }
+
+    /// Hands whatever output is pending to the store.
+    pub(super) fn flush(&self) {
+        let mut pending = self.pending.lock().expect("pending output lock poisoned");
+        self.write(&mut pending);
+    }
+
+    fn write(&self, pending: &mut Pending) {
+        if let Some(progress) = pending.progress.take() {
+            self.store.record_progress(self.id, self.lease, progress);
+        }
+        if !pending.logs.is_empty() {
+            self.store
+                .append_logs(self.id, std::mem::take(&mut pending.logs));
+        }
+    }
+}
+
+impl RunHost for RunOutput {
+    fn progress(&self, percent: u8, message: &str) {
+        let progress = Progress {
+            percent,
+            message: message.to_owned(),
+            updated_at: now_ms(),
+        };
+        self.pending
+            .lock()
+            .expect("pending output lock poisoned")
+            .progress = Some(progress);
+    }
+
+    fn log(&self, level: &str, message: &str) {
+        let line = LogLine {
+            at: now_ms(),
+            level: level.to_owned(),
+            message: message.to_owned(),
+        };
+        let mut pending = self.pending.lock().expect("pending output lock poisoned");
+        pending.logs.push(line);
+        if pending.logs.len() >= MAX_BUFFERED_LINES {
+            self.write(&mut pending);
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The watched plugin folder: modules added, replaced, broken or removed while the host
+//! runs, and manifests that do not parse.
+
+use crate::common::{Options, Orchestra, TIMEOUT, module_digest, state};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Asserts `plugin` is listed with a non-empty `error` containing `text`, and returns it.
+fn wait_for_error(host: &Orchestra, plugin: &str, text: &str) -> Value {
+    host.wait_for_plugin(plugin, "reported broken", |p| {
+        p.is_some_and(|p| p["error"].as_str().is_some_and(|e| e.contains(text)))
+    })
+    .expect("a broken plugin stays listed")
+}
+
+/// Waits until `plugin` serves the module with `digest` and no error.
+fn wait_for_digest(host: &Orchestra, plugin: &str, digest: &str) -> Value {
+    host.wait_for_plugin(plugin, &format!("at digest {digest}"), |p| {
+        p.is_some_and(|p| p["digest"] == digest && p["error"].is_null())
+    })
+    .expect("a loaded plugin is listed")
+}
+
+/// Runs an echo-like `plugin` job and asserts it returns its args; returns the job.
+fn assert_echoes(host: &Orchestra, plugin: &str) -> Value {
+    let args = json!({"echoed_by": plugin});
+    let id = host.submit(plugin, args.clone());
+    let job = host.wait_for_state(&id, &["succeeded"], TIMEOUT);
+    assert_eq!(job["result"], args, "{job:#}");
+    job
+}
+
+/// Asserts submitting a job for `plugin` is refused with 422.
+fn assert_unknown(host: &Orchestra, plugin: &str) {
+    let (status, answer) = host.post("/api/jobs", &json!({"plugin": plugin}));
+    assert_eq!(status, 422, "submitting for {plugin}: {answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(plugin),
+        "{answer}"
+    );
+}
+
+#[test]
+fn a_module_is_served_under_its_file_name() {
+    let host = Orchestra::start(Options::new().plugin_as("echo", "hot"));
+    let job = assert_echoes(&host, "hot");
+    let digest = module_digest("echo");
+    assert_eq!(job["plugin"], "hot");
+    assert_eq!(job["plugin_digest"], digest, "{job:#}");
+    assert_eq!(host.plugin("hot").expect("hot is listed")["digest"], digest);
+    assert!(
+        host.plugin("echo").is_none(),
+        "only file stems are plugin names"
+    );
+}
+
+#[test]
+fn replacing_a_module_keeps_running_jobs_on_the_old_version() {
+    let host = Orchestra::start(Options::new().plugin_as("sleep", "slow"));
+    let (old, new) = (module_digest("sleep"), module_digest("echo"));
+    let first = host.submit("slow", json!({"ms": 3000}));
+    host.wait_for_state(&first, &["processing"], TIMEOUT);
+
+    let replaced = Instant::now();
+    host.install_plugin("echo", "slow");
+    wait_for_digest(&host, "slow", &new);
+    assert!(
+        replaced.elapsed() < Duration::from_secs(5),
+        "reload took {:?}",
+        replaced.elapsed()
+    );
+    assert_eq!(
+        state(&host.job(&first)),
+        "processing",
+        "the first job must still run when the new version is loaded"
+    );
+
+    let second = assert_echoes(&host, "slow");
+    assert_eq!(
+        second["plugin_digest"], new,
+        "new jobs run the new module: {second:#}"
+    );
+    let first = host.wait_for_state(&first, &["succeeded"], TIMEOUT);
+    assert_eq!(first["result"], json!({"slept_ms": 3000}), "{first:#}");
+    assert_eq!(
+        first["plugin_digest"], old,
+        "the running job kept its module: {first:#}"
+    );
+}
+
+#[test]
+fn a_broken_module_is_reported_and_the_others_keep_working() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    host.write_plugin_file("bad.wasm", b"this is not a wasm component");
+    let bad = wait_for_error(&host, "bad", "");
+    assert!(bad["digest"].is_null(), "nothing of bad is loaded: {bad}");
+    assert_unknown(&host, "bad");
+    assert_echoes(&host, "echo");
+    assert!(host.plugin("echo").unwrap()["error"].is_null());
+}
+
+#[test]
+fn a_broken_replacement_keeps_the_previous_version_serving() {
+    let host = Orchestra::start(Options::new().plugin_as("echo", "hot"));
+    let digest = module_digest("echo");
+    host.write_plugin_file("hot.wasm", b"\0asm garbage");
+    let hot = wait_for_error(&host, "hot", "");
+    assert_eq!(hot["digest"], digest, "the loaded version stays: {hot}");
+    let job = assert_echoes(&host, "hot");
+    assert_eq!(job["plugin_digest"], digest);
+
+    host.install_plugin("echo", "hot");
+    wait_for_digest(&host, "hot", &digest);
+}
+
+#[test]
+fn an_invalid_manifest_is_reported_until_fixed() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    host.write_manifest("echo2", "fuel = \"x\"\n");
+    host.install_plugin("echo", "echo2");
+    let broken = wait_for_error(&host, "echo2", "manifest");
+    assert!(
+        broken["error"].as_str().unwrap().contains("fuel"),
+        "the error names the field: {broken}"
+    );
+    assert_unknown(&host, "echo2");
+
+    host.write_manifest("echo2", "fuel = 1000000000\n");
+    let fixed = wait_for_digest(&host, "echo2", &module_digest("echo"));
+    assert_eq!(fixed["limits"]["fuel"], 1_000_000_000u64, "{fixed}");
+    assert_echoes(&host, "echo2");
+}
+
+#[test]
+fn a_removed_module_is_refused() {
+    let host = Orchestra::start(Options::new().plugin("echo").plugin_as("echo", "doomed"));
+    assert_echoes(&host, "doomed");
+    host.remove_plugin("doomed");
+    host.wait_for_plugin("doomed", "unlisted", |p| p.is_none());
+    assert_unknown(&host, "doomed");
+    assert_echoes(&host, "echo");
+}

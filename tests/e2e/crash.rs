@@ -2,7 +2,7 @@
 //! and SIGTERM lets running jobs finish within the grace period (releasing the rest).
 
 use crate::common::{
-    Options, Orchestra, TIMEOUT, history_states, state, times_entered, wait_until,
+    Options, Orchestra, TIMEOUT, history_has, history_states, state, times_entered, wait_until,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -119,12 +119,7 @@ fn sigterm_releases_a_job_that_outlasts_the_grace_period() {
         history_states(&job)
     );
     assert!(
-        job["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["state"] == "enqueued"
-                && t["reason"].as_str().is_some_and(|r| r.contains("released"))),
+        history_has(&job, "enqueued", "released"),
         "the release is in the history: {job:#}"
     );
 }

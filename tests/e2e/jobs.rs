@@ -2,8 +2,8 @@
 //! cancel and delete, queue counts and priority order.
 
 use crate::common::{
-    Options, Orchestra, TERMINAL, TIMEOUT, error_kind, guest_started_ms, has_log, history_states,
-    module_digest, state, time_ms, times_entered,
+    Options, Orchestra, TERMINAL, TIMEOUT, error_kind, guest_started_ms, has_log, history_has,
+    history_states, module_digest, state, time_ms, times_entered,
 };
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -296,11 +296,7 @@ fn retry_runs_a_failed_job_again() {
         history_states(&job)
     );
     assert!(
-        job["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["reason"] == "retried by request"),
+        history_has(&job, "enqueued", "retried by request"),
         "the retry is in the history: {job:#}"
     );
 }

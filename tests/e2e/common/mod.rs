@@ -99,6 +99,15 @@ pub(crate) fn history_states(job: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Whether `job`'s history has an entry into `state` whose reason contains `reason`.
+pub(crate) fn history_has(job: &Value, state: &str, reason: &str) -> bool {
+    job["history"].as_array().is_some_and(|history| {
+        history.iter().any(|t| {
+            t["state"] == state && t["reason"].as_str().is_some_and(|r| r.contains(reason))
+        })
+    })
+}
+
 /// How often a job entered `wanted`.
 pub(crate) fn times_entered(job: &Value, wanted: &str) -> usize {
     history_states(job).iter().filter(|s| *s == wanted).count()

@@ -143,3 +143,45 @@ fn a_removed_module_is_refused() {
     assert_unknown(&host, "doomed");
     assert_echoes(&host, "echo");
 }
+
+/// The compiled modules in a host's own cache, with their modification times.
+fn cached_modules(host: &Orchestra) -> Vec<(String, std::time::SystemTime)> {
+    let cache = host
+        .plugin_dir()
+        .parent()
+        .expect("a host folder")
+        .join("cache");
+    let mut files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", cache.display()))
+        .map(|entry| {
+            let entry = entry.expect("a cache entry");
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .expect("an mtime");
+            (entry.file_name().to_string_lossy().into_owned(), modified)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_restart_loads_compiled_modules_from_the_cache() {
+    let mut host = Orchestra::start(Options::new().plugin("echo").own_cache());
+    let cached = cached_modules(&host);
+    assert_eq!(cached.len(), 1, "one compiled module: {cached:?}");
+    let (name, _) = &cached[0];
+    assert!(
+        name.starts_with(&module_digest("echo")) && name.ends_with(".cwasm"),
+        "the cache is keyed by the module digest: {name}"
+    );
+    host.terminate(TIMEOUT);
+    host.restart();
+    assert_echoes(&host, "echo");
+    assert_eq!(
+        cached_modules(&host),
+        cached,
+        "the restart compiled nothing anew"
+    );
+}

@@ -148,6 +148,8 @@ pub(crate) struct Options {
     host_id: Option<String>,
     lease_seconds: Option<u64>,
     grace_seconds: Option<u64>,
+    /// Compile into a cache of this host's own instead of the suite's shared one.
+    own_cache: bool,
     /// `(built module, installed as)`.
     plugins: Vec<(String, String)>,
     /// `(plugin name, NAME.toml text)`.
@@ -162,6 +164,7 @@ impl Default for Options {
             host_id: None,
             lease_seconds: None,
             grace_seconds: None,
+            own_cache: false,
             plugins: Vec::new(),
             manifests: Vec::new(),
         }
@@ -215,6 +218,12 @@ impl Options {
         self
     }
 
+    /// Gives the host a compiled-plugin cache of its own (`cache/` beside its database).
+    pub(crate) fn own_cache(mut self) -> Self {
+        self.own_cache = true;
+        self
+    }
+
     /// Writes `name.toml` with `toml`.
     pub(crate) fn manifest(mut self, name: &str, toml: &str) -> Self {
         self.manifests.push((name.to_owned(), toml.to_owned()));
@@ -233,7 +242,11 @@ impl Options {
             "--plugins".to_owned(),
             path(dir.join("plugins")),
             "--cache-dir".to_owned(),
-            path(workspace().join("target/e2e-cache")),
+            path(if self.own_cache {
+                dir.join("cache")
+            } else {
+                workspace().join("target/e2e-cache")
+            }),
             "--workers".to_owned(),
             self.workers.to_string(),
         ];

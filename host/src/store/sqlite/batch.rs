@@ -283,7 +283,7 @@ fn insert_jobs(script: &mut Script, enqueues: &[(Vec<NewJob>, Millis, Reply<()>)
          created_at, repository_path, state_at, state_reason) \
          SELECT value->>'id', value->>'plugin', value->>'args', value->>'queue', \
          value->>'priority', value->>'state', value->>'max_attempts', value->>'run_at', \
-         value->>'now', value->>'repo', value->>'now', value->>'reason' FROM json_each({items})"
+         value->>'now', value->>'repo', value->>'now', value->>'reason' FROM json_each(jsonb({items}))"
     ));
 }
 
@@ -306,7 +306,7 @@ fn update_progress(script: &mut Script, updates: &[(JobId, LeaseId, Progress)]) 
         "UPDATE jobs SET progress_percent = p.percent, progress_message = p.message, \
          progress_updated_at = p.at \
          FROM (SELECT value->>'id' AS id, value->>'lease' AS lease, value->>'percent' AS percent, \
-               value->>'message' AS message, value->>'at' AS at FROM json_each({items})) AS p \
+               value->>'message' AS message, value->>'at' AS at FROM json_each(jsonb({items}))) AS p \
          WHERE jobs.id = p.id AND +jobs.state = 'processing' AND jobs.lease_id = p.lease"
     ));
 }
@@ -325,7 +325,7 @@ fn insert_logs(script: &mut Script, logs: &[(JobId, Vec<LogLine>)]) {
     script.push(&format!(
         "INSERT INTO job_logs (job_id, at, level, message) \
          SELECT value->>'id', value->>'at', value->>'level', value->>'message' \
-         FROM json_each({items}) ORDER BY key"
+         FROM json_each(jsonb({items})) ORDER BY key"
     ));
 }
 
@@ -350,7 +350,7 @@ fn complete_jobs(
          lease_expires_at = NULL, cancel_requested = 0 \
          FROM (SELECT value->>'id' AS id, value->>'lease' AS lease, value->>'result' AS result, \
                value->>'now' AS now, value->>'digest' AS digest, value->>'fuel' AS fuel, \
-               value->>'wall' AS wall, value->>'mem' AS mem FROM json_each({items})) AS c \
+               value->>'wall' AS wall, value->>'mem' AS mem FROM json_each(jsonb({items}))) AS c \
          WHERE jobs.id = c.id AND +jobs.state = 'processing' AND jobs.lease_id = c.lease \
          RETURNING '{TAG_COMPLETED}' AS tag, jobs.id AS id"
     ));
@@ -405,7 +405,7 @@ fn fail_jobs(script: &mut Script, failures: &[(JobId, LeaseId, Failure, Millis, 
                value->>'run_at' AS run_at, value->>'now' AS now, value->>'kind' AS kind, \
                value->>'message' AS message, value->>'digest' AS digest, \
                value->>'reason' AS reason, value->>'fuel' AS fuel, value->>'wall' AS wall, \
-               value->>'mem' AS mem FROM json_each({items})) AS f \
+               value->>'mem' AS mem FROM json_each(jsonb({items}))) AS f \
          WHERE jobs.id = f.id AND +jobs.state = 'processing' AND jobs.lease_id = f.lease \
          RETURNING '{TAG_FAILED}' AS tag, jobs.id AS id"
     ));

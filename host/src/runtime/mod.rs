@@ -35,8 +35,10 @@ const TICK: Duration = Duration::from_millis(10);
 /// Fuel between forced yields to tokio, so a busy guest cannot starve the host.
 const YIELD_FUEL: u64 = 50_000_000;
 
-/// Bytes of each pooled memory and table kept resident between instances.
+/// Bytes of each pooled memory kept resident between instances (reset with memset).
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;
+/// Bytes of each pooled table kept resident: tables of real guests are small.
+const KEEP_TABLE_RESIDENT_BYTES: usize = 64 << 10;
 
 /// Runtime errors: a module that cannot become a runnable plugin.
 #[derive(Debug, thiserror::Error)]
@@ -317,7 +319,7 @@ fn engine_config(max_instances: u32) -> Config {
         // Reset small memories and tables with memset rather than madvise: no page
         // faults or TLB shootdowns on the next instantiation.
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        .table_keep_resident(KEEP_RESIDENT_BYTES);
+        .table_keep_resident(KEEP_TABLE_RESIDENT_BYTES);
     let mut config = Config::new();
     config
         .consume_fuel(true)

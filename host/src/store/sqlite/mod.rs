@@ -58,8 +58,7 @@ impl SqliteStore {
                 Durability::Full => SqliteSynchronous::Full,
             })
             .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-32000");
+            .pragma("temp_store", "memory");
         let mut conn = options.connect().await?;
         sqlx::migrate!("../migrations/sqlite")
             .run(&mut conn)

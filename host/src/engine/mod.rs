@@ -41,7 +41,7 @@ pub struct SchedulerConfig {
 }
 
 /// Jobs claimed ahead per worker while there is a backlog of short jobs.
-const PREFETCH_PER_WORKER: usize = 4;
+const PREFETCH_PER_WORKER: usize = 8;
 /// Runs shorter than this (µs, on average) are worth claiming ahead.
 const SHORT_RUN_US: u64 = 2_000;
 /// The run time assumed before any run was measured.

@@ -63,6 +63,17 @@ fn endless_spin_runs_out_of_fuel() {
 }
 
 #[test]
+fn a_panic_is_a_trap_that_names_the_panic() {
+    let Limited { job, .. } = run_limited("flaky", "", json!({"panic": true}));
+    assert_failed_with(&job, "trap");
+    let message = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("flaky panics on attempt 1"),
+        "the trap carries the guest's panic message: {job:#}"
+    );
+}
+
+#[test]
 fn endless_spin_hits_its_timeout() {
     let manifest = "timeout_ms = 500\nfuel = 1000000000000000\n";
     let Limited { job, elapsed } = run_limited("spin", manifest, json!({}));

@@ -232,9 +232,6 @@ pub trait JobStore: Send + Sync + 'static {
     /// [`Error::NotFound`]; [`Error::Conflict`] when the job already finished.
     async fn cancel(&self, id: JobId, now: Millis) -> Result<CancelOutcome>;
 
-    /// Whether cancellation of this running job was requested.
-    async fn cancel_requested(&self, id: JobId) -> Result<bool>;
-
     /// Sends a `failed` or `cancelled` job back to `enqueued` with its attempts reset.
     ///
     /// # Errors

@@ -9,7 +9,8 @@
 //! Args (a JSON object, all fields optional):
 //!
 //! - `succeed_on` (integer, default 2): fail retryably until `job.attempt >= succeed_on`;
-//! - `fatal` (boolean, default false): fail fatally at once instead.
+//! - `fatal` (boolean, default false): fail fatally at once instead;
+//! - `panic` (boolean, default false): panic, which the host sees as a trap.
 //!
 //! Result: `{"attempt": n}`, the attempt that succeeded.
 
@@ -47,6 +48,9 @@ impl Guest for Flaky {
             })?,
         };
 
+        if args.get("panic").and_then(Value::as_bool) == Some(true) {
+            panic!("flaky panics on attempt {}, as asked", job.attempt);
+        }
         if fatal {
             return Err(JobError::Fatal(format!(
                 "attempt {} failed fatally, as asked",

@@ -350,15 +350,6 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn cancel_requested(&self, id: JobId) -> Result<bool> {
-        let row: Option<(bool,)> =
-            sqlx::query_as("SELECT cancel_requested FROM jobs WHERE id = ?1")
-                .bind(id.to_string())
-                .fetch_optional(&self.readers)
-                .await?;
-        Ok(row.is_some_and(|(requested,)| requested))
-    }
-
     async fn retry(&self, id: JobId, now: Millis) -> Result<Job> {
         self.exec(move |conn| {
             Box::pin(async move {

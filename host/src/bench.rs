@@ -166,6 +166,7 @@ fn echo_job() -> NewJob {
         max_attempts: 3,
         run_at: None,
         repository_path: None,
+        unique_key: None,
     }
 }
 
@@ -208,11 +209,11 @@ async fn end_to_end(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<
 }
 
 async fn terminal_jobs(store: &dyn crate::store::JobStore) -> anyhow::Result<usize> {
-    let counts = store.queue_counts().await?;
+    let queues = store.queues().await?;
+    let counts = queues.iter().flat_map(|q| q.counts.iter());
     Ok(counts
-        .iter()
-        .filter(|c| c.state.is_terminal())
-        .map(|c| c.count as usize)
+        .filter(|(state, _)| state.is_terminal())
+        .map(|(_, n)| *n as usize)
         .sum())
 }
 

@@ -22,7 +22,9 @@ pub mod model;
 pub mod plugins;
 pub mod retry;
 pub mod runtime;
+pub mod schedule;
 pub mod store;
+pub mod workflow;
 
 pub use config::Config;
 pub use host::Host;

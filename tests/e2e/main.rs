@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod jobs;
+mod lifecycle;
 mod limits;
 mod reload;
 mod sandbox;

@@ -2,7 +2,9 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
-use crate::model::{JobId, JobState, MAX_PRIORITY, MIN_PRIORITY, Millis, new_job_id, now_ms};
+use crate::model::{
+    JobId, JobState, MAX_PRIORITY, MIN_PRIORITY, Millis, new_job_id, now_ms, rfc3339,
+};
 use crate::plugins::manifest::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
 use crate::store::{CancelOutcome, JobFilter, NewJob};
 use axum::Json;
@@ -41,8 +43,13 @@ struct SubmitJob {
     priority: Option<i32>,
     max_attempts: Option<u32>,
     delay_seconds: Option<u64>,
+    run_at: Option<String>,
     repository_path: Option<String>,
+    unique_key: Option<String>,
 }
+
+/// Longest unique key accepted.
+const MAX_UNIQUE_KEY_CHARS: usize = 256;
 
 /// Args must be a JSON object; a string holding a JSON object is accepted too.
 fn parse_args(args: Option<Value>) -> Result<Value, ApiError> {
@@ -80,6 +87,34 @@ fn check_repository(roots: &[PathBuf], path: &str) -> Result<String, ApiError> {
         .map_err(|_| refused("is not valid UTF-8"))
 }
 
+/// When a job may run: `delay_seconds` from now or the RFC 3339 `run_at`, not both.
+fn run_at(
+    delay_seconds: Option<u64>,
+    run_at: Option<&str>,
+    now: Millis,
+) -> Result<Option<Millis>, ApiError> {
+    match (delay_seconds, run_at) {
+        (Some(_), Some(_)) => Err(ApiError::Unprocessable(
+            "give either delay_seconds or run_at, not both".into(),
+        )),
+        (Some(delay), None) if delay > MAX_DELAY_SECONDS => Err(ApiError::Unprocessable(format!(
+            "delay_seconds must be at most {MAX_DELAY_SECONDS}, got {delay}"
+        ))),
+        (Some(delay), None) => Ok((delay > 0).then(|| now + delay as Millis * 1000)),
+        (None, Some(text)) => {
+            let at = rfc3339::parse(text)
+                .map_err(|e| ApiError::Unprocessable(format!("run_at: {e}")))?;
+            if at > now + MAX_DELAY_SECONDS as Millis * 1000 {
+                return Err(ApiError::Unprocessable(
+                    "run_at must be within ten years".into(),
+                ));
+            }
+            Ok(Some(at))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 impl SubmitJob {
     /// Validates the submission against the host's plugins and roots.
     fn validate(self, state: &AppState, now: Millis) -> Result<NewJob, ApiError> {
@@ -111,10 +146,12 @@ impl SubmitJob {
         }
         let queue = self.queue.unwrap_or_else(|| plugin.settings.queue.clone());
         validate_queue_name(&queue).map_err(ApiError::Unprocessable)?;
-        let delay = self.delay_seconds.unwrap_or(0);
-        if delay > MAX_DELAY_SECONDS {
+        let run_at = run_at(self.delay_seconds, self.run_at.as_deref(), now)?;
+        if let Some(key) = &self.unique_key
+            && (key.is_empty() || key.chars().count() > MAX_UNIQUE_KEY_CHARS)
+        {
             return Err(ApiError::Unprocessable(format!(
-                "delay_seconds must be at most {MAX_DELAY_SECONDS}, got {delay}"
+                "unique_key must have 1 to {MAX_UNIQUE_KEY_CHARS} characters"
             )));
         }
         let repository_path = self
@@ -128,8 +165,9 @@ impl SubmitJob {
             queue,
             priority,
             max_attempts,
-            run_at: (delay > 0).then(|| now + delay as Millis * 1000),
+            run_at,
             repository_path,
+            unique_key: self.unique_key,
         })
     }
 }
@@ -140,7 +178,12 @@ async fn submit(
 ) -> Result<impl IntoResponse, ApiError> {
     let now = now_ms();
     let job = body.validate(&state, now)?;
-    let job = state.store.enqueue(job, now).await?;
+    let submitted = state.store.enqueue(job, now).await?;
+    let job = submitted.job;
+    if !submitted.created {
+        let body = json!({"id": job.id, "state": job.state, "existing": true});
+        return Ok((StatusCode::OK, Json(body)));
+    }
     if job.state == JobState::Enqueued {
         state.scheduler.notify();
     }
@@ -280,6 +323,23 @@ mod tests {
             parse_args(Some(json!(3))).unwrap_err().status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
+    }
+
+    #[test]
+    fn run_at_comes_from_a_delay_or_a_time_but_not_both() {
+        let now = 1_700_000_000_000;
+        assert_eq!(run_at(None, None, now).unwrap(), None);
+        assert_eq!(run_at(Some(0), None, now).unwrap(), None);
+        assert_eq!(run_at(Some(5), None, now).unwrap(), Some(now + 5000));
+        let at = "2023-11-14T22:13:25Z";
+        assert_eq!(
+            run_at(None, Some(at), now).unwrap(),
+            Some(1_700_000_005_000)
+        );
+        assert!(run_at(Some(5), Some(at), now).is_err());
+        assert!(run_at(None, Some("soon"), now).is_err());
+        assert!(run_at(Some(MAX_DELAY_SECONDS + 1), None, now).is_err());
+        assert!(run_at(None, Some("2999-01-01T00:00:00Z"), now).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod error;
 mod jobs;
+mod queues;
 mod status;
 
 pub use error::ApiError;
@@ -36,6 +37,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(queues::routes())
         .merge(status::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -67,6 +67,39 @@ pub struct NewJob {
     pub run_at: Option<Millis>,
     /// Host directory to mount at `/repo`.
     pub repository_path: Option<String>,
+    /// While a job with this key is unfinished, submitting another returns that job.
+    pub unique_key: Option<String>,
+}
+
+/// What [`JobStore::enqueue`] did.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The stored job: the new one, or the unfinished job that holds the unique key.
+    pub job: Job,
+    /// Whether a new job was stored.
+    pub created: bool,
+}
+
+/// A queue's controls, kept in the store so that every host obeys them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Paused queues accept jobs but run none.
+    pub paused: bool,
+    /// Most jobs of the queue running at once, across hosts; `None`: no cap.
+    pub concurrency: Option<u32>,
+}
+
+/// What the store knows of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// The queue.
+    pub name: String,
+    /// Its controls.
+    pub settings: QueueSettings,
+    /// Jobs per state.
+    pub counts: Vec<(JobState, u64)>,
+    /// `run_at` of the longest-waiting enqueued job.
+    pub oldest_enqueued_at: Option<Millis>,
 }
 
 /// What a worker asks of [`JobStore::claim`].
@@ -161,29 +194,20 @@ pub struct Page {
     pub next_cursor: Option<JobId>,
 }
 
-/// Count of jobs in one state of one queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueCount {
-    /// The queue.
-    pub queue: String,
-    /// The state.
-    pub state: JobState,
-    /// How many jobs.
-    pub count: u64,
-}
-
 /// Durable job storage. Implementations must pass the conformance suite in `store::tests`.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
     /// Stores a new job as `enqueued` (or `scheduled` when `run_at` is in the future),
-    /// with its first history row.
-    async fn enqueue(&self, job: NewJob, now: Millis) -> Result<Job>;
+    /// with its first history row; with a unique key held by an unfinished job, returns
+    /// that job instead.
+    async fn enqueue(&self, job: NewJob, now: Millis) -> Result<Submitted>;
 
     /// Stores many jobs at once, all or none.
     async fn enqueue_many(&self, jobs: Vec<NewJob>, now: Millis) -> Result<()>;
 
     /// Moves up to `limit` ready jobs to `processing` under new leases: queues in
     /// precedence order, then higher priority, then earlier `run_at`, then older.
+    /// Paused queues are skipped, and no queue goes past its concurrency cap.
     async fn claim(&self, params: &ClaimParams, now: Millis) -> Result<Vec<Claimed>>;
 
     /// Extends every lease `owner` holds to `until`; returns how many.
@@ -250,8 +274,15 @@ pub trait JobStore: Send + Sync + 'static {
     /// Jobs matching `filter`, newest first.
     async fn list(&self, filter: &JobFilter) -> Result<Page>;
 
-    /// Job counts per queue and state.
-    async fn queue_counts(&self) -> Result<Vec<QueueCount>>;
+    /// Pauses or resumes a queue.
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> Result<()>;
+
+    /// Caps (or with `None` uncaps) how many jobs of a queue run at once.
+    async fn set_queue_concurrency(&self, name: &str, concurrency: Option<u32>) -> Result<()>;
+
+    /// Every queue that has jobs or controls, with its counts, controls and oldest
+    /// enqueued job.
+    async fn queues(&self) -> Result<Vec<QueueInfo>>;
 
     /// Applies every queued write, then closes the store.
     async fn close(&self);

@@ -19,7 +19,17 @@ fn new_job(queue: &str, priority: i32) -> NewJob {
         max_attempts: 3,
         run_at: None,
         repository_path: None,
+        unique_key: None,
     }
+}
+
+/// Job counts per state of `queue`.
+async fn counts(store: &dyn JobStore, queue: &str) -> Vec<(JobState, u64)> {
+    let queues = store.queues().await.unwrap();
+    let info = queues.into_iter().find(|q| q.name == queue);
+    let mut counts = info.map(|q| q.counts).unwrap_or_default();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    counts
 }
 
 fn claim_params(queues: &[&str], limit: u32) -> ClaimParams {
@@ -66,7 +76,7 @@ async fn claim_one(store: &dyn JobStore, now: Millis) -> Claimed {
 }
 
 async fn check_enqueue_records_state_and_history(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
     assert_eq!(job.state, JobState::Enqueued);
     let detail = store.get(job.id).await.unwrap().unwrap();
     assert_eq!(detail.job, job);
@@ -78,7 +88,7 @@ async fn check_enqueue_records_state_and_history(store: &dyn JobStore) {
 async fn check_future_jobs_wait_until_promoted(store: &dyn JobStore) {
     let mut later = new_job("default", 0);
     later.run_at = Some(NOW + 5_000);
-    let job = store.enqueue(later, NOW).await.unwrap();
+    let job = store.enqueue(later, NOW).await.unwrap().job;
     assert_eq!(job.state, JobState::Scheduled);
     assert!(
         store
@@ -93,14 +103,31 @@ async fn check_future_jobs_wait_until_promoted(store: &dyn JobStore) {
 }
 
 async fn check_claim_order_is_queue_then_priority_then_fifo(store: &dyn JobStore) {
-    let low = store.enqueue(new_job("default", -5), NOW).await.unwrap();
-    let first = store.enqueue(new_job("default", 10), NOW).await.unwrap();
-    let second = store.enqueue(new_job("default", 10), NOW).await.unwrap();
+    let low = store
+        .enqueue(new_job("default", -5), NOW)
+        .await
+        .unwrap()
+        .job;
+    let first = store
+        .enqueue(new_job("default", 10), NOW)
+        .await
+        .unwrap()
+        .job;
+    let second = store
+        .enqueue(new_job("default", 10), NOW)
+        .await
+        .unwrap()
+        .job;
     let urgent = store
         .enqueue(new_job("high-priority", -100), NOW)
         .await
-        .unwrap();
-    let other = store.enqueue(new_job("elsewhere", 100), NOW).await.unwrap();
+        .unwrap()
+        .job;
+    let other = store
+        .enqueue(new_job("elsewhere", 100), NOW)
+        .await
+        .unwrap()
+        .job;
     let claimed = store
         .claim(&claim_params(&["high-priority", "default"], 10), NOW)
         .await
@@ -116,7 +143,7 @@ async fn check_claim_order_is_queue_then_priority_then_fifo(store: &dyn JobStore
 }
 
 async fn check_claim_takes_a_job_once_and_counts_the_attempt(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
     let claimed = claim_one(store, NOW + 1).await;
     assert_eq!(claimed.job.id, job.id);
     assert_eq!(claimed.job.state, JobState::Processing);
@@ -159,7 +186,7 @@ async fn check_completion_is_guarded_by_the_lease(store: &dyn JobStore) {
 }
 
 async fn check_failures_retry_or_end(store: &dyn JobStore) {
-    let retried = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let retried = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
     let claimed = claim_one(store, NOW).await;
     let retry = failure(ErrorKind::Retryable, AfterFailure::RetryAt(NOW + 60_000));
     store
@@ -172,7 +199,7 @@ async fn check_failures_retry_or_end(store: &dyn JobStore) {
     assert_eq!(job.finished_at, None);
     assert_eq!(job.error.map(|e| e.kind), Some(ErrorKind::Retryable));
 
-    let dead = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let dead = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
     let claimed = claim_one(store, NOW).await;
     let fatal = failure(ErrorKind::Fatal, AfterFailure::Fail);
     store
@@ -227,7 +254,7 @@ async fn check_release_returns_the_owners_jobs(store: &dyn JobStore) {
 }
 
 async fn check_cancel_waiting_and_running_jobs(store: &dyn JobStore) {
-    let waiting = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let waiting = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
     assert_eq!(
         store.cancel(waiting.id, NOW).await.unwrap(),
         CancelOutcome::Cancelled
@@ -238,7 +265,7 @@ async fn check_cancel_waiting_and_running_jobs(store: &dyn JobStore) {
     let missing = store.cancel(new_job_id(), NOW).await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
 
-    let running = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let running = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
     let claimed = claim_one(store, NOW).await;
     assert_eq!(
         store.cancel(running.id, NOW).await.unwrap(),
@@ -254,7 +281,7 @@ async fn check_cancel_waiting_and_running_jobs(store: &dyn JobStore) {
 }
 
 async fn check_retry_resets_failed_jobs_only(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
     let conflict = store.retry(job.id, NOW).await;
     assert!(matches!(conflict, Err(Error::Conflict(_))), "{conflict:?}");
     let claimed = claim_one(store, NOW).await;
@@ -273,7 +300,7 @@ async fn check_retry_resets_failed_jobs_only(store: &dyn JobStore) {
 }
 
 async fn check_delete_removes_everything_but_running_jobs(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
     let claimed = claim_one(store, NOW).await;
     let busy = store.delete(job.id).await;
     assert!(matches!(busy, Err(Error::Conflict(_))), "{busy:?}");
@@ -290,7 +317,7 @@ async fn check_delete_removes_everything_but_running_jobs(store: &dyn JobStore) 
 }
 
 async fn check_progress_and_logs_land_before_completion(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
     let claimed = claim_one(store, NOW).await;
     for percent in [10, 60] {
         let progress = Progress {
@@ -329,7 +356,7 @@ async fn check_list_pages_newest_first_with_filters(store: &dyn JobStore) {
     let mut ids = Vec::new();
     for n in 0..5 {
         let queue = if n % 2 == 0 { "even" } else { "odd" };
-        ids.push(store.enqueue(new_job(queue, 0), NOW).await.unwrap().id);
+        ids.push(store.enqueue(new_job(queue, 0), NOW).await.unwrap().job.id);
     }
     ids.reverse();
     let mut seen = Vec::new();
@@ -370,14 +397,12 @@ async fn check_queue_counts_and_batches(store: &dyn JobStore) {
     let jobs: Vec<NewJob> = (0..300).map(|_| new_job("bulk", 0)).collect();
     store.enqueue_many(jobs, NOW).await.unwrap();
     store.enqueue(new_job("other", 0), NOW).await.unwrap();
-    let counts = store.queue_counts().await.unwrap();
-    let bulk = QueueCount {
-        queue: "bulk".into(),
-        state: JobState::Enqueued,
-        count: 300,
-    };
-    assert!(counts.contains(&bulk), "{counts:?}");
-    assert_eq!(counts.iter().map(|c| c.count).sum::<u64>(), 301);
+    assert_eq!(counts(store, "bulk").await, [(JobState::Enqueued, 300)]);
+    assert_eq!(counts(store, "other").await, [(JobState::Enqueued, 1)]);
+    let queues = store.queues().await.unwrap();
+    let bulk = queues.iter().find(|q| q.name == "bulk").unwrap();
+    assert_eq!(bulk.oldest_enqueued_at, Some(NOW));
+    assert_eq!(bulk.settings, QueueSettings::default());
 }
 
 async fn check_concurrent_workers_run_each_job_once(store: Arc<dyn JobStore>) {
@@ -418,14 +443,96 @@ async fn check_concurrent_workers_run_each_job_once(store: Arc<dyn JobStore>) {
         total += worker.await.unwrap();
     }
     assert_eq!(total, 3000);
-    let counts = store.queue_counts().await.unwrap();
     assert_eq!(
-        counts,
-        [QueueCount {
-            queue: "default".into(),
-            state: JobState::Succeeded,
-            count: 3000
-        }]
+        counts(store.as_ref(), "default").await,
+        [(JobState::Succeeded, 3000)]
+    );
+}
+
+async fn check_unique_keys_dedupe_unfinished_jobs(store: &dyn JobStore) {
+    let keyed = || NewJob {
+        unique_key: Some("nightly".into()),
+        ..new_job("default", 0)
+    };
+    let first = store.enqueue(keyed(), NOW).await.unwrap();
+    assert!(first.created);
+    let second = store.enqueue(keyed(), NOW).await.unwrap();
+    assert!(!second.created);
+    assert_eq!(second.job.id, first.job.id);
+    let claimed = claim_one(store, NOW).await;
+    assert!(
+        !store.enqueue(keyed(), NOW).await.unwrap().created,
+        "still running"
+    );
+    store
+        .complete(claimed.job.id, claimed.lease, completion(), NOW)
+        .await
+        .unwrap();
+    let after = store.enqueue(keyed(), NOW).await.unwrap();
+    assert!(after.created, "a finished job frees its key");
+    assert_ne!(after.job.id, first.job.id);
+}
+
+async fn check_paused_queues_run_nothing(store: &dyn JobStore) {
+    store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    store.set_queue_paused("default", true).await.unwrap();
+    assert!(
+        store
+            .claim(&claim_params(&["default"], 5), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let queues = store.queues().await.unwrap();
+    assert!(
+        queues
+            .iter()
+            .any(|q| q.name == "default" && q.settings.paused)
+    );
+    store.set_queue_paused("default", false).await.unwrap();
+    claim_one(store, NOW).await;
+}
+
+async fn check_concurrency_caps_running_jobs(store: &dyn JobStore) {
+    for _ in 0..5 {
+        store.enqueue(new_job("capped", 0), NOW).await.unwrap();
+    }
+    store
+        .set_queue_concurrency("capped", Some(2))
+        .await
+        .unwrap();
+    let first = store
+        .claim(&claim_params(&["capped"], 10), NOW)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(
+        store
+            .claim(&claim_params(&["capped"], 10), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .complete(first[0].job.id, first[0].lease, completion(), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim(&claim_params(&["capped"], 10), NOW)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.set_queue_concurrency("capped", None).await.unwrap();
+    assert_eq!(
+        store
+            .claim(&claim_params(&["capped"], 10), NOW)
+            .await
+            .unwrap()
+            .len(),
+        2
     );
 }
 
@@ -473,6 +580,9 @@ mod sqlite {
         check_progress_and_logs_land_before_completion,
         check_list_pages_newest_first_with_filters,
         check_queue_counts_and_batches,
+        check_unique_keys_dedupe_unfinished_jobs,
+        check_paused_queues_run_nothing,
+        check_concurrency_caps_running_jobs,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

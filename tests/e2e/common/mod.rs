@@ -520,6 +520,11 @@ impl Orchestra {
         answer(request.send(body), "POST", path)
     }
 
+    /// `PUT path` with a JSON body.
+    pub(crate) fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        answer(self.agent.put(self.url(path)).send_json(body), "PUT", path)
+    }
+
     /// `PUT path` without a body.
     pub(crate) fn put_empty(&self, path: &str) -> (u16, Value) {
         answer(self.agent.put(self.url(path)).send_empty(), "PUT", path)

@@ -10,7 +10,7 @@
 //! rather than scanning every `processing` job and re-reading the array for each.
 
 use super::rows::{JOB_COLUMNS, JobRow};
-use super::writer::{Command, Reply, write_failed};
+use super::writer::{Command, Controls, Reply, write_failed};
 use crate::model::{Job, JobId, JobState, LogLine, Millis, Progress};
 use crate::store::{AfterFailure, ClaimParams, Claimed, Completion, Error, Failure, LeaseId};
 use crate::store::{NewJob, Result};
@@ -27,7 +27,7 @@ pub(super) struct Group {
     logs: Vec<(JobId, Vec<LogLine>)>,
     completions: Vec<(JobId, LeaseId, Completion, Millis, Reply<()>)>,
     failures: Vec<(JobId, LeaseId, Failure, Millis, Reply<()>)>,
-    claims: Vec<(ClaimParams, Millis, Reply<Vec<Claimed>>)>,
+    claims: Vec<(ClaimParams, Controls, Millis, Reply<Vec<Claimed>>)>,
 }
 
 /// What a committed group owes its callers.
@@ -66,6 +66,18 @@ impl Script {
         self.param(Bind::Text(Value::Array(items).to_string()))
     }
 
+    /// The script as a query with its parameters bound.
+    fn query(&self) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+        let mut query = sqlx::query(&self.sql);
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text.as_str()),
+                Bind::Int(n) => query.bind(*n),
+            };
+        }
+        query
+    }
+
     fn push(&mut self, statement: &str) {
         self.sql.push_str(statement);
         self.sql.push_str(";\n");
@@ -101,7 +113,12 @@ impl Group {
                 now,
                 reply,
             } => self.failures.push((id, lease, failure, now, reply)),
-            Command::Claim { params, now, reply } => self.claims.push((params, now, reply)),
+            Command::Claim {
+                params,
+                controls,
+                now,
+                reply,
+            } => self.claims.push((params, controls, now, reply)),
             Command::Exec(_) | Command::Close(_) => {
                 unreachable!("the writer runs Exec and Close itself")
             }
@@ -139,7 +156,11 @@ impl Group {
         let mut script = Script::default();
         script.push("BEGIN");
         if !self.enqueues.is_empty() {
-            insert_jobs(&mut script, &self.enqueues);
+            let jobs = self.enqueues.iter();
+            insert_jobs(
+                &mut script,
+                jobs.flat_map(|(jobs, now, _)| jobs.iter().map(|j| (j, *now))),
+            );
         }
         if !self.progress.is_empty() {
             update_progress(&mut script, &self.progress);
@@ -153,8 +174,8 @@ impl Group {
         if !self.failures.is_empty() {
             fail_jobs(&mut script, &self.failures);
         }
-        for (index, (params, now, _)) in self.claims.iter().enumerate() {
-            claim_jobs(&mut script, index, params, *now);
+        for (index, (params, controls, now, _)) in self.claims.iter().enumerate() {
+            claim_jobs(&mut script, index, params, controls, *now);
         }
         script.push("COMMIT");
         script
@@ -162,14 +183,7 @@ impl Group {
 
     async fn apply(&self, conn: &mut SqliteConnection) -> Result<Outcomes> {
         let script = self.script();
-        let mut query = sqlx::query(&script.sql);
-        for bind in script.binds {
-            query = match bind {
-                Bind::Text(text) => query.bind(text),
-                Bind::Int(n) => query.bind(n),
-            };
-        }
-        let rows = query.fetch_all(&mut *conn).await?;
+        let rows = script.query().fetch_all(&mut *conn).await?;
         let mut out = Outcomes {
             claimed: vec![Vec::new(); self.claims.len()],
             ..Outcomes::default()
@@ -206,7 +220,7 @@ impl Group {
         for (id, _, _, _, reply) in self.failures {
             let _ = reply.send(guarded(&out.failed, id));
         }
-        for ((params, _, reply), mut claimed) in self.claims.into_iter().zip(out.claimed) {
+        for ((params, _, _, reply), mut claimed) in self.claims.into_iter().zip(out.claimed) {
             sort_for_dispatch(&params, &mut claimed);
             let _ = reply.send(Ok(claimed));
         }
@@ -222,7 +236,7 @@ impl Group {
         for (_, _, _, _, reply) in self.failures {
             let _ = reply.send(Err(write_failed(e)));
         }
-        for (_, _, reply) in self.claims {
+        for (_, _, _, reply) in self.claims {
             let _ = reply.send(Err(write_failed(e)));
         }
     }
@@ -260,31 +274,45 @@ fn sql_int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn insert_jobs(script: &mut Script, enqueues: &[(Vec<NewJob>, Millis, Reply<()>)]) {
-    let mut items = Vec::new();
-    for (jobs, now, _) in enqueues {
-        for job in jobs {
-            let state = initial_state(job, *now);
+fn insert_jobs<'a>(script: &mut Script, jobs: impl IntoIterator<Item = (&'a NewJob, Millis)>) {
+    let items = jobs
+        .into_iter()
+        .map(|(job, now)| {
+            let state = initial_state(job, now);
             let reason = match state {
                 JobState::Scheduled => "submitted for later",
                 _ => "submitted",
             };
-            items.push(json!({
+            json!({
                 "id": job.id.to_string(), "plugin": job.plugin, "args": job.args.to_string(),
                 "queue": job.queue, "priority": job.priority, "state": state.as_str(),
-                "max_attempts": job.max_attempts, "run_at": job.run_at.unwrap_or(*now),
+                "max_attempts": job.max_attempts, "run_at": job.run_at.unwrap_or(now),
                 "now": now, "repo": job.repository_path, "reason": reason,
-            }));
-        }
-    }
+                "unique_key": job.unique_key,
+            })
+        })
+        .collect();
     let items = script.json(items);
     script.push(&format!(
         "INSERT INTO jobs (id, plugin, args, queue, priority, state, max_attempts, run_at, \
-         created_at, repository_path, state_at, state_reason) \
+         created_at, repository_path, state_at, state_reason, unique_key) \
          SELECT value->>'id', value->>'plugin', value->>'args', value->>'queue', \
          value->>'priority', value->>'state', value->>'max_attempts', value->>'run_at', \
-         value->>'now', value->>'repo', value->>'now', value->>'reason' FROM json_each(jsonb({items}))"
+         value->>'now', value->>'repo', value->>'now', value->>'reason', value->>'unique_key' \
+         FROM json_each(jsonb({items}))"
     ));
+}
+
+/// Inserts `jobs` on `conn`, inside the caller's transaction.
+pub(super) async fn insert(
+    conn: &mut SqliteConnection,
+    jobs: &[NewJob],
+    now: Millis,
+) -> Result<()> {
+    let mut script = Script::default();
+    insert_jobs(&mut script, jobs.iter().map(|job| (job, now)));
+    script.query().execute(&mut *conn).await?;
+    Ok(())
 }
 
 fn update_progress(script: &mut Script, updates: &[(JobId, LeaseId, Progress)]) {
@@ -412,8 +440,24 @@ fn fail_jobs(script: &mut Script, failures: &[(JobId, LeaseId, Failure, Millis, 
 }
 
 /// One statement claims from every queue: each queue's candidates come from its own
-/// index range (at most `limit` rows each), then precedence, priority and age decide.
-fn claim_jobs(script: &mut Script, index: usize, params: &ClaimParams, now: Millis) {
+/// index range (at most `limit` rows each, fewer under a concurrency cap, none when
+/// paused), then precedence, priority and age decide.
+fn claim_jobs(
+    script: &mut Script,
+    index: usize,
+    params: &ClaimParams,
+    controls: &Controls,
+    now: Millis,
+) {
+    let open: Vec<(usize, &String)> = params
+        .queues
+        .iter()
+        .enumerate()
+        .filter(|(_, queue)| !controls.get(*queue).is_some_and(|c| c.paused))
+        .collect();
+    if open.is_empty() {
+        return;
+    }
     let lease = Uuid::now_v7().to_string();
     let limit = i64::from(params.limit);
     let mut sql = format!(
@@ -431,17 +475,27 @@ fn claim_jobs(script: &mut Script, index: usize, params: &ClaimParams, now: Mill
         script.param(Bind::Text(params.owner.clone())),
         script.param(Bind::Int(params.lease_until)),
     );
-    for (precedence, queue) in params.queues.iter().enumerate() {
-        if precedence > 0 {
+    for (n, (precedence, queue)) in open.into_iter().enumerate() {
+        if n > 0 {
             sql.push_str(" UNION ALL ");
         }
         sql.push_str(&format!(
             "SELECT * FROM (SELECT id, {precedence} AS precedence, priority, run_at \
              FROM jobs WHERE state = 'enqueued' AND queue = {} \
-             ORDER BY priority DESC, run_at, id LIMIT {})",
+             ORDER BY priority DESC, run_at, id LIMIT ",
             script.param(Bind::Text(queue.clone())),
-            script.param(Bind::Int(limit)),
         ));
+        match controls.get(queue).and_then(|c| c.concurrency) {
+            None => sql.push_str(script.param(Bind::Int(limit))),
+            Some(cap) => sql.push_str(&format!(
+                "max(0, min({}, {} - (SELECT count(*) FROM jobs \
+                 WHERE state = 'processing' AND queue = {})))",
+                script.param(Bind::Int(limit)),
+                script.param(Bind::Int(i64::from(cap))),
+                script.param(Bind::Text(queue.clone())),
+            )),
+        }
+        sql.push(')');
     }
     sql.push_str(&format!(
         ") ORDER BY precedence, priority DESC, run_at, id LIMIT {}) \

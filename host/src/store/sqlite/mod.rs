@@ -10,16 +10,18 @@ mod writer;
 use crate::model::{Job, JobDetail, JobId, JobState, LogLine, Millis, Progress, Transition};
 use crate::store::{
     CancelOutcome, ClaimParams, Claimed, Completion, Error, Failure, JobFilter, JobStore, LeaseId,
-    NewJob, Page, QueueCount, Result,
+    NewJob, Page, QueueInfo, QueueSettings, Result, Submitted,
 };
 use async_trait::async_trait;
 use rows::{JOB_COLUMNS, JobRow, LogRow, TransitionRow, convert};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::RwLock;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use writer::{BoxFuture, Command, in_transaction};
+use writer::{BoxFuture, Command, Controls, in_transaction};
 
 /// How durable a commit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
@@ -41,6 +43,9 @@ const READERS: u32 = 4;
 pub struct SqliteStore {
     writer: mpsc::UnboundedSender<Command>,
     readers: SqlitePool,
+    /// Queue controls, kept in memory for claims: this process is the database's only
+    /// writer, so they change only through it.
+    controls: RwLock<Controls>,
 }
 
 impl SqliteStore {
@@ -63,6 +68,7 @@ impl SqliteStore {
         sqlx::migrate!("../migrations/sqlite")
             .run(&mut conn)
             .await?;
+        let controls = load_controls(&mut conn).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options.read_only(true))
@@ -72,7 +78,13 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: tx,
             readers,
+            controls: RwLock::new(controls),
         })
+    }
+
+    fn update_controls(&self, queue: String, change: impl FnOnce(&mut QueueSettings)) {
+        let mut controls = self.controls.write().expect("queue controls lock poisoned");
+        change(controls.entry(queue).or_default());
     }
 
     fn send(&self, command: Command) -> Result<()> {
@@ -103,6 +115,27 @@ impl SqliteStore {
     }
 }
 
+/// Reads every queue's controls.
+async fn load_controls(conn: &mut SqliteConnection) -> Result<Controls> {
+    let rows: Vec<(String, bool, Option<i64>)> =
+        sqlx::query_as("SELECT name, paused, concurrency FROM queues")
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, paused, concurrency)| {
+            let concurrency = concurrency.and_then(|c| u32::try_from(c).ok());
+            (
+                name,
+                QueueSettings {
+                    paused,
+                    concurrency,
+                },
+            )
+        })
+        .collect())
+}
+
 /// Moves `processing` jobs matching `filter_sql` (`?1` is now, `?2` the bound value if any)
 /// back to `enqueued` or, when cancellation was requested, to `cancelled`; the lost
 /// attempt is not counted. Returns how many moved.
@@ -129,6 +162,56 @@ async fn requeue(
         query = query.bind(bound);
     }
     Ok(query.execute(&mut *conn).await?.rows_affected())
+}
+
+/// The job `job` becomes when stored at `now`.
+fn new_job(job: &NewJob, now: Millis) -> Job {
+    Job {
+        id: job.id,
+        plugin: job.plugin.clone(),
+        args: job.args.clone(),
+        queue: job.queue.clone(),
+        priority: job.priority,
+        state: batch::initial_state(job, now),
+        attempt: 0,
+        max_attempts: job.max_attempts,
+        run_at: job.run_at.unwrap_or(now),
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        repository_path: job.repository_path.clone(),
+        result: None,
+        error: None,
+        progress: None,
+        plugin_digest: None,
+        usage: None,
+    }
+}
+
+/// Stores `job` unless an unfinished job holds its unique key; then returns that one.
+async fn enqueue_unique(
+    conn: &mut SqliteConnection,
+    job: NewJob,
+    now: Millis,
+) -> Result<Submitted> {
+    let holder: Option<JobRow> = sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE unique_key = ?1 \
+         AND state IN ('scheduled', 'enqueued', 'processing')"
+    ))
+    .bind(&job.unique_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = holder {
+        return Ok(Submitted {
+            job: Job::try_from(row)?,
+            created: false,
+        });
+    }
+    batch::insert(conn, std::slice::from_ref(&job), now).await?;
+    Ok(Submitted {
+        job: new_job(&job, now),
+        created: true,
+    })
 }
 
 async fn job_state(conn: &mut SqliteConnection, id: JobId) -> Result<JobState> {
@@ -172,40 +255,48 @@ async fn fetch_job(conn: &mut SqliteConnection, id: JobId) -> Result<Job> {
 
 #[async_trait]
 impl JobStore for SqliteStore {
-    async fn enqueue(&self, job: NewJob, now: Millis) -> Result<Job> {
-        let stored = Job {
-            id: job.id,
-            plugin: job.plugin.clone(),
-            args: job.args.clone(),
-            queue: job.queue.clone(),
-            priority: job.priority,
-            state: batch::initial_state(&job, now),
-            attempt: 0,
-            max_attempts: job.max_attempts,
-            run_at: job.run_at.unwrap_or(now),
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            repository_path: job.repository_path.clone(),
-            result: None,
-            error: None,
-            progress: None,
-            plugin_digest: None,
-            usage: None,
-        };
+    async fn enqueue(&self, job: NewJob, now: Millis) -> Result<Submitted> {
+        if job.unique_key.is_some() {
+            return self
+                .exec(move |conn| Box::pin(async move { enqueue_unique(conn, job, now).await }))
+                .await;
+        }
+        let stored = new_job(&job, now);
         self.enqueue_many(vec![job], now).await?;
-        Ok(stored)
+        Ok(Submitted {
+            job: stored,
+            created: true,
+        })
     }
 
     async fn enqueue_many(&self, jobs: Vec<NewJob>, now: Millis) -> Result<()> {
+        if jobs.iter().any(|job| job.unique_key.is_some()) {
+            // Its own transaction: a held key fails these jobs, not a whole group commit.
+            return self
+                .exec(move |conn| Box::pin(async move { batch::insert(conn, &jobs, now).await }))
+                .await;
+        }
         self.request(|reply| Command::Enqueue { jobs, now, reply })
             .await
     }
 
     async fn claim(&self, params: &ClaimParams, now: Millis) -> Result<Vec<Claimed>> {
         let params = params.clone();
-        self.request(|reply| Command::Claim { params, now, reply })
-            .await
+        let controls = {
+            let all = self.controls.read().expect("queue controls lock poisoned");
+            params
+                .queues
+                .iter()
+                .filter_map(|q| all.get(q).map(|c| (q.clone(), c.clone())))
+                .collect()
+        };
+        self.request(|reply| Command::Claim {
+            params,
+            controls,
+            now,
+            reply,
+        })
+        .await
     }
 
     async fn heartbeat(&self, owner: &str, until: Millis) -> Result<u64> {
@@ -459,21 +550,88 @@ impl JobStore for SqliteStore {
         Ok(Page { jobs, next_cursor })
     }
 
-    async fn queue_counts(&self) -> Result<Vec<QueueCount>> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state ORDER BY queue, state",
-        )
-        .fetch_all(&self.readers)
-        .await?;
-        rows.into_iter()
-            .map(|(queue, state, count)| {
-                Ok(QueueCount {
-                    queue,
-                    state: rows::parse_state(&state)?,
-                    count: count.max(0) as u64,
-                })
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> Result<()> {
+        let queue = name.to_owned();
+        let name = queue.clone();
+        self.exec(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO queues (name, paused) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+                )
+                .bind(name)
+                .bind(paused)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
             })
-            .collect()
+        })
+        .await?;
+        self.update_controls(queue, |c| c.paused = paused);
+        Ok(())
+    }
+
+    async fn set_queue_concurrency(&self, name: &str, concurrency: Option<u32>) -> Result<()> {
+        let queue = name.to_owned();
+        let name = queue.clone();
+        self.exec(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO queues (name, concurrency) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency",
+                )
+                .bind(name)
+                .bind(concurrency.map(i64::from))
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.update_controls(queue, |c| c.concurrency = concurrency);
+        Ok(())
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        let mut conn = self.readers.acquire().await?;
+        let counts: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state")
+                .fetch_all(&mut *conn)
+                .await?;
+        let controls: Vec<(String, bool, Option<i64>)> =
+            sqlx::query_as("SELECT name, paused, concurrency FROM queues")
+                .fetch_all(&mut *conn)
+                .await?;
+        let oldest: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT queue, MIN(run_at) FROM jobs WHERE state = 'enqueued' GROUP BY queue",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut queues: BTreeMap<String, QueueInfo> = BTreeMap::new();
+        fn entry(queues: &mut BTreeMap<String, QueueInfo>, name: String) -> &mut QueueInfo {
+            queues.entry(name.clone()).or_insert_with(|| QueueInfo {
+                name,
+                settings: QueueSettings::default(),
+                counts: Vec::new(),
+                oldest_enqueued_at: None,
+            })
+        }
+        for (queue, state, count) in counts {
+            let state = rows::parse_state(&state)?;
+            entry(&mut queues, queue)
+                .counts
+                .push((state, count.max(0) as u64));
+        }
+        for (name, paused, concurrency) in controls {
+            entry(&mut queues, name).settings = QueueSettings {
+                paused,
+                concurrency: concurrency.and_then(|c| u32::try_from(c).ok()),
+            };
+        }
+        for (queue, at) in oldest {
+            entry(&mut queues, queue).oldest_enqueued_at = Some(at);
+        }
+        Ok(queues.into_values().collect())
     }
 
     async fn close(&self) {

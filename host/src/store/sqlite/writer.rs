@@ -8,14 +8,20 @@
 
 use super::batch;
 use crate::model::{JobId, LogLine, Millis, Progress};
-use crate::store::{ClaimParams, Claimed, Completion, Error, Failure, LeaseId, NewJob, Result};
+use crate::store::{
+    ClaimParams, Claimed, Completion, Error, Failure, LeaseId, NewJob, QueueSettings, Result,
+};
 use sqlx::{Connection, SqliteConnection};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands applied in one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// Queue controls by queue name.
+pub(super) type Controls = HashMap<String, QueueSettings>;
 
 /// Where a command's outcome goes.
 pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -36,6 +42,8 @@ pub(super) enum Command {
     },
     Claim {
         params: ClaimParams,
+        /// Controls of the claimed queues that have any.
+        controls: Controls,
         now: Millis,
         reply: Reply<Vec<Claimed>>,
     },

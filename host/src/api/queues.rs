@@ -1,0 +1,107 @@
+//! `/api/queues`: counts, controls and age per queue; pause, resume and concurrency caps.
+
+use super::AppState;
+use super::error::{ApiError, ApiJson};
+use crate::model::{JobState, now_ms};
+use crate::plugins::manifest::validate_queue_name;
+use crate::store::{QueueInfo, QueueSettings};
+use axum::extract::{Path, State};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// The routes of this module.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/queues", get(list))
+        .route("/api/queues/{name}/pause", post(pause))
+        .route("/api/queues/{name}/resume", post(resume))
+        .route("/api/queues/{name}/concurrency", put(set_concurrency))
+}
+
+fn queue_json(info: &QueueInfo, served: bool, now: i64) -> Value {
+    let mut counts: Map<String, Value> = JobState::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), json!(0)))
+        .collect();
+    for (state, count) in &info.counts {
+        counts.insert(state.as_str().to_owned(), json!(count));
+    }
+    json!({
+        "name": info.name,
+        "served": served,
+        "paused": info.settings.paused,
+        "concurrency": info.settings.concurrency,
+        "counts": counts,
+        "oldest_enqueued_age_ms": info.oldest_enqueued_at.map(|at| (now - at).max(0)),
+    })
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut known = state.store.queues().await?;
+    for served in &state.queues {
+        if !known.iter().any(|q| &q.name == served) {
+            known.push(QueueInfo {
+                name: served.clone(),
+                settings: QueueSettings::default(),
+                counts: Vec::new(),
+                oldest_enqueued_at: None,
+            });
+        }
+    }
+    known.sort_by(|a, b| a.name.cmp(&b.name));
+    let now = now_ms();
+    let queues: Vec<Value> = known
+        .iter()
+        .map(|info| queue_json(info, state.queues.contains(&info.name), now))
+        .collect();
+    Ok(Json(json!({ "queues": queues })))
+}
+
+fn checked(name: &str) -> Result<&str, ApiError> {
+    validate_queue_name(name).map_err(ApiError::BadRequest)?;
+    Ok(name)
+}
+
+async fn pause(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.store.set_queue_paused(checked(&name)?, true).await?;
+    Ok(Json(json!({"name": name, "paused": true})))
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.store.set_queue_paused(checked(&name)?, false).await?;
+    state.scheduler.notify();
+    Ok(Json(json!({"name": name, "paused": false})))
+}
+
+/// `PUT /api/queues/{name}/concurrency` body: a cap, or `null` for none.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Concurrency {
+    concurrency: Option<u32>,
+}
+
+async fn set_concurrency(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Concurrency>,
+) -> Result<Json<Value>, ApiError> {
+    if body.concurrency == Some(0) {
+        return Err(ApiError::Unprocessable(
+            "concurrency must be at least 1 (pause the queue to run nothing)".into(),
+        ));
+    }
+    state
+        .store
+        .set_queue_concurrency(checked(&name)?, body.concurrency)
+        .await?;
+    state.scheduler.notify();
+    Ok(Json(json!({"name": name, "concurrency": body.concurrency})))
+}

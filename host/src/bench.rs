@@ -167,6 +167,7 @@ fn echo_job() -> NewJob {
         run_at: None,
         repository_path: None,
         unique_key: None,
+        parents: None,
     }
 }
 

@@ -2,6 +2,8 @@
 //! file, in that order of precedence, over built-in defaults. Validated once.
 
 use crate::engine::DEFAULT_QUEUES;
+use crate::engine::Retention;
+use crate::engine::recurring::RecurringSpec;
 use crate::plugins::manifest::validate_queue_name;
 use crate::store::sqlite::Durability;
 use clap::Args;
@@ -49,6 +51,12 @@ pub struct ServeArgs {
     /// Seconds running jobs get to finish at shutdown [default: 30].
     #[arg(long, env = "ORCHESTRA_GRACE_SECONDS")]
     pub grace_seconds: Option<u64>,
+    /// Days succeeded jobs are kept [default: 7].
+    #[arg(long, env = "ORCHESTRA_RETAIN_SUCCEEDED_DAYS")]
+    pub retain_succeeded_days: Option<f64>,
+    /// Days failed and cancelled jobs are kept [default: 30].
+    #[arg(long, env = "ORCHESTRA_RETAIN_FAILED_DAYS")]
+    pub retain_failed_days: Option<f64>,
     /// SQLite durability: `normal` survives a killed process, `full` also power loss.
     #[arg(long, env = "ORCHESTRA_SYNC", value_enum)]
     pub sync: Option<Durability>,
@@ -71,7 +79,12 @@ struct FileConfig {
     host_id: Option<String>,
     lease_seconds: Option<u64>,
     grace_seconds: Option<u64>,
+    retain_succeeded_days: Option<f64>,
+    retain_failed_days: Option<f64>,
     sync: Option<Durability>,
+    /// `[[recurring]]` tables: only the file declares recurring jobs.
+    #[serde(default)]
+    recurring: Vec<RecurringSpec>,
 }
 
 /// Validated host settings.
@@ -97,8 +110,24 @@ pub struct Config {
     pub lease: Duration,
     /// Shutdown grace period.
     pub grace: Duration,
+    /// How long finished jobs are kept.
+    pub retention: Retention,
     /// SQLite durability.
     pub durability: Durability,
+    /// Recurring jobs the settings file declares, stored at host start (checked then,
+    /// against the loaded plugins).
+    pub recurring: Vec<RecurringSpec>,
+}
+
+/// A retention in days (fractions allowed, at most ten years), or the default.
+fn days(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, String> {
+    match value {
+        None => Ok(default),
+        Some(days) if (0.0..=3650.0).contains(&days) => {
+            Ok(Duration::from_secs_f64(days * 86_400.0))
+        }
+        Some(days) => Err(format!("{name} must be between 0 and 3650, got {days}")),
+    }
 }
 
 fn hostname() -> String {
@@ -183,7 +212,20 @@ impl Config {
                 .unwrap_or_else(|| format!("{}:{}", hostname(), listen.port())),
             lease: Duration::from_secs(lease_seconds),
             grace: Duration::from_secs(args.grace_seconds.or(file.grace_seconds).unwrap_or(30)),
+            retention: Retention {
+                succeeded: days(
+                    "retain_succeeded_days",
+                    args.retain_succeeded_days.or(file.retain_succeeded_days),
+                    Retention::default().succeeded,
+                )?,
+                failed: days(
+                    "retain_failed_days",
+                    args.retain_failed_days.or(file.retain_failed_days),
+                    Retention::default().failed,
+                )?,
+            },
             durability: args.sync.or(file.sync).unwrap_or_default(),
+            recurring: file.recurring,
             db,
         })
     }
@@ -231,6 +273,27 @@ mod tests {
     }
 
     #[test]
+    fn the_file_declares_recurring_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("orchestra.toml");
+        let toml = "[[recurring]]\nid = \"nightly\"\ncron = \"0 3 * * *\"\n\
+                    timezone = \"Europe/Berlin\"\nplugin = \"echo\"\nargs = { n = 1 }\n\
+                    misfire = \"skip\"\n";
+        std::fs::write(&file, toml).unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(args).unwrap();
+        let [nightly] = config.recurring.as_slice() else {
+            panic!("one recurring job: {:?}", config.recurring);
+        };
+        assert_eq!(nightly.id.as_deref(), Some("nightly"));
+        assert_eq!(nightly.args, Some(serde_json::json!({"n": 1})));
+        assert_eq!(nightly.misfire, Some(crate::store::Misfire::Skip));
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
@@ -245,6 +308,15 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(Config::resolve(bad_queue).unwrap_err().contains("Bad!"));
+        let bad_retention = ServeArgs {
+            retain_failed_days: Some(-1.0),
+            ..ServeArgs::default()
+        };
+        assert!(
+            Config::resolve(bad_retention)
+                .unwrap_err()
+                .contains("retain_failed_days")
+        );
         let bad_root = ServeArgs {
             repo_roots: Some(vec!["/no/such/root".into()]),
             ..ServeArgs::default()

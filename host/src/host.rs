@@ -2,6 +2,7 @@
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::engine::recurring;
 use crate::engine::{Scheduler, SchedulerConfig};
 use crate::events::EventBus;
 use crate::plugins::Registry;
@@ -23,6 +24,9 @@ pub enum Error {
     /// The wasm runtime could not be set up.
     #[error(transparent)]
     Runtime(#[from] runtime::Error),
+    /// A recurring job of the config file is wrong, or could not be stored.
+    #[error(transparent)]
+    Recurring(#[from] recurring::DeclareError),
     /// A file or socket could not be used.
     #[error("{context}: {source}")]
     Io {
@@ -61,7 +65,8 @@ impl Host {
     /// Opens the store, loads the plugin folder, starts the scheduler and the API.
     ///
     /// # Errors
-    /// The database, plugin folder or listen address cannot be used.
+    /// The database, plugin folder or listen address cannot be used, or a recurring job
+    /// the config file declares is wrong.
     pub async fn start(config: &Config) -> Result<Host, Error> {
         let store: Arc<dyn JobStore> =
             Arc::new(SqliteStore::open(&config.db, config.durability).await?);
@@ -79,6 +84,7 @@ impl Host {
         tokio::task::spawn_blocking(move || first_scan.scan())
             .await
             .map_err(|e| io("loading plugins")(std::io::Error::other(e)))?;
+        recurring::declare(store.as_ref(), &registry, &config.recurring).await?;
         let stop_watching = CancellationToken::new();
         let watcher = tokio::spawn(loader.watch(stop_watching.clone()));
         let scheduler = Scheduler::start(
@@ -92,6 +98,7 @@ impl Host {
                 owner: config.host_id.clone(),
                 lease: config.lease,
                 grace: config.grace,
+                retention: config.retention,
             },
         )
         .await?;

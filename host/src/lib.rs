@@ -5,7 +5,7 @@
 //! - [`host`]: wiring; starts and stops everything below.
 //! - [`api`]: the HTTP API (axum).
 //! - [`engine`]: the [`engine::Scheduler`]: claim → run → complete or retry; leases,
-//!   promotion of due jobs.
+//!   promotion of due jobs, firing of recurring jobs.
 //! - [`plugins`]: the plugin folder, its manifests and the [`plugins::Registry`].
 //! - [`runtime`]: wasmtime; compiles plugins and runs one attempt under limits.
 //! - [`store`]: the [`store::JobStore`] trait and its SQLite implementation.

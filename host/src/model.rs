@@ -79,6 +79,10 @@ pub fn new_job_id() -> JobId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Waiting for its parents to finish (a continuation or batch callback). The last
+    /// parent to finish moves it to `enqueued`; with `on: success`, a parent that
+    /// fails or is cancelled moves it to `cancelled`.
+    Awaiting,
     /// Waiting for `run_at`: a delayed job or a retry's wait. The promoter moves it to
     /// `enqueued` once due; cancel moves it to `cancelled`.
     Scheduled,
@@ -98,7 +102,8 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in life order.
-    pub const ALL: [JobState; 6] = [
+    pub const ALL: [JobState; 7] = [
+        JobState::Awaiting,
         JobState::Scheduled,
         JobState::Enqueued,
         JobState::Processing,
@@ -110,6 +115,7 @@ impl JobState {
     /// The state's name as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobState::Awaiting => "awaiting",
             JobState::Scheduled => "scheduled",
             JobState::Enqueued => "enqueued",
             JobState::Processing => "processing",

@@ -200,7 +200,7 @@ impl From<JobState> for StepState {
     /// The state of a step whose job is in `state`.
     fn from(state: JobState) -> Self {
         match state {
-            JobState::Scheduled | JobState::Enqueued => StepState::Pending,
+            JobState::Awaiting | JobState::Scheduled | JobState::Enqueued => StepState::Pending,
             JobState::Processing => StepState::Running,
             JobState::Succeeded => StepState::Succeeded,
             JobState::Failed => StepState::Failed,

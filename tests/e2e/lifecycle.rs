@@ -150,3 +150,34 @@ fn a_concurrency_cap_keeps_runs_apart() {
     let (status, _) = host.post("/api/queues/Bad%20Name/pause", &json!({}));
     assert_eq!(status, 400, "a bad queue name is refused");
 }
+
+#[test]
+fn cleanup_removes_exactly_the_jobs_past_their_retention() {
+    let host = Orchestra::start(
+        Options::new()
+            .plugin("echo")
+            .plugin("flaky")
+            .config("retain_succeeded_days = 0\nretain_failed_days = 30\n"),
+    );
+    let succeeded: Vec<String> = (0..3)
+        .map(|n| host.submit("echo", json!({"n": n})))
+        .collect();
+    let failed = host.submit_job(json!({"plugin": "flaky", "args": {"fatal": true}}));
+    host.wait_for_all(&succeeded, &["succeeded"], TIMEOUT);
+    host.wait_for_state(&failed, &["failed"], TIMEOUT);
+    std::thread::sleep(Duration::from_millis(20));
+    let (status, answer) = host.post("/api/maintenance/cleanup", &json!({}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["removed"], 3, "{answer}");
+    for id in &succeeded {
+        let (status, _) = host.get(&format!("/api/jobs/{id}"));
+        assert_eq!(status, 404, "succeeded job {id} was removed");
+    }
+    assert_eq!(
+        state(&host.job(&failed)),
+        "failed",
+        "a failed job is kept 30 days"
+    );
+    let (_, again) = host.post("/api/maintenance/cleanup", &json!({}));
+    assert_eq!(again["removed"], 0, "nothing more is old: {again}");
+}

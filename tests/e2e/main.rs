@@ -8,9 +8,11 @@ mod common;
 
 mod bad_input;
 mod cli;
+mod continuations;
 mod crash;
 mod jobs;
 mod lifecycle;
 mod limits;
+mod recurring;
 mod reload;
 mod sandbox;

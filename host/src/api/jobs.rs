@@ -6,7 +6,7 @@ use crate::model::{
     JobId, JobState, MAX_PRIORITY, MIN_PRIORITY, Millis, new_job_id, now_ms, rfc3339,
 };
 use crate::plugins::manifest::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
-use crate::store::{CancelOutcome, JobFilter, NewJob};
+use crate::store::{AwaitOn, CancelOutcome, JobFilter, NewJob, Parents};
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
@@ -33,10 +33,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/jobs/{id}/cancel", post(cancel))
 }
 
-/// `POST /api/jobs` body.
+/// `POST /api/jobs` body (and a job spec inside a batch).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SubmitJob {
+pub(super) struct SubmitJob {
     plugin: String,
     args: Option<Value>,
     queue: Option<String>,
@@ -46,6 +46,37 @@ struct SubmitJob {
     run_at: Option<String>,
     repository_path: Option<String>,
     unique_key: Option<String>,
+    after: Option<Vec<String>>,
+    on: Option<String>,
+}
+
+/// Most parents a continuation may wait for.
+const MAX_PARENTS: usize = 10_000;
+
+/// The parents a continuation waits for, checked.
+fn parents(after: Option<Vec<String>>, on: Option<String>) -> Result<Option<Parents>, ApiError> {
+    let on = match on.as_deref() {
+        None | Some("success") => AwaitOn::Success,
+        Some("finish") => AwaitOn::Finish,
+        Some(other) => {
+            return Err(ApiError::Unprocessable(format!(
+                "on must be `success` or `finish`, got `{other}`"
+            )));
+        }
+    };
+    let Some(after) = after else {
+        return Ok(None);
+    };
+    if after.is_empty() || after.len() > MAX_PARENTS {
+        return Err(ApiError::Unprocessable(format!(
+            "after must list 1 to {MAX_PARENTS} job ids"
+        )));
+    }
+    let ids = after
+        .iter()
+        .map(|id| parse_id(id))
+        .collect::<Result<_, _>>()?;
+    Ok(Some(Parents { ids, on }))
 }
 
 /// Longest unique key accepted.
@@ -117,7 +148,12 @@ fn run_at(
 
 impl SubmitJob {
     /// Validates the submission against the host's plugins and roots.
-    fn validate(self, state: &AppState, now: Millis) -> Result<NewJob, ApiError> {
+    pub(super) fn validate(self, state: &AppState, now: Millis) -> Result<NewJob, ApiError> {
+        if self.on.is_some() && self.after.is_none() {
+            return Err(ApiError::Unprocessable(
+                "on needs after: the jobs to wait for".into(),
+            ));
+        }
         let plugin = state.registry.get(&self.plugin).ok_or_else(|| {
             let loaded: Vec<String> = state
                 .registry
@@ -168,6 +204,7 @@ impl SubmitJob {
             run_at,
             repository_path,
             unique_key: self.unique_key,
+            parents: parents(self.after, self.on)?,
         })
     }
 }

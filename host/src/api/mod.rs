@@ -1,8 +1,11 @@
 //! The HTTP API (axum, JSON). Bad input gets a 4xx with `{"error": "..."}`.
 
+mod batches;
 mod error;
 mod jobs;
+mod maintenance;
 mod queues;
+mod recurring;
 mod status;
 
 pub use error::ApiError;
@@ -37,7 +40,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(maintenance::routes())
+        .merge(batches::routes())
         .merge(queues::routes())
+        .merge(recurring::routes())
         .merge(status::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -109,6 +109,8 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
         shared
             .events
             .publish(JobEvent::Finished { id: job.id, state });
+        // A finished job may have released continuations waiting on it.
+        shared.wake.notify_one();
     }
 }
 

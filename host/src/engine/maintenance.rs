@@ -1,5 +1,5 @@
-//! Background upkeep: renew this host's leases, promote due scheduled jobs, and return
-//! jobs whose lease expired (their host died) to their queue.
+//! Background upkeep: renew this host's leases, promote due scheduled jobs, fire due
+//! recurring jobs, and return jobs whose lease expired (their host died) to their queue.
 
 use super::Shared;
 use crate::model::{Millis, now_ms};
@@ -8,23 +8,43 @@ use std::time::Duration;
 
 /// How often due scheduled jobs are promoted: well within the promised second.
 const PROMOTE_EVERY: Duration = Duration::from_millis(200);
+/// How often due recurring jobs are fired: a schedule with a seconds field fires within
+/// about 0.2 s of its time.
+const FIRE_EVERY: Duration = Duration::from_millis(200);
 /// How often expired leases are looked for.
 const EXPIRE_EVERY: Duration = Duration::from_secs(2);
+/// How often finished jobs past their retention are removed.
+const CLEAN_EVERY: Duration = Duration::from_secs(3600);
 /// Most jobs one pass moves.
 const BATCH: u32 = 1000;
 
 /// Runs until the scheduler stops claiming.
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut promote = tokio::time::interval(PROMOTE_EVERY);
+    let mut fire = tokio::time::interval(FIRE_EVERY);
     let mut expire = tokio::time::interval(EXPIRE_EVERY);
     let mut heartbeat = tokio::time::interval(shared.config.lease / 3);
+    let mut clean =
+        tokio::time::interval_at(tokio::time::Instant::now() + CLEAN_EVERY, CLEAN_EVERY);
     loop {
         tokio::select! {
             () = shared.stop_claiming.cancelled() => return,
             _ = promote.tick() => promote_due(&shared).await,
+            _ = fire.tick() => fire_recurring(&shared).await,
             _ = expire.tick() => expire_leases(&shared).await,
             _ = heartbeat.tick() => renew_leases(&shared).await,
+            _ = clean.tick() => remove_old_jobs(&shared).await,
         }
+    }
+}
+
+async fn remove_old_jobs(shared: &Shared) {
+    match super::retention::clean(shared).await {
+        Ok(done) if done.removed > 0 => {
+            tracing::info!(removed = done.removed, "removed old finished jobs")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "removing old finished jobs failed"),
     }
 }
 
@@ -43,6 +63,17 @@ async fn promote_due(shared: &Shared) {
                 return;
             }
         }
+    }
+}
+
+async fn fire_recurring(shared: &Shared) {
+    match shared.store.fire_recurring(now_ms()).await {
+        Ok(0) => {}
+        Ok(jobs) => {
+            tracing::debug!(jobs, "enqueued recurring jobs");
+            shared.wake.notify_one();
+        }
+        Err(e) => tracing::error!(error = %e, "firing recurring jobs failed"),
     }
 }
 

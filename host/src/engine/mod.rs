@@ -1,5 +1,6 @@
 //! The [`Scheduler`]: claims ready jobs as workers free up, runs each in the runtime, and
-//! records the outcome; plus the background upkeep (leases, promotion of due jobs).
+//! records the outcome; plus the background upkeep (leases, promotion of due jobs,
+//! recurring jobs).
 //!
 //! Pickup is push-driven: an in-process enqueue or a due promotion wakes the dispatcher
 //! at once; a one-second poll covers jobs written by anything else.
@@ -7,6 +8,10 @@
 mod executor;
 mod maintenance;
 mod output;
+pub mod recurring;
+mod retention;
+
+pub use retention::{Cleanup, Retention};
 
 use crate::events::EventBus;
 use crate::model::{JobId, Millis, now_ms};
@@ -38,6 +43,8 @@ pub struct SchedulerConfig {
     pub lease: Duration,
     /// How long running jobs may take to finish at shutdown before they are released.
     pub grace: Duration,
+    /// How long finished jobs are kept.
+    pub retention: Retention,
 }
 
 /// Jobs claimed ahead per worker while there is a backlog of short jobs.
@@ -135,6 +142,28 @@ impl Scheduler {
             running.entry(id).or_default().cancel();
         }
         Ok(outcome)
+    }
+
+    /// Cancels a batch: its waiting jobs at once, its running ones interrupted; returns
+    /// the running ones.
+    ///
+    /// # Errors
+    /// As [`JobStore::cancel_batch`].
+    pub async fn cancel_batch(&self, id: JobId, now: Millis) -> store::Result<Vec<JobId>> {
+        let running = self.shared.store.cancel_batch(id, now).await?;
+        let mut tokens = self.shared.running.lock().expect("running lock poisoned");
+        for job in &running {
+            tokens.entry(*job).or_default().cancel();
+        }
+        Ok(running)
+    }
+
+    /// Removes finished jobs past their retention now.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn cleanup(&self) -> store::Result<Cleanup> {
+        retention::clean(&self.shared).await
     }
 
     /// Stops claiming, lets running jobs finish within the grace period, releases the

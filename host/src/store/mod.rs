@@ -5,12 +5,14 @@
 //! `processing` under the caller's lease, and report [`Error::LeaseLost`] otherwise.
 //! Nothing above this module knows SQL.
 
+pub mod recurring;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
 
 use crate::model::{Job, JobDetail, JobError, JobId, JobState, LogLine, Millis, Progress, Usage};
 use async_trait::async_trait;
+pub use recurring::{Misfire, PutRecurring, RecurringDefinition, RecurringJob};
 use uuid::Uuid;
 
 /// Storage errors.
@@ -28,6 +30,12 @@ pub enum Error {
     /// The job is not in a state that allows the operation.
     #[error("{0}")]
     Conflict(String),
+    /// The request refers to something that does not exist or cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+    /// No recurring job has that id.
+    #[error("no recurring job with id {0}")]
+    RecurringNotFound(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -69,6 +77,70 @@ pub struct NewJob {
     pub repository_path: Option<String>,
     /// While a job with this key is unfinished, submitting another returns that job.
     pub unique_key: Option<String>,
+    /// Jobs that must finish first: the job waits in `awaiting` until they have.
+    pub parents: Option<Parents>,
+}
+
+/// The jobs a continuation waits for, and on what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parents {
+    /// The parent jobs.
+    pub ids: Vec<JobId>,
+    /// Whether every parent must succeed, or only finish.
+    pub on: AwaitOn,
+}
+
+/// What a continuation waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwaitOn {
+    /// Every parent succeeded; a parent that fails or is cancelled cancels the job.
+    Success,
+    /// Every parent finished, however it ended.
+    Finish,
+}
+
+impl AwaitOn {
+    /// The name as stored and accepted by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwaitOn::Success => "success",
+            AwaitOn::Finish => "finish",
+        }
+    }
+}
+
+/// Jobs created together, with callbacks that run when they are done.
+#[derive(Debug, Clone)]
+pub struct NewBatch {
+    /// The batch's id.
+    pub id: JobId,
+    /// What the batch is for.
+    pub description: String,
+    /// Its jobs.
+    pub jobs: Vec<NewJob>,
+    /// Runs once when every job succeeded.
+    pub on_success: Option<NewJob>,
+    /// Runs once when every job finished, however.
+    pub on_complete: Option<NewJob>,
+}
+
+/// A batch as stored, with where its jobs are.
+#[derive(Debug, Clone)]
+pub struct BatchInfo {
+    /// The batch's id.
+    pub id: JobId,
+    /// What the batch is for.
+    pub description: String,
+    /// When it was created.
+    pub created_at: Millis,
+    /// Its jobs and their states, oldest first.
+    pub jobs: Vec<(JobId, JobState)>,
+    /// The success callback and its state.
+    pub on_success: Option<(JobId, JobState)>,
+    /// The completion callback and its state.
+    pub on_complete: Option<(JobId, JobState)>,
+    /// When it was cancelled, if it was.
+    pub cancelled_at: Option<Millis>,
 }
 
 /// What [`JobStore::enqueue`] did.
@@ -274,6 +346,32 @@ pub trait JobStore: Send + Sync + 'static {
     /// Jobs matching `filter`, newest first.
     async fn list(&self, filter: &JobFilter) -> Result<Page>;
 
+    /// Stores a batch's jobs and callbacks at once, all or none.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a job names a parent that does not exist.
+    async fn create_batch(&self, batch: NewBatch, now: Millis) -> Result<()>;
+
+    /// A batch with its jobs' states.
+    async fn batch(&self, id: JobId) -> Result<Option<BatchInfo>>;
+
+    /// Cancels a batch: its waiting jobs are cancelled; returns the running ones, whose
+    /// cancellation is requested.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown batch.
+    async fn cancel_batch(&self, id: JobId, now: Millis) -> Result<Vec<JobId>>;
+
+    /// Deletes up to `limit` finished jobs, with their history and log: succeeded ones
+    /// finished before `succeeded_before`, failed or cancelled ones before
+    /// `failed_before`. Returns how many.
+    async fn delete_finished(
+        &self,
+        succeeded_before: Millis,
+        failed_before: Millis,
+        limit: u32,
+    ) -> Result<u64>;
+
     /// Pauses or resumes a queue.
     async fn set_queue_paused(&self, name: &str, paused: bool) -> Result<()>;
 
@@ -283,6 +381,54 @@ pub trait JobStore: Send + Sync + 'static {
     /// Every queue that has jobs or controls, with its counts, controls and oldest
     /// enqueued job.
     async fn queues(&self) -> Result<Vec<QueueInfo>>;
+
+    /// Creates the recurring job `definition.id`, or replaces its definition. A new or
+    /// changed schedule (cron or zone) waits for its first occurrence after `now`; an
+    /// unchanged one keeps its pending occurrence, so that re-declaring a schedule (as
+    /// every host start does for the config file's) never drops or repeats one.
+    /// Whether it is paused does not change.
+    async fn put_recurring(
+        &self,
+        definition: RecurringDefinition,
+        now: Millis,
+    ) -> Result<PutRecurring>;
+
+    /// One recurring job, with the state of its last job.
+    async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>>;
+
+    /// Every recurring job, by id.
+    async fn list_recurring(&self) -> Result<Vec<RecurringJob>>;
+
+    /// Deletes a recurring job; the jobs it enqueued stay.
+    ///
+    /// # Errors
+    /// [`Error::RecurringNotFound`].
+    async fn delete_recurring(&self, id: &str) -> Result<()>;
+
+    /// Pauses a recurring job (it stops firing), or resumes it: a resumed job waits for
+    /// its first occurrence after `now`, whatever it missed while paused.
+    ///
+    /// # Errors
+    /// [`Error::RecurringNotFound`].
+    async fn set_recurring_paused(
+        &self,
+        id: &str,
+        paused: bool,
+        now: Millis,
+    ) -> Result<RecurringJob>;
+
+    /// The firing pass: for every unpaused recurring job whose occurrence is due by
+    /// `now`, enqueues its job (or, for missed occurrences, what its
+    /// [`Misfire`] policy says; see [`recurring`]) and moves it to its next occurrence,
+    /// all in one transaction. Returns how many jobs were enqueued.
+    async fn fire_recurring(&self, now: Millis) -> Result<u64>;
+
+    /// Enqueues a job of a recurring job at once, paused or not, without changing its
+    /// schedule; it becomes the recurring job's last job.
+    ///
+    /// # Errors
+    /// [`Error::RecurringNotFound`].
+    async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Job>;
 
     /// Applies every queued write, then closes the store.
     async fn close(&self);

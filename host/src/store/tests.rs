@@ -20,6 +20,7 @@ fn new_job(queue: &str, priority: i32) -> NewJob {
         run_at: None,
         repository_path: None,
         unique_key: None,
+        parents: None,
     }
 }
 
@@ -536,6 +537,364 @@ async fn check_concurrency_caps_running_jobs(store: &dyn JobStore) {
     );
 }
 
+fn continuation(parents: &[JobId], on: AwaitOn) -> NewJob {
+    NewJob {
+        parents: Some(Parents {
+            ids: parents.to_vec(),
+            on,
+        }),
+        ..new_job("default", 0)
+    }
+}
+
+/// Runs a claimed job to `succeeded` or `failed`.
+async fn finish(store: &dyn JobStore, claimed: &Claimed, succeed: bool) {
+    if succeed {
+        store
+            .complete(claimed.job.id, claimed.lease, completion(), NOW)
+            .await
+            .unwrap();
+    } else {
+        let fatal = failure(ErrorKind::Fatal, AfterFailure::Fail);
+        store
+            .fail(claimed.job.id, claimed.lease, fatal, NOW)
+            .await
+            .unwrap();
+    }
+}
+
+async fn check_continuations_wait_for_every_parent(store: &dyn JobStore) {
+    let a = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let b = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let child = store
+        .enqueue(continuation(&[a.id, b.id], AwaitOn::Success), NOW)
+        .await
+        .unwrap()
+        .job;
+    assert_eq!(child.state, JobState::Awaiting);
+    let first = claim_one(store, NOW).await;
+    finish(store, &first, true).await;
+    assert_eq!(
+        state_of(store, child.id).await,
+        JobState::Awaiting,
+        "one parent left"
+    );
+    let second = claim_one(store, NOW).await;
+    finish(store, &second, true).await;
+    assert_eq!(state_of(store, child.id).await, JobState::Enqueued);
+    assert_eq!(claim_one(store, NOW).await.job.id, child.id);
+}
+
+async fn check_a_failed_parent_cancels_a_success_continuation(store: &dyn JobStore) {
+    let parent = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let on_success = store
+        .enqueue(continuation(&[parent.id], AwaitOn::Success), NOW)
+        .await
+        .unwrap()
+        .job;
+    let grandchild = store
+        .enqueue(continuation(&[on_success.id], AwaitOn::Success), NOW)
+        .await
+        .unwrap()
+        .job;
+    let on_finish = store
+        .enqueue(continuation(&[parent.id], AwaitOn::Finish), NOW)
+        .await
+        .unwrap()
+        .job;
+    let claimed = claim_one(store, NOW).await;
+    finish(store, &claimed, false).await;
+    let cancelled = store.get(on_success.id).await.unwrap().unwrap();
+    assert_eq!(cancelled.job.state, JobState::Cancelled);
+    let reason = &cancelled.history.last().unwrap().reason;
+    assert!(
+        reason.contains(&parent.id.to_string()) && reason.contains("failed"),
+        "{reason}"
+    );
+    assert_eq!(
+        state_of(store, grandchild.id).await,
+        JobState::Cancelled,
+        "the cancel cascades"
+    );
+    assert_eq!(state_of(store, on_finish.id).await, JobState::Enqueued);
+}
+
+async fn check_continuations_of_finished_or_missing_parents(store: &dyn JobStore) {
+    let done = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let claimed = claim_one(store, NOW).await;
+    finish(store, &claimed, true).await;
+    let child = store
+        .enqueue(continuation(&[done.id], AwaitOn::Success), NOW)
+        .await
+        .unwrap()
+        .job;
+    assert_eq!(
+        child.state,
+        JobState::Enqueued,
+        "its parent had already succeeded"
+    );
+    let missing = store
+        .enqueue(continuation(&[new_job_id()], AwaitOn::Finish), NOW)
+        .await;
+    assert!(matches!(missing, Err(Error::Invalid(_))), "{missing:?}");
+}
+
+async fn check_batches_run_their_callbacks_once(store: &dyn JobStore) {
+    let jobs: Vec<NewJob> = (0..50).map(|_| new_job("default", 0)).collect();
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    let batch = NewBatch {
+        id: new_job_id(),
+        description: "fifty".into(),
+        on_success: Some(continuation(&ids, AwaitOn::Success)),
+        on_complete: Some(continuation(&ids, AwaitOn::Finish)),
+        jobs,
+    };
+    let batch_id = batch.id;
+    store.create_batch(batch, NOW).await.unwrap();
+    let claimed = store
+        .claim(&claim_params(&["default"], 100), NOW)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 50, "the callbacks wait");
+    for c in &claimed {
+        finish(store, c, true).await;
+    }
+    let info = store.batch(batch_id).await.unwrap().unwrap();
+    assert!(info.jobs.iter().all(|(_, s)| *s == JobState::Succeeded));
+    assert_eq!(info.on_success.map(|c| c.1), Some(JobState::Enqueued));
+    assert_eq!(info.on_complete.map(|c| c.1), Some(JobState::Enqueued));
+    let callbacks = store
+        .claim(&claim_params(&["default"], 100), NOW)
+        .await
+        .unwrap();
+    assert_eq!(callbacks.len(), 2, "each callback runs once");
+    assert!(store.batch(new_job_id()).await.unwrap().is_none());
+}
+
+async fn check_cancelling_a_batch(store: &dyn JobStore) {
+    let jobs: Vec<NewJob> = (0..3).map(|_| new_job("default", 0)).collect();
+    let batch = NewBatch {
+        id: new_job_id(),
+        description: String::new(),
+        on_success: None,
+        on_complete: None,
+        jobs,
+    };
+    let batch_id = batch.id;
+    store.create_batch(batch, NOW).await.unwrap();
+    let running = claim_one(store, NOW).await;
+    let interrupted = store.cancel_batch(batch_id, NOW).await.unwrap();
+    assert_eq!(interrupted, [running.job.id]);
+    let info = store.batch(batch_id).await.unwrap().unwrap();
+    assert!(info.cancelled_at.is_some());
+    let cancelled = info
+        .jobs
+        .iter()
+        .filter(|(_, s)| *s == JobState::Cancelled)
+        .count();
+    assert_eq!(cancelled, 2, "{:?}", info.jobs);
+}
+
+/// A recurring job of `echo` that fires every 5 s (`NOW` is such a time), its jobs
+/// marked with args `{"from": id}`.
+fn every_5s(id: &str, misfire: Misfire) -> RecurringDefinition {
+    RecurringDefinition {
+        id: id.into(),
+        schedule: crate::schedule::Schedule::parse("*/5 * * * * *", "UTC").unwrap(),
+        plugin: "echo".into(),
+        args: json!({"from": id}),
+        queue: "default".into(),
+        priority: 0,
+        max_attempts: 3,
+        misfire,
+    }
+}
+
+/// The jobs recurring job `id` enqueued, oldest first, each with the reason it was
+/// enqueued for.
+async fn jobs_of(store: &dyn JobStore, id: &str) -> Vec<(Job, String)> {
+    let filter = JobFilter {
+        limit: 1000,
+        ..JobFilter::default()
+    };
+    let mut found = Vec::new();
+    for job in store.list(&filter).await.unwrap().jobs.into_iter().rev() {
+        if job.args["from"] == id {
+            let detail = store.get(job.id).await.unwrap().unwrap();
+            found.push((job, detail.history[0].reason.clone()));
+        }
+    }
+    found
+}
+
+async fn check_recurring_jobs_fire_once_per_occurrence(store: &dyn JobStore) {
+    let put = store
+        .put_recurring(every_5s("tick", Misfire::RunOnce), NOW)
+        .await
+        .unwrap();
+    assert!(put.created);
+    assert_eq!(put.recurring.next_run_at, Some(NOW + 5_000));
+    assert_eq!(store.fire_recurring(NOW + 4_999).await.unwrap(), 0);
+    let mut fired = 0;
+    for now in [NOW + 5_000, NOW + 5_000, NOW + 5_300, NOW + 9_999] {
+        fired += store.fire_recurring(now).await.unwrap();
+    }
+    assert_eq!(fired, 1, "one job for the occurrence at +5 s");
+    assert_eq!(store.fire_recurring(NOW + 10_100).await.unwrap(), 1);
+    assert_eq!(store.fire_recurring(NOW + 10_200).await.unwrap(), 0);
+    let jobs = jobs_of(store, "tick").await;
+    let reasons: Vec<&str> = jobs.iter().map(|(_, reason)| reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "recurring tick at 2023-11-14T22:13:25.000Z",
+            "recurring tick at 2023-11-14T22:13:30.000Z"
+        ]
+    );
+    let (last, _) = &jobs[1];
+    assert_eq!(
+        (last.state, last.run_at, last.plugin.as_str()),
+        (JobState::Enqueued, NOW + 10_000, "echo")
+    );
+    let tick = store.recurring("tick").await.unwrap().unwrap();
+    assert_eq!(tick.last_job_id, Some(last.id));
+    assert_eq!(tick.last_job_state, Some(JobState::Enqueued));
+    assert_eq!(tick.last_run_at, Some(NOW + 10_000));
+    assert_eq!(tick.next_run_at, Some(NOW + 15_000));
+}
+
+async fn check_missed_recurring_occurrences_run_once_or_never(store: &dyn JobStore) {
+    for (id, misfire) in [("once", Misfire::RunOnce), ("skip", Misfire::Skip)] {
+        store
+            .put_recurring(every_5s(id, misfire), NOW)
+            .await
+            .unwrap();
+    }
+    // Down for an hour: 720 occurrences missed.
+    let back = NOW + 3_600_000 + 1_234;
+    assert_eq!(store.fire_recurring(back).await.unwrap(), 1);
+    assert_eq!(store.fire_recurring(back + 100).await.unwrap(), 0);
+    let once = jobs_of(store, "once").await;
+    assert_eq!(
+        once.len(),
+        1,
+        "run_once: one job for all missed occurrences"
+    );
+    assert_eq!(once[0].0.run_at, back);
+    assert!(
+        once[0].1.ends_with("missed since 2023-11-14T22:13:25.000Z"),
+        "{}",
+        once[0].1
+    );
+    assert!(jobs_of(store, "skip").await.is_empty(), "skip: no job");
+    for id in ["once", "skip"] {
+        let recurring = store.recurring(id).await.unwrap().unwrap();
+        assert_eq!(recurring.next_run_at, Some(NOW + 3_605_000), "{id}");
+    }
+    let skip = store.recurring("skip").await.unwrap().unwrap();
+    assert_eq!((skip.last_job_id, skip.last_run_at), (None, None));
+}
+
+async fn check_paused_recurring_jobs_do_not_fire_and_resume_from_now(store: &dyn JobStore) {
+    store
+        .put_recurring(every_5s("p", Misfire::RunOnce), NOW)
+        .await
+        .unwrap();
+    let paused = store
+        .set_recurring_paused("p", true, NOW + 1)
+        .await
+        .unwrap();
+    assert!(paused.paused);
+    assert_eq!(paused.next_run_at, None);
+    assert_eq!(store.fire_recurring(NOW + 60_000).await.unwrap(), 0);
+    let triggered = store.trigger_recurring("p", NOW + 61_000).await.unwrap();
+    assert_eq!(triggered.state, JobState::Enqueued);
+    let after_trigger = store.recurring("p").await.unwrap().unwrap();
+    assert_eq!(after_trigger.last_job_id, Some(triggered.id));
+    assert_eq!(after_trigger.last_run_at, Some(NOW + 61_000));
+    assert_eq!(
+        after_trigger.next_run_at, None,
+        "a trigger leaves the schedule"
+    );
+    let resumed = store
+        .set_recurring_paused("p", false, NOW + 62_000)
+        .await
+        .unwrap();
+    assert!(!resumed.paused);
+    assert_eq!(
+        resumed.next_run_at,
+        Some(NOW + 65_000),
+        "no burst of the paused time"
+    );
+    assert_eq!(store.fire_recurring(NOW + 62_000).await.unwrap(), 0);
+    assert_eq!(store.fire_recurring(NOW + 65_000).await.unwrap(), 1);
+    let reasons: Vec<String> = jobs_of(store, "p")
+        .await
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(reasons[0].contains("triggered"), "{reasons:?}");
+    assert_eq!(reasons[1], "recurring p at 2023-11-14T22:14:25.000Z");
+    for missing in [
+        store
+            .set_recurring_paused("nope", true, NOW)
+            .await
+            .unwrap_err(),
+        store.trigger_recurring("nope", NOW).await.unwrap_err(),
+    ] {
+        assert!(matches!(missing, Error::RecurringNotFound(ref id) if id == "nope"));
+    }
+}
+
+async fn check_put_recurring_updates_and_recomputes_the_schedule(store: &dyn JobStore) {
+    store
+        .put_recurring(every_5s("r", Misfire::RunOnce), NOW)
+        .await
+        .unwrap();
+    // Same schedule, new args: the pending (now due) occurrence stays.
+    let mut changed = every_5s("r", Misfire::Skip);
+    changed.args = json!({"from": "r", "v": 2});
+    let put = store
+        .put_recurring(changed.clone(), NOW + 7_000)
+        .await
+        .unwrap();
+    assert!(!put.created);
+    assert_eq!(put.recurring.next_run_at, Some(NOW + 5_000));
+    assert_eq!(put.recurring.definition, changed);
+    // A new schedule waits for its first occurrence after now: 22:14:00.
+    changed.schedule = crate::schedule::Schedule::parse("0 * * * * *", "UTC").unwrap();
+    let put = store
+        .put_recurring(changed.clone(), NOW + 7_000)
+        .await
+        .unwrap();
+    assert_eq!(put.recurring.next_run_at, Some(NOW + 40_000));
+    let all = store.list_recurring().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].definition.schedule.expression(), "0 * * * * *");
+    assert_eq!(store.fire_recurring(NOW + 39_999).await.unwrap(), 0);
+    assert_eq!(store.fire_recurring(NOW + 40_000).await.unwrap(), 1);
+    let jobs = jobs_of(store, "r").await;
+    assert_eq!(jobs[0].0.args, json!({"from": "r", "v": 2}));
+}
+
+async fn check_delete_recurring_keeps_its_jobs(store: &dyn JobStore) {
+    store
+        .put_recurring(every_5s("d", Misfire::RunOnce), NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.fire_recurring(NOW + 5_000).await.unwrap(), 1);
+    store.delete_recurring("d").await.unwrap();
+    assert!(store.recurring("d").await.unwrap().is_none());
+    assert!(store.list_recurring().await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_recurring("d").await.unwrap_err(),
+        Error::RecurringNotFound(_)
+    ));
+    assert_eq!(store.fire_recurring(NOW + 10_000).await.unwrap(), 0);
+    assert_eq!(jobs_of(store, "d").await.len(), 1, "its job stays");
+}
+
 /// Runs every check on a fresh store from `open`.
 macro_rules! conformance {
     ($open:expr, $($check:ident),* $(,)?) => {
@@ -583,6 +942,16 @@ mod sqlite {
         check_unique_keys_dedupe_unfinished_jobs,
         check_paused_queues_run_nothing,
         check_concurrency_caps_running_jobs,
+        check_continuations_wait_for_every_parent,
+        check_a_failed_parent_cancels_a_success_continuation,
+        check_continuations_of_finished_or_missing_parents,
+        check_batches_run_their_callbacks_once,
+        check_cancelling_a_batch,
+        check_recurring_jobs_fire_once_per_occurrence,
+        check_missed_recurring_occurrences_run_once_or_never,
+        check_paused_recurring_jobs_do_not_fire_and_resume_from_now,
+        check_put_recurring_updates_and_recomputes_the_schedule,
+        check_delete_recurring_keeps_its_jobs,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,6 +154,8 @@ pub(crate) struct Options {
     plugins: Vec<(String, String)>,
     /// `(plugin name, NAME.toml text)`.
     manifests: Vec<(String, String)>,
+    /// The settings file's text (`--config`), if any.
+    config: Option<String>,
 }
 
 impl Default for Options {
@@ -167,6 +169,7 @@ impl Default for Options {
             own_cache: false,
             plugins: Vec::new(),
             manifests: Vec::new(),
+            config: None,
         }
     }
 }
@@ -230,6 +233,12 @@ impl Options {
         self
     }
 
+    /// `--config` with a settings file holding `toml`.
+    pub(crate) fn config(mut self, toml: &str) -> Self {
+        self.config = Some(toml.to_owned());
+        self
+    }
+
     /// The `serve` flags for a host in `dir` listening on `port`.
     fn serve_args(&self, dir: &Path, port: u16) -> Vec<String> {
         let path = |p: PathBuf| p.to_string_lossy().into_owned();
@@ -255,6 +264,10 @@ impl Options {
             ("--host-id", self.host_id.clone()),
             ("--lease-seconds", self.lease_seconds.map(|s| s.to_string())),
             ("--grace-seconds", self.grace_seconds.map(|s| s.to_string())),
+            (
+                "--config",
+                self.config.as_ref().map(|_| path(config_file(dir))),
+            ),
         ];
         for (flag, value) in optional {
             if let Some(value) = value {
@@ -263,6 +276,11 @@ impl Options {
         }
         args
     }
+}
+
+/// The settings file of a host in `dir`.
+fn config_file(dir: &Path) -> PathBuf {
+    dir.join("orchestra.toml")
 }
 
 /// A port nobody listened on a moment ago.
@@ -327,6 +345,9 @@ impl Orchestra {
         }
         for (name, toml) in host.options.manifests.clone() {
             host.write_manifest(&name, &toml);
+        }
+        if let Some(toml) = &host.options.config {
+            fs::write(config_file(host.dir.path()), toml).expect("writing the settings file");
         }
         // Another process may take the free port between our probe and the host's bind.
         const TRIES: u32 = 3;

@@ -264,6 +264,7 @@ fn guarded(changed: &HashSet<JobId>, id: JobId) -> Result<()> {
 /// The state a new job starts in.
 pub(super) fn initial_state(job: &NewJob, now: Millis) -> JobState {
     match job.run_at {
+        _ if job.parents.is_some() => JobState::Awaiting,
         Some(at) if at > now => JobState::Scheduled,
         _ => JobState::Enqueued,
     }
@@ -280,6 +281,7 @@ fn insert_jobs<'a>(script: &mut Script, jobs: impl IntoIterator<Item = (&'a NewJ
         .map(|(job, now)| {
             let state = initial_state(job, now);
             let reason = match state {
+                JobState::Awaiting => "submitted: waits for its parents",
                 JobState::Scheduled => "submitted for later",
                 _ => "submitted",
             };

@@ -4,14 +4,17 @@
 //! a small pool of their own connections, which WAL lets run beside the writer.
 
 mod batch;
+mod continuations;
+mod recurring;
 mod rows;
 mod writer;
 
 use crate::model::{Job, JobDetail, JobId, JobState, LogLine, Millis, Progress, Transition};
 use crate::store::{
-    CancelOutcome, ClaimParams, Claimed, Completion, Error, Failure, JobFilter, JobStore, LeaseId,
-    NewJob, Page, QueueInfo, QueueSettings, Result, Submitted,
+    BatchInfo, CancelOutcome, ClaimParams, Claimed, Completion, Error, Failure, JobFilter,
+    JobStore, LeaseId, NewBatch, NewJob, Page, QueueInfo, QueueSettings, Result, Submitted,
 };
+use crate::store::{PutRecurring, RecurringDefinition, RecurringJob};
 use async_trait::async_trait;
 use rows::{JOB_COLUMNS, JobRow, LogRow, TransitionRow, convert};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -63,7 +66,8 @@ impl SqliteStore {
                 Durability::Full => SqliteSynchronous::Full,
             })
             .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            .pragma("recursive_triggers", "ON");
         let mut conn = options.connect().await?;
         sqlx::migrate!("../migrations/sqlite")
             .run(&mut conn)
@@ -188,15 +192,16 @@ fn new_job(job: &NewJob, now: Millis) -> Job {
     }
 }
 
-/// Stores `job` unless an unfinished job holds its unique key; then returns that one.
-async fn enqueue_unique(
+/// Stores `job` unless an unfinished job holds its unique key (then returns that one),
+/// linking it to its parents if it has any.
+async fn enqueue_checked(
     conn: &mut SqliteConnection,
     job: NewJob,
     now: Millis,
 ) -> Result<Submitted> {
     let holder: Option<JobRow> = sqlx::query_as(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE unique_key = ?1 \
-         AND state IN ('scheduled', 'enqueued', 'processing')"
+         AND state IN ('awaiting', 'scheduled', 'enqueued', 'processing')"
     ))
     .bind(&job.unique_key)
     .fetch_optional(&mut *conn)
@@ -207,9 +212,9 @@ async fn enqueue_unique(
             created: false,
         });
     }
-    batch::insert(conn, std::slice::from_ref(&job), now).await?;
+    continuations::insert_linked(conn, std::slice::from_ref(&job), now).await?;
     Ok(Submitted {
-        job: new_job(&job, now),
+        job: fetch_job(conn, job.id).await?,
         created: true,
     })
 }
@@ -256,9 +261,9 @@ async fn fetch_job(conn: &mut SqliteConnection, id: JobId) -> Result<Job> {
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue(&self, job: NewJob, now: Millis) -> Result<Submitted> {
-        if job.unique_key.is_some() {
+        if job.unique_key.is_some() || job.parents.is_some() {
             return self
-                .exec(move |conn| Box::pin(async move { enqueue_unique(conn, job, now).await }))
+                .exec(move |conn| Box::pin(async move { enqueue_checked(conn, job, now).await }))
                 .await;
         }
         let stored = new_job(&job, now);
@@ -270,10 +275,16 @@ impl JobStore for SqliteStore {
     }
 
     async fn enqueue_many(&self, jobs: Vec<NewJob>, now: Millis) -> Result<()> {
-        if jobs.iter().any(|job| job.unique_key.is_some()) {
-            // Its own transaction: a held key fails these jobs, not a whole group commit.
+        if jobs
+            .iter()
+            .any(|job| job.unique_key.is_some() || job.parents.is_some())
+        {
+            // Its own transaction: a held key or a missing parent fails these jobs, not
+            // a whole group commit.
             return self
-                .exec(move |conn| Box::pin(async move { batch::insert(conn, &jobs, now).await }))
+                .exec(move |conn| {
+                    Box::pin(async move { continuations::insert_linked(conn, &jobs, now).await })
+                })
                 .await;
         }
         self.request(|reply| Command::Enqueue { jobs, now, reply })
@@ -413,7 +424,7 @@ impl JobStore for SqliteStore {
         self.exec(move |conn| {
             Box::pin(async move {
                 match job_state(conn, id).await? {
-                    JobState::Scheduled | JobState::Enqueued => {
+                    JobState::Awaiting | JobState::Scheduled | JobState::Enqueued => {
                         let extra = ", finished_at = ?3, error_kind = 'cancelled', \
                                      error_message = 'cancelled by request'";
                         set_state(
@@ -479,6 +490,7 @@ impl JobStore for SqliteStore {
                 for table_sql in [
                     "DELETE FROM job_logs WHERE job_id = ?1",
                     "DELETE FROM job_history WHERE job_id = ?1",
+                    "DELETE FROM job_parents WHERE job_id = ?1",
                     "DELETE FROM jobs WHERE id = ?1",
                 ] {
                     sqlx::query(table_sql)
@@ -548,6 +560,62 @@ impl JobStore for SqliteStore {
             None
         };
         Ok(Page { jobs, next_cursor })
+    }
+
+    async fn create_batch(&self, batch: NewBatch, now: Millis) -> Result<()> {
+        self.exec(move |conn| {
+            Box::pin(async move { continuations::create_batch(conn, batch, now).await })
+        })
+        .await
+    }
+
+    async fn batch(&self, id: JobId) -> Result<Option<BatchInfo>> {
+        let mut conn = self.readers.acquire().await?;
+        continuations::batch(&mut conn, id).await
+    }
+
+    async fn cancel_batch(&self, id: JobId, now: Millis) -> Result<Vec<JobId>> {
+        self.exec(move |conn| {
+            Box::pin(async move { continuations::cancel_batch(conn, id, now).await })
+        })
+        .await
+    }
+
+    async fn delete_finished(
+        &self,
+        succeeded_before: Millis,
+        failed_before: Millis,
+        limit: u32,
+    ) -> Result<u64> {
+        self.exec(move |conn| {
+            Box::pin(async move {
+                let ids: Vec<(String,)> = sqlx::query_as(
+                    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+                     WHERE (state = 'succeeded' AND finished_at < ?1) \
+                        OR (state IN ('failed', 'cancelled') AND finished_at < ?2) LIMIT ?3) \
+                     RETURNING id",
+                )
+                .bind(succeeded_before)
+                .bind(failed_before)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+                let list = serde_json::to_string(&ids.iter().map(|(id,)| id).collect::<Vec<_>>())
+                    .map_err(|e| Error::WriteFailed(e.to_string()))?;
+                for table_sql in [
+                    "DELETE FROM job_logs WHERE job_id IN (SELECT value FROM json_each(?1))",
+                    "DELETE FROM job_history WHERE job_id IN (SELECT value FROM json_each(?1))",
+                    "DELETE FROM job_parents WHERE job_id IN (SELECT value FROM json_each(?1))",
+                ] {
+                    sqlx::query(table_sql)
+                        .bind(&list)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(ids.len() as u64)
+            })
+        })
+        .await
     }
 
     async fn set_queue_paused(&self, name: &str, paused: bool) -> Result<()> {
@@ -632,6 +700,43 @@ impl JobStore for SqliteStore {
             entry(&mut queues, queue).oldest_enqueued_at = Some(at);
         }
         Ok(queues.into_values().collect())
+    }
+
+    async fn put_recurring(
+        &self,
+        definition: RecurringDefinition,
+        now: Millis,
+    ) -> Result<PutRecurring> {
+        self.recurring_put(definition, now).await
+    }
+
+    async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>> {
+        self.recurring_get(id).await
+    }
+
+    async fn list_recurring(&self) -> Result<Vec<RecurringJob>> {
+        self.recurring_list().await
+    }
+
+    async fn delete_recurring(&self, id: &str) -> Result<()> {
+        self.recurring_delete(id).await
+    }
+
+    async fn set_recurring_paused(
+        &self,
+        id: &str,
+        paused: bool,
+        now: Millis,
+    ) -> Result<RecurringJob> {
+        self.recurring_set_paused(id, paused, now).await
+    }
+
+    async fn fire_recurring(&self, now: Millis) -> Result<u64> {
+        self.recurring_fire(now).await
+    }
+
+    async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Job> {
+        self.recurring_trigger(id, now).await
     }
 
     async fn close(&self) {

@@ -63,6 +63,11 @@ fn failure(kind: ErrorKind, then: AfterFailure) -> Failure {
     }
 }
 
+/// Stores a new job at `NOW`.
+async fn add(store: &dyn JobStore, job: NewJob) -> Job {
+    store.enqueue(job, NOW).await.unwrap().job
+}
+
 async fn state_of(store: &dyn JobStore, id: JobId) -> JobState {
     store.get(id).await.unwrap().expect("job exists").job.state
 }
@@ -77,7 +82,7 @@ async fn claim_one(store: &dyn JobStore, now: Millis) -> Claimed {
 }
 
 async fn check_enqueue_records_state_and_history(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let job = add(store, new_job("default", 0)).await;
     assert_eq!(job.state, JobState::Enqueued);
     let detail = store.get(job.id).await.unwrap().unwrap();
     assert_eq!(detail.job, job);
@@ -89,7 +94,7 @@ async fn check_enqueue_records_state_and_history(store: &dyn JobStore) {
 async fn check_future_jobs_wait_until_promoted(store: &dyn JobStore) {
     let mut later = new_job("default", 0);
     later.run_at = Some(NOW + 5_000);
-    let job = store.enqueue(later, NOW).await.unwrap().job;
+    let job = add(store, later).await;
     assert_eq!(job.state, JobState::Scheduled);
     assert!(
         store
@@ -104,31 +109,11 @@ async fn check_future_jobs_wait_until_promoted(store: &dyn JobStore) {
 }
 
 async fn check_claim_order_is_queue_then_priority_then_fifo(store: &dyn JobStore) {
-    let low = store
-        .enqueue(new_job("default", -5), NOW)
-        .await
-        .unwrap()
-        .job;
-    let first = store
-        .enqueue(new_job("default", 10), NOW)
-        .await
-        .unwrap()
-        .job;
-    let second = store
-        .enqueue(new_job("default", 10), NOW)
-        .await
-        .unwrap()
-        .job;
-    let urgent = store
-        .enqueue(new_job("high-priority", -100), NOW)
-        .await
-        .unwrap()
-        .job;
-    let other = store
-        .enqueue(new_job("elsewhere", 100), NOW)
-        .await
-        .unwrap()
-        .job;
+    let low = add(store, new_job("default", -5)).await;
+    let first = add(store, new_job("default", 10)).await;
+    let second = add(store, new_job("default", 10)).await;
+    let urgent = add(store, new_job("high-priority", -100)).await;
+    let other = add(store, new_job("elsewhere", 100)).await;
     let claimed = store
         .claim(&claim_params(&["high-priority", "default"], 10), NOW)
         .await
@@ -144,7 +129,7 @@ async fn check_claim_order_is_queue_then_priority_then_fifo(store: &dyn JobStore
 }
 
 async fn check_claim_takes_a_job_once_and_counts_the_attempt(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let job = add(store, new_job("default", 0)).await;
     let claimed = claim_one(store, NOW + 1).await;
     assert_eq!(claimed.job.id, job.id);
     assert_eq!(claimed.job.state, JobState::Processing);
@@ -187,7 +172,7 @@ async fn check_completion_is_guarded_by_the_lease(store: &dyn JobStore) {
 }
 
 async fn check_failures_retry_or_end(store: &dyn JobStore) {
-    let retried = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let retried = add(store, new_job("default", 0)).await;
     let claimed = claim_one(store, NOW).await;
     let retry = failure(ErrorKind::Retryable, AfterFailure::RetryAt(NOW + 60_000));
     store
@@ -200,7 +185,7 @@ async fn check_failures_retry_or_end(store: &dyn JobStore) {
     assert_eq!(job.finished_at, None);
     assert_eq!(job.error.map(|e| e.kind), Some(ErrorKind::Retryable));
 
-    let dead = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let dead = add(store, new_job("default", 0)).await;
     let claimed = claim_one(store, NOW).await;
     let fatal = failure(ErrorKind::Fatal, AfterFailure::Fail);
     store
@@ -255,7 +240,7 @@ async fn check_release_returns_the_owners_jobs(store: &dyn JobStore) {
 }
 
 async fn check_cancel_waiting_and_running_jobs(store: &dyn JobStore) {
-    let waiting = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let waiting = add(store, new_job("default", 0)).await;
     assert_eq!(
         store.cancel(waiting.id, NOW).await.unwrap(),
         CancelOutcome::Cancelled
@@ -266,7 +251,7 @@ async fn check_cancel_waiting_and_running_jobs(store: &dyn JobStore) {
     let missing = store.cancel(new_job_id(), NOW).await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
 
-    let running = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let running = add(store, new_job("default", 0)).await;
     let claimed = claim_one(store, NOW).await;
     assert_eq!(
         store.cancel(running.id, NOW).await.unwrap(),
@@ -282,7 +267,7 @@ async fn check_cancel_waiting_and_running_jobs(store: &dyn JobStore) {
 }
 
 async fn check_retry_resets_failed_jobs_only(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let job = add(store, new_job("default", 0)).await;
     let conflict = store.retry(job.id, NOW).await;
     assert!(matches!(conflict, Err(Error::Conflict(_))), "{conflict:?}");
     let claimed = claim_one(store, NOW).await;
@@ -301,7 +286,7 @@ async fn check_retry_resets_failed_jobs_only(store: &dyn JobStore) {
 }
 
 async fn check_delete_removes_everything_but_running_jobs(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let job = add(store, new_job("default", 0)).await;
     let claimed = claim_one(store, NOW).await;
     let busy = store.delete(job.id).await;
     assert!(matches!(busy, Err(Error::Conflict(_))), "{busy:?}");
@@ -318,7 +303,7 @@ async fn check_delete_removes_everything_but_running_jobs(store: &dyn JobStore) 
 }
 
 async fn check_progress_and_logs_land_before_completion(store: &dyn JobStore) {
-    let job = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let job = add(store, new_job("default", 0)).await;
     let claimed = claim_one(store, NOW).await;
     for percent in [10, 60] {
         let progress = Progress {
@@ -357,7 +342,7 @@ async fn check_list_pages_newest_first_with_filters(store: &dyn JobStore) {
     let mut ids = Vec::new();
     for n in 0..5 {
         let queue = if n % 2 == 0 { "even" } else { "odd" };
-        ids.push(store.enqueue(new_job(queue, 0), NOW).await.unwrap().job.id);
+        ids.push(add(store, new_job(queue, 0)).await.id);
     }
     ids.reverse();
     let mut seen = Vec::new();
@@ -564,13 +549,9 @@ async fn finish(store: &dyn JobStore, claimed: &Claimed, succeed: bool) {
 }
 
 async fn check_continuations_wait_for_every_parent(store: &dyn JobStore) {
-    let a = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
-    let b = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
-    let child = store
-        .enqueue(continuation(&[a.id, b.id], AwaitOn::Success), NOW)
-        .await
-        .unwrap()
-        .job;
+    let a = add(store, new_job("default", 0)).await;
+    let b = add(store, new_job("default", 0)).await;
+    let child = add(store, continuation(&[a.id, b.id], AwaitOn::Success)).await;
     assert_eq!(child.state, JobState::Awaiting);
     let first = claim_one(store, NOW).await;
     finish(store, &first, true).await;
@@ -586,22 +567,10 @@ async fn check_continuations_wait_for_every_parent(store: &dyn JobStore) {
 }
 
 async fn check_a_failed_parent_cancels_a_success_continuation(store: &dyn JobStore) {
-    let parent = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
-    let on_success = store
-        .enqueue(continuation(&[parent.id], AwaitOn::Success), NOW)
-        .await
-        .unwrap()
-        .job;
-    let grandchild = store
-        .enqueue(continuation(&[on_success.id], AwaitOn::Success), NOW)
-        .await
-        .unwrap()
-        .job;
-    let on_finish = store
-        .enqueue(continuation(&[parent.id], AwaitOn::Finish), NOW)
-        .await
-        .unwrap()
-        .job;
+    let parent = add(store, new_job("default", 0)).await;
+    let on_success = add(store, continuation(&[parent.id], AwaitOn::Success)).await;
+    let grandchild = add(store, continuation(&[on_success.id], AwaitOn::Success)).await;
+    let on_finish = add(store, continuation(&[parent.id], AwaitOn::Finish)).await;
     let claimed = claim_one(store, NOW).await;
     finish(store, &claimed, false).await;
     let cancelled = store.get(on_success.id).await.unwrap().unwrap();
@@ -620,14 +589,10 @@ async fn check_a_failed_parent_cancels_a_success_continuation(store: &dyn JobSto
 }
 
 async fn check_continuations_of_finished_or_missing_parents(store: &dyn JobStore) {
-    let done = store.enqueue(new_job("default", 0), NOW).await.unwrap().job;
+    let done = add(store, new_job("default", 0)).await;
     let claimed = claim_one(store, NOW).await;
     finish(store, &claimed, true).await;
-    let child = store
-        .enqueue(continuation(&[done.id], AwaitOn::Success), NOW)
-        .await
-        .unwrap()
-        .job;
+    let child = add(store, continuation(&[done.id], AwaitOn::Success)).await;
     assert_eq!(
         child.state,
         JobState::Enqueued,

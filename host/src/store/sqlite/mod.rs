@@ -86,9 +86,34 @@ impl SqliteStore {
         })
     }
 
-    fn update_controls(&self, queue: String, change: impl FnOnce(&mut QueueSettings)) {
+    /// Stores one control of a queue (`column` of the `queues` table), then updates the
+    /// copy claims read.
+    async fn set_control(
+        &self,
+        queue: &str,
+        column: &'static str,
+        value: Option<i64>,
+        change: impl FnOnce(&mut QueueSettings),
+    ) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO queues (name, {column}) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET {column} = excluded.{column}"
+        );
+        let name = queue.to_owned();
+        self.exec(move |conn| {
+            Box::pin(async move {
+                sqlx::query(&sql)
+                    .bind(name)
+                    .bind(value)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
         let mut controls = self.controls.write().expect("queue controls lock poisoned");
-        change(controls.entry(queue).or_default());
+        change(controls.entry(queue.to_owned()).or_default());
+        Ok(())
     }
 
     fn send(&self, command: Command) -> Result<()> {
@@ -619,45 +644,16 @@ impl JobStore for SqliteStore {
     }
 
     async fn set_queue_paused(&self, name: &str, paused: bool) -> Result<()> {
-        let queue = name.to_owned();
-        let name = queue.clone();
-        self.exec(move |conn| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO queues (name, paused) VALUES (?1, ?2) \
-                     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
-                )
-                .bind(name)
-                .bind(paused)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            })
+        self.set_control(name, "paused", Some(i64::from(paused)), |c| {
+            c.paused = paused
         })
-        .await?;
-        self.update_controls(queue, |c| c.paused = paused);
-        Ok(())
+        .await
     }
 
     async fn set_queue_concurrency(&self, name: &str, concurrency: Option<u32>) -> Result<()> {
-        let queue = name.to_owned();
-        let name = queue.clone();
-        self.exec(move |conn| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO queues (name, concurrency) VALUES (?1, ?2) \
-                     ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency",
-                )
-                .bind(name)
-                .bind(concurrency.map(i64::from))
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            })
-        })
-        .await?;
-        self.update_controls(queue, |c| c.concurrency = concurrency);
-        Ok(())
+        let value = concurrency.map(i64::from);
+        self.set_control(name, "concurrency", value, |c| c.concurrency = concurrency)
+            .await
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>> {

@@ -345,6 +345,17 @@ pub struct JobDetail {
 pub const MIN_PRIORITY: i32 = -100;
 /// Highest allowed priority.
 pub const MAX_PRIORITY: i32 = 100;
+/// Checks a job priority.
+pub fn validate_priority(priority: i32) -> Result<i32, String> {
+    if (MIN_PRIORITY..=MAX_PRIORITY).contains(&priority) {
+        Ok(priority)
+    } else {
+        Err(format!(
+            "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
+        ))
+    }
+}
+
 /// The queue jobs go to when neither the client nor the plugin names one.
 pub const DEFAULT_QUEUE: &str = "default";
 

@@ -2,10 +2,8 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
-use crate::model::{
-    JobId, JobState, MAX_PRIORITY, MIN_PRIORITY, Millis, new_job_id, now_ms, rfc3339,
-};
-use crate::plugins::manifest::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
+use crate::model::{JobId, JobState, Millis, new_job_id, now_ms, rfc3339, validate_priority};
+use crate::plugins::manifest::{validate_max_attempts, validate_queue_name};
 use crate::store::{AwaitOn, CancelOutcome, JobFilter, NewJob, Parents};
 use axum::Json;
 use axum::Router;
@@ -154,32 +152,15 @@ impl SubmitJob {
                 "on needs after: the jobs to wait for".into(),
             ));
         }
-        let plugin = state.registry.get(&self.plugin).ok_or_else(|| {
-            let loaded: Vec<String> = state
-                .registry
-                .list()
-                .into_iter()
-                .filter(|p| p.current.is_some())
-                .map(|p| p.name)
-                .collect();
-            ApiError::Unprocessable(format!(
-                "unknown plugin `{}` (loaded: {})",
-                self.plugin,
-                loaded.join(", ")
-            ))
-        })?;
-        let priority = self.priority.unwrap_or(0);
-        if !(MIN_PRIORITY..=MAX_PRIORITY).contains(&priority) {
-            return Err(ApiError::Unprocessable(format!(
-                "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
-            )));
-        }
-        let max_attempts = self.max_attempts.unwrap_or(plugin.settings.max_attempts);
-        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
-            return Err(ApiError::Unprocessable(format!(
-                "max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {max_attempts}"
-            )));
-        }
+        let plugin = state
+            .registry
+            .require(&self.plugin)
+            .map_err(ApiError::Unprocessable)?;
+        let priority =
+            validate_priority(self.priority.unwrap_or(0)).map_err(ApiError::Unprocessable)?;
+        let max_attempts =
+            validate_max_attempts(self.max_attempts.unwrap_or(plugin.settings.max_attempts))
+                .map_err(ApiError::Unprocessable)?;
         let queue = self.queue.unwrap_or_else(|| plugin.settings.queue.clone());
         validate_queue_name(&queue).map_err(ApiError::Unprocessable)?;
         let run_at = run_at(self.delay_seconds, self.run_at.as_deref(), now)?;

@@ -5,9 +5,9 @@
 //!
 //! Firing is the store's ([`JobStore::fire_recurring`]); the upkeep task calls it.
 
-use crate::model::{MAX_PRIORITY, MIN_PRIORITY, now_ms};
+use crate::model::{now_ms, validate_priority};
 use crate::plugins::Registry;
-use crate::plugins::manifest::{MAX_ATTEMPTS_LIMIT, Settings, validate_queue_name};
+use crate::plugins::manifest::{Settings, validate_max_attempts, validate_queue_name};
 use crate::schedule::{Schedule, ScheduleError};
 use crate::store::{self, JobStore, Misfire, RecurringDefinition};
 use serde::Deserialize;
@@ -86,38 +86,6 @@ fn schedule(cron: &str, timezone: &str) -> Result<Schedule, InvalidRecurring> {
     Ok(schedule)
 }
 
-/// The settings of a loaded plugin.
-fn plugin_settings(registry: &Registry, name: &str) -> Result<Settings, InvalidRecurring> {
-    if let Some(plugin) = registry.get(name) {
-        return Ok(plugin.settings.clone());
-    }
-    let loaded: Vec<String> = registry
-        .list()
-        .into_iter()
-        .filter(|p| p.current.is_some())
-        .map(|p| p.name)
-        .collect();
-    Err(InvalidRecurring::Invalid(format!(
-        "unknown plugin `{name}` (loaded: {})",
-        loaded.join(", ")
-    )))
-}
-
-/// Checks a value against an inclusive range, naming the field.
-fn in_range<T: PartialOrd + std::fmt::Display>(
-    field: &str,
-    value: T,
-    min: T,
-    max: T,
-) -> Result<T, InvalidRecurring> {
-    if value < min || value > max {
-        return Err(InvalidRecurring::Invalid(format!(
-            "{field} must be between {min} and {max}, got {value}"
-        )));
-    }
-    Ok(value)
-}
-
 impl RecurringSpec {
     /// Checks the spec for recurring job `id` against the plugins in `registry`.
     ///
@@ -136,8 +104,10 @@ impl RecurringSpec {
                 "id `{own}` in the body differs from `{id}` in the path"
             )));
         }
-        let settings = plugin_settings(registry, &self.plugin)?;
-        self.with_settings(id, &settings)
+        let plugin = registry
+            .require(&self.plugin)
+            .map_err(InvalidRecurring::Invalid)?;
+        self.with_settings(id, &plugin.settings)
     }
 
     /// The definition, with the defaults of a plugin that has `settings`.
@@ -167,8 +137,8 @@ impl RecurringSpec {
             plugin: self.plugin,
             args,
             queue,
-            priority: in_range("priority", priority, MIN_PRIORITY, MAX_PRIORITY)?,
-            max_attempts: in_range("max_attempts", max_attempts, 1, MAX_ATTEMPTS_LIMIT)?,
+            priority: validate_priority(priority).map_err(InvalidRecurring::Invalid)?,
+            max_attempts: validate_max_attempts(max_attempts).map_err(InvalidRecurring::Invalid)?,
             misfire: self.misfire.unwrap_or_default(),
         })
     }

@@ -57,6 +57,17 @@ impl Default for Settings {
     }
 }
 
+/// Checks a job's number of attempts.
+pub fn validate_max_attempts(attempts: u32) -> Result<u32, String> {
+    if (1..=MAX_ATTEMPTS_LIMIT).contains(&attempts) {
+        Ok(attempts)
+    } else {
+        Err(format!(
+            "max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {attempts}"
+        ))
+    }
+}
+
 /// Checks a queue name: 1 to 64 characters of `a-z`, `0-9`, `-`, `_`.
 pub fn validate_queue_name(name: &str) -> Result<(), String> {
     let valid_chars = name
@@ -99,12 +110,7 @@ pub fn parse(text: &str) -> Result<Settings, String> {
         settings.limits.memory_bytes = (mb as usize) << 20;
     }
     if let Some(attempts) = manifest.max_attempts {
-        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&attempts) {
-            return Err(format!(
-                "max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {attempts}"
-            ));
-        }
-        settings.max_attempts = attempts;
+        settings.max_attempts = validate_max_attempts(attempts)?;
     }
     if let Some(delays) = manifest.retry_delays_seconds {
         if delays.is_empty() {

@@ -53,6 +53,20 @@ impl Registry {
         plugins.get(name).and_then(|status| status.current.clone())
     }
 
+    /// The version new jobs of `name` run, or why there is none (naming the loaded
+    /// plugins).
+    pub fn require(&self, name: &str) -> Result<Arc<Plugin>, String> {
+        self.get(name).ok_or_else(|| {
+            let loaded: Vec<String> = self
+                .list()
+                .into_iter()
+                .filter(|p| p.current.is_some())
+                .map(|p| p.name)
+                .collect();
+            format!("unknown plugin `{name}` (loaded: {})", loaded.join(", "))
+        })
+    }
+
     /// One plugin's status.
     pub fn status(&self, name: &str) -> Option<PluginStatus> {
         let plugins = self.plugins.read().expect("registry lock poisoned");

@@ -181,3 +181,32 @@ fn cleanup_removes_exactly_the_jobs_past_their_retention() {
     let (_, again) = host.post("/api/maintenance/cleanup", &json!({}));
     assert_eq!(again["removed"], 0, "nothing more is old: {again}");
 }
+
+#[test]
+fn the_built_in_filter_counts_runs_and_outcomes() {
+    let host = Orchestra::start(
+        Options::new()
+            .plugin("echo")
+            .plugin("flaky")
+            .manifest("flaky", "retry_delays_seconds = [0]\nmax_attempts = 2\n"),
+    );
+    let echoes: Vec<String> = (0..2)
+        .map(|n| host.submit("echo", json!({"n": n})))
+        .collect();
+    let flaky = host.submit("flaky", json!({"succeed_on": 9}));
+    host.wait_for_all(&echoes, &["succeeded"], TIMEOUT);
+    host.wait_for_state(&flaky, &["failed"], TIMEOUT);
+    let (status, stats) = host.get("/api/stats");
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        stats["started"], 4,
+        "two echoes and two flaky attempts: {stats}"
+    );
+    assert_eq!(stats["succeeded"], 2, "{stats}");
+    assert_eq!(stats["retried"], 1, "{stats}");
+    assert_eq!(stats["failed"], 1, "{stats}");
+    assert!(
+        stats["fuel_consumed"].as_u64().is_some_and(|f| f > 0),
+        "{stats}"
+    );
+}

@@ -1,4 +1,4 @@
-//! `/api/plugins` and `/healthz`: what the host has loaded.
+//! `/api/plugins`, `/api/stats` and `/healthz`: what the host has loaded and done.
 
 use super::AppState;
 use crate::model::rfc3339;
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/plugins", get(plugins))
+        .route("/api/stats", get(stats))
         .route("/healthz", get(health))
 }
 
@@ -44,6 +45,11 @@ async fn plugins(State(state): State<AppState>) -> Json<Value> {
         })
         .collect();
     Json(json!({ "plugins": plugins }))
+}
+
+/// Runs and outcomes counted by the host's built-in filter since it started.
+async fn stats(State(state): State<AppState>) -> Json<Value> {
+    Json(json!(state.scheduler.counts()))
 }
 
 async fn health() -> Json<Value> {

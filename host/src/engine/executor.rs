@@ -68,6 +68,9 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
         .entry(job.id)
         .or_default()
         .clone();
+    for filter in &shared.filters {
+        filter.before_run(&job);
+    }
     let started = Instant::now();
     let plugin = shared.registry.get(&job.plugin);
     let ended = match &plugin {
@@ -104,8 +107,14 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
         // Shutdown released the job; it runs again elsewhere or after restart.
         Ended::Abandoned => return,
     };
+    for filter in &shared.filters {
+        filter.after_run(&job, &report);
+    }
     let state = record(shared.store.as_ref(), &job, lease, report, digest, &policy).await;
     if let Some(state) = state {
+        for filter in &shared.filters {
+            filter.on_state_change(&job, state);
+        }
         shared
             .events
             .publish(JobEvent::Finished { id: job.id, state });

@@ -6,6 +6,7 @@
 //! at once; a one-second poll covers jobs written by anything else.
 
 mod executor;
+pub mod filters;
 mod maintenance;
 mod output;
 pub mod recurring;
@@ -18,6 +19,7 @@ use crate::model::{JobId, Millis, now_ms};
 use crate::plugins::Registry;
 use crate::runtime::Runtime;
 use crate::store::{self, CancelOutcome, ClaimParams, Claimed, JobStore};
+use filters::{Counters, Counts, Filter, RunLog};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -84,6 +86,10 @@ struct Shared {
     abandon: CancellationToken,
     /// Runs and background tasks in flight.
     tasks: TaskTracker,
+    /// Middleware around every run.
+    filters: Vec<Arc<dyn Filter>>,
+    /// The built-in counters (also among `filters`).
+    counters: Arc<Counters>,
 }
 
 impl Scheduler {
@@ -103,6 +109,7 @@ impl Scheduler {
         if released > 0 {
             tracing::info!(released, "released jobs held before a restart");
         }
+        let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared {
             store,
             runtime,
@@ -115,6 +122,8 @@ impl Scheduler {
             stop_claiming: CancellationToken::new(),
             abandon: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            filters: vec![Arc::new(RunLog), counters.clone()],
+            counters,
         });
         tokio::spawn(dispatch(shared.clone()));
         tokio::spawn(maintenance::run(shared.clone()));
@@ -124,6 +133,11 @@ impl Scheduler {
     /// Tells the dispatcher a job may be ready.
     pub fn notify(&self) {
         self.shared.wake.notify_one();
+    }
+
+    /// Runs and outcomes counted since the host started.
+    pub fn counts(&self) -> Counts {
+        self.shared.counters.snapshot()
     }
 
     /// The event bus runs publish to.

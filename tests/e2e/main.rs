@@ -16,3 +16,4 @@ mod limits;
 mod recurring;
 mod reload;
 mod sandbox;
+mod workflows;

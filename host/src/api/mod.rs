@@ -7,6 +7,7 @@ mod maintenance;
 mod queues;
 mod recurring;
 mod status;
+mod workflows;
 
 pub use error::ApiError;
 
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(queues::routes())
         .merge(recurring::routes())
         .merge(status::routes())
+        .merge(workflows::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

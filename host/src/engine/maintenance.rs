@@ -1,5 +1,6 @@
 //! Background upkeep: renew this host's leases, promote due scheduled jobs, fire due
-//! recurring jobs, and return jobs whose lease expired (their host died) to their queue.
+//! recurring jobs, advance workflow runs, and return jobs whose lease expired (their host
+//! died) to their queue.
 
 use super::Shared;
 use crate::model::{Millis, now_ms};
@@ -11,6 +12,8 @@ const PROMOTE_EVERY: Duration = Duration::from_millis(200);
 /// How often due recurring jobs are fired: a schedule with a seconds field fires within
 /// about 0.2 s of its time.
 const FIRE_EVERY: Duration = Duration::from_millis(200);
+/// How often running workflow runs are advanced.
+const ADVANCE_EVERY: Duration = Duration::from_millis(200);
 /// How often expired leases are looked for.
 const EXPIRE_EVERY: Duration = Duration::from_secs(2);
 /// How often finished jobs past their retention are removed.
@@ -23,6 +26,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut promote = tokio::time::interval(PROMOTE_EVERY);
     let mut fire = tokio::time::interval(FIRE_EVERY);
     let mut expire = tokio::time::interval(EXPIRE_EVERY);
+    let mut advance = tokio::time::interval(ADVANCE_EVERY);
     let mut heartbeat = tokio::time::interval(shared.config.lease / 3);
     let mut clean =
         tokio::time::interval_at(tokio::time::Instant::now() + CLEAN_EVERY, CLEAN_EVERY);
@@ -32,6 +36,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             _ = promote.tick() => promote_due(&shared).await,
             _ = fire.tick() => fire_recurring(&shared).await,
             _ = expire.tick() => expire_leases(&shared).await,
+            _ = advance.tick() => super::workflows::advance_all(&shared).await,
             _ = heartbeat.tick() => renew_leases(&shared).await,
             _ = clean.tick() => remove_old_jobs(&shared).await,
         }

@@ -11,6 +11,7 @@ mod maintenance;
 mod output;
 pub mod recurring;
 mod retention;
+pub mod workflows;
 
 pub use retention::{Cleanup, Retention};
 
@@ -152,8 +153,7 @@ impl Scheduler {
     pub async fn cancel(&self, id: JobId, now: Millis) -> store::Result<CancelOutcome> {
         let outcome = self.shared.store.cancel(id, now).await?;
         if outcome == CancelOutcome::Requested {
-            let mut running = self.shared.running.lock().expect("running lock poisoned");
-            running.entry(id).or_default().cancel();
+            self.shared.interrupt(id);
         }
         Ok(outcome)
     }
@@ -165,9 +165,8 @@ impl Scheduler {
     /// As [`JobStore::cancel_batch`].
     pub async fn cancel_batch(&self, id: JobId, now: Millis) -> store::Result<Vec<JobId>> {
         let running = self.shared.store.cancel_batch(id, now).await?;
-        let mut tokens = self.shared.running.lock().expect("running lock poisoned");
         for job in &running {
-            tokens.entry(*job).or_default().cancel();
+            self.shared.interrupt(*job);
         }
         Ok(running)
     }
@@ -199,6 +198,15 @@ impl Scheduler {
             Ok(released) => tracing::info!(released, "released unfinished jobs"),
             Err(e) => tracing::error!(error = %e, "releasing unfinished jobs failed"),
         }
+    }
+}
+
+impl Shared {
+    /// Stops the run of `id` in this process, now or, if it has not started yet, as soon
+    /// as it does.
+    fn interrupt(&self, id: JobId) {
+        let mut running = self.running.lock().expect("running lock poisoned");
+        running.entry(id).or_default().cancel();
     }
 }
 

@@ -9,11 +9,13 @@ pub mod recurring;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
+pub mod workflows;
 
 use crate::model::{Job, JobDetail, JobError, JobId, JobState, LogLine, Millis, Progress, Usage};
 use async_trait::async_trait;
 pub use recurring::{Misfire, PutRecurring, RecurringDefinition, RecurringJob};
 use uuid::Uuid;
+pub use workflows::WorkflowStore;
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -268,7 +270,7 @@ pub struct Page {
 
 /// Durable job storage. Implementations must pass the conformance suite in `store::tests`.
 #[async_trait]
-pub trait JobStore: Send + Sync + 'static {
+pub trait JobStore: WorkflowStore + Send + Sync + 'static {
     /// Stores a new job as `enqueued` (or `scheduled` when `run_at` is in the future),
     /// with its first history row; with a unique key held by an unfinished job, returns
     /// that job instead.

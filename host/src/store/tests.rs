@@ -860,6 +860,139 @@ async fn check_delete_recurring_keeps_its_jobs(store: &dyn JobStore) {
     assert_eq!(jobs_of(store, "d").await.len(), 1, "its job stays");
 }
 
+/// A two-stage workflow: `a` (echo, gets `{{params.x}}`), then `b` and `c` in parallel,
+/// `c` only if `a`'s result has `/x` = 1.
+fn two_stage_workflow() -> crate::workflow::Definition {
+    let step = |id: &str, args: serde_json::Value| json!({"id": id, "plugin": "echo", "args": args, "queue": "default", "max_attempts": 1});
+    let mut c = step("c", json!({}));
+    c["when"] = json!({"step": "a", "path": "/x", "equals": 2});
+    let json = json!({"name": "w", "stages": [
+        {"name": "one", "mode": "sequential", "steps": [step("a", json!({"x": "{{params.x}}"}))]},
+        {"name": "two", "mode": "parallel", "steps": [step("b", json!({})), c]}]});
+    crate::workflow::Definition::parse(&json, |_| true).expect("a valid definition")
+}
+
+/// Starts a run of [`two_stage_workflow`] with `x` = 1.
+async fn start_run(store: &dyn JobStore) -> JobId {
+    let run = workflows::NewWorkflowRun {
+        id: new_job_id(),
+        workflow_id: "w".into(),
+        definition: two_stage_workflow(),
+        parameters: json!({"x": 1}).as_object().cloned().unwrap(),
+    };
+    let id = run.id;
+    store.create_workflow_run(run, NOW).await.unwrap();
+    id
+}
+
+/// The states of a run's steps, in order.
+async fn step_states(
+    store: &dyn JobStore,
+    run: JobId,
+) -> Vec<(String, crate::workflow::StepState)> {
+    let run = store.workflow_run(run).await.unwrap().expect("run exists");
+    run.steps.into_iter().map(|s| (s.id, s.state)).collect()
+}
+
+async fn check_workflows_are_stored_replaced_and_deleted(store: &dyn JobStore) {
+    let definition = two_stage_workflow();
+    assert!(store.put_workflow("w", &definition, NOW).await.unwrap());
+    let mut changed = definition.clone();
+    changed.name = "renamed".into();
+    assert!(!store.put_workflow("w", &changed, NOW + 1).await.unwrap());
+    let stored = store.workflow("w").await.unwrap().expect("stored");
+    assert_eq!(stored.definition, changed);
+    assert_eq!((stored.created_at, stored.updated_at), (NOW, NOW + 1));
+    assert!(store.delete_workflow("w").await.unwrap());
+    assert!(!store.delete_workflow("w").await.unwrap());
+    assert!(store.workflow("w").await.unwrap().is_none());
+}
+
+async fn check_workflow_runs_advance_stage_by_stage_creating_each_job_once(store: &dyn JobStore) {
+    use crate::workflow::StepState::{Pending, Skipped, Succeeded};
+    let run = start_run(store).await;
+    let first = store.advance_workflow_run(run, NOW).await.unwrap();
+    assert_eq!(first.enqueued.len(), 1);
+    let again = store.advance_workflow_run(run, NOW).await.unwrap();
+    assert!(again.enqueued.is_empty(), "a step's job is created once");
+    let job = store.get(first.enqueued[0]).await.unwrap().unwrap().job;
+    assert_eq!(job.args, json!({"x": 1}), "the parameter keeps its type");
+    let claimed = claim_one(store, NOW).await;
+    let done = Completion {
+        result: json!({"x": 1}),
+        ..completion()
+    };
+    store
+        .complete(claimed.job.id, claimed.lease, done, NOW)
+        .await
+        .unwrap();
+    let second = store.advance_workflow_run(run, NOW + 1).await.unwrap();
+    assert_eq!(second.enqueued.len(), 1, "b starts, c is skipped");
+    let states = step_states(store, run).await;
+    assert_eq!(
+        states,
+        [
+            ("a".into(), Succeeded),
+            ("b".into(), Pending),
+            ("c".into(), Skipped)
+        ]
+    );
+    let claimed = claim_one(store, NOW + 2).await;
+    store
+        .complete(claimed.job.id, claimed.lease, completion(), NOW + 2)
+        .await
+        .unwrap();
+    let last = store.advance_workflow_run(run, NOW + 3).await.unwrap();
+    assert_eq!(last.state, Some(workflows::RunState::Succeeded));
+    let stored = store.workflow_run(run).await.unwrap().unwrap();
+    assert_eq!(stored.finished_at, Some(NOW + 3));
+    assert!(store.running_workflow_runs().await.unwrap().is_empty());
+}
+
+async fn check_a_failed_step_fails_its_workflow_run(store: &dyn JobStore) {
+    use crate::workflow::StepState::{Cancelled, Failed};
+    let run = start_run(store).await;
+    store.advance_workflow_run(run, NOW).await.unwrap();
+    let claimed = claim_one(store, NOW).await;
+    let fatal = failure(ErrorKind::Fatal, AfterFailure::Fail);
+    store
+        .fail(claimed.job.id, claimed.lease, fatal, NOW)
+        .await
+        .unwrap();
+    let advanced = store.advance_workflow_run(run, NOW + 1).await.unwrap();
+    assert_eq!(advanced.state, Some(workflows::RunState::Failed));
+    assert!(advanced.enqueued.is_empty());
+    let states = step_states(store, run).await;
+    assert_eq!(
+        states,
+        [
+            ("a".into(), Failed),
+            ("b".into(), Cancelled),
+            ("c".into(), Cancelled)
+        ]
+    );
+}
+
+async fn check_cancelling_a_workflow_run(store: &dyn JobStore) {
+    let run = start_run(store).await;
+    let advanced = store.advance_workflow_run(run, NOW).await.unwrap();
+    let jobs = store.cancel_workflow_run(run, NOW + 1).await.unwrap();
+    assert_eq!(jobs, Some(advanced.enqueued), "the caller cancels a's job");
+    let stored = store.workflow_run(run).await.unwrap().unwrap();
+    assert_eq!(stored.state, workflows::RunState::Cancelled);
+    assert_eq!(stored.steps[1].state, crate::workflow::StepState::Cancelled);
+    assert!(matches!(
+        store.cancel_workflow_run(run, NOW + 2).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.cancel_workflow_run(new_job_id(), NOW).await.unwrap(),
+        None
+    );
+    let after = store.advance_workflow_run(run, NOW + 3).await.unwrap();
+    assert!(after.enqueued.is_empty(), "a cancelled run starts nothing");
+}
+
 /// Runs every check on a fresh store from `open`.
 macro_rules! conformance {
     ($open:expr, $($check:ident),* $(,)?) => {
@@ -917,6 +1050,10 @@ mod sqlite {
         check_paused_recurring_jobs_do_not_fire_and_resume_from_now,
         check_put_recurring_updates_and_recomputes_the_schedule,
         check_delete_recurring_keeps_its_jobs,
+        check_workflows_are_stored_replaced_and_deleted,
+        check_workflow_runs_advance_stage_by_stage_creating_each_job_once,
+        check_a_failed_step_fails_its_workflow_run,
+        check_cancelling_a_workflow_run,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ mod batch;
 mod continuations;
 mod recurring;
 mod rows;
+mod workflows;
 mod writer;
 
 use crate::model::{Job, JobDetail, JobId, JobState, LogLine, Millis, Progress, Transition};

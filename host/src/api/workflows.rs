@@ -1,0 +1,196 @@
+//! `/api/workflows` and `/api/workflow-runs`: store, read and delete workflow
+//! definitions; start, read and cancel their runs.
+
+use super::AppState;
+use super::error::{ApiError, ApiJson};
+use crate::engine::workflows::{RunError, create_run, validate_id};
+use crate::model::{JobId, now_ms, rfc3339};
+use crate::store::workflows::{StoredWorkflow, WorkflowRun};
+use crate::workflow::Definition;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The routes of this module.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/workflows/{id}", get(show).put(put).delete(delete))
+        .route("/api/workflows/{id}/runs", post(start))
+        .route("/api/workflow-runs/{id}", get(show_run))
+        .route("/api/workflow-runs/{id}/cancel", post(cancel))
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            RunError::Invalid(message) => ApiError::Unprocessable(message),
+            RunError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The path's workflow id, checked.
+fn checked(id: &str) -> Result<&str, ApiError> {
+    validate_id(id).map_err(ApiError::BadRequest)?;
+    Ok(id)
+}
+
+/// The path's run id, parsed.
+fn run_id(id: &str) -> Result<JobId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a workflow run id")))
+}
+
+/// A stored workflow as clients see it.
+fn workflow_json(workflow: &StoredWorkflow) -> Value {
+    json!({
+        "id": workflow.id,
+        "definition": workflow.definition,
+        "created_at": rfc3339::format(workflow.created_at),
+        "updated_at": rfc3339::format(workflow.updated_at),
+    })
+}
+
+/// A run as clients see it: every step with its stage, job and state.
+fn run_json(run: &WorkflowRun) -> Value {
+    let steps: Vec<Value> = run
+        .steps
+        .iter()
+        .map(|step| {
+            let stage = run.definition.stages.get(step.stage);
+            json!({
+                "id": step.id,
+                "stage": stage.map(|s| s.name.as_str()),
+                "mode": stage.map(|s| s.mode),
+                "state": step.state,
+                "job_id": step.job_id,
+            })
+        })
+        .collect();
+    json!({
+        "id": run.id,
+        "workflow_id": run.workflow_id,
+        "state": run.state,
+        "parameters": run.parameters,
+        "created_at": rfc3339::format(run.created_at),
+        "finished_at": run.finished_at.map(rfc3339::format),
+        "steps": steps,
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let workflow = state
+        .store
+        .workflow(checked(&id)?)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow with id {id}")))?;
+    Ok(Json(workflow_json(&workflow)))
+}
+
+/// Validates and stores a definition: 201 when new, 200 when replaced.
+async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    checked(&id)?;
+    let definition = Definition::parse(&body, |plugin| state.registry.get(plugin).is_some())
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let created = state.store.put_workflow(&id, &definition, now_ms()).await?;
+    let workflow = state
+        .store
+        .workflow(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow with id {id}")))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(workflow_json(&workflow))))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.delete_workflow(checked(&id)?).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no workflow with id {id}")))
+    }
+}
+
+/// `POST /api/workflows/{id}/runs` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRun {
+    parameters: Option<Value>,
+}
+
+/// Starts a run (201 with its id and state).
+async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StartRun>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (run, advanced) = create_run(
+        state.store.as_ref(),
+        &state.registry,
+        checked(&id)?,
+        body.parameters,
+    )
+    .await?;
+    if !advanced.enqueued.is_empty() {
+        state.scheduler.notify();
+    }
+    let body = json!({"id": run, "workflow_id": id, "state": advanced.state});
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn show_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run = state
+        .store
+        .workflow_run(run_id(&id)?)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow run with id {id}")))?;
+    Ok(Json(run_json(&run)))
+}
+
+/// Cancels a running run: its unstarted steps at once, its steps' jobs through the
+/// scheduler. Answers the run.
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run = run_id(&id)?;
+    let now = now_ms();
+    let jobs = state
+        .store
+        .cancel_workflow_run(run, now)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow run with id {id}")))?;
+    for job in jobs {
+        match state.scheduler.cancel(job, now).await {
+            Ok(_) | Err(crate::store::Error::Conflict(_)) => {}
+            Err(e) => tracing::warn!(error = %e, %job, "cancelling a workflow step's job failed"),
+        }
+    }
+    let run = state
+        .store
+        .workflow_run(run)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow run with id {id}")))?;
+    Ok(Json(run_json(&run)))
+}

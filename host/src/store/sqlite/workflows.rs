@@ -1,0 +1,343 @@
+//! Workflows on SQLite: the `workflows`, `workflow_runs` and `workflow_steps` tables
+//! (see the migration) and the advance of a run.
+//!
+//! Writes run on the writer's connection, each in a transaction of its own: an advance
+//! reads the run with its steps' jobs, decides with [`plan`], inserts the jobs of the
+//! steps it starts (by [`batch::insert`]) and records their ids in the same
+//! transaction, so a step's job is created exactly once.
+
+use super::rows::parse_state;
+use super::{SqliteStore, batch};
+use crate::model::{JobId, Millis};
+use crate::store::workflows::{
+    Advanced, NewWorkflowRun, RunState, RunStep, StepChange, StoredWorkflow, WorkflowRun,
+    WorkflowStore, parse_step_state, plan,
+};
+use crate::store::{Error, NewJob, Result};
+use crate::workflow::{Definition, StepState};
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::{FromRow, SqliteConnection};
+
+/// A stored value that does not decode: the database was written by something else.
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Database(sqlx::Error::Decode(
+        format!("stored {what} is invalid: {detail}").into(),
+    ))
+}
+
+fn parse_definition(text: &str) -> Result<Definition> {
+    serde_json::from_str(text).map_err(|e| corrupt("workflow definition", e))
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::WriteFailed(e.to_string()))
+}
+
+/// A `workflow_runs` row.
+#[derive(Debug, FromRow)]
+struct RunRow {
+    id: String,
+    workflow_id: String,
+    definition: String,
+    parameters: String,
+    state: String,
+    created_at: i64,
+    finished_at: Option<i64>,
+}
+
+/// A `workflow_steps` row with its job's state and result.
+#[derive(Debug, FromRow)]
+struct StepRow {
+    step_id: String,
+    stage: i64,
+    position: i64,
+    state: String,
+    job_id: Option<String>,
+    job_state: Option<String>,
+    job_result: Option<String>,
+}
+
+impl TryFrom<StepRow> for RunStep {
+    type Error = Error;
+
+    fn try_from(row: StepRow) -> Result<RunStep> {
+        let stored =
+            parse_step_state(&row.state).ok_or_else(|| corrupt("step state", &row.state))?;
+        let state = match row.job_state.as_deref() {
+            Some(job_state) if !stored.is_final() => StepState::from(parse_state(job_state)?),
+            _ => stored,
+        };
+        let result = row
+            .job_result
+            .as_deref()
+            .map(|text| serde_json::from_str(text).map_err(|e| corrupt("job result", e)))
+            .transpose()?;
+        Ok(RunStep {
+            id: row.step_id,
+            stage: usize::try_from(row.stage).map_err(|e| corrupt("stage", e))?,
+            position: usize::try_from(row.position).map_err(|e| corrupt("position", e))?,
+            state,
+            job_id: row.job_id.as_deref().map(batch::parse_id).transpose()?,
+            result,
+        })
+    }
+}
+
+/// One run with its steps, read on `conn`.
+async fn fetch_run(conn: &mut SqliteConnection, id: JobId) -> Result<Option<WorkflowRun>> {
+    let row: Option<RunRow> = sqlx::query_as(
+        "SELECT id, workflow_id, definition, parameters, state, created_at, finished_at \
+         FROM workflow_runs WHERE id = ?1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let steps: Vec<StepRow> = sqlx::query_as(
+        "SELECT s.step_id, s.stage, s.position, s.state, s.job_id, j.state AS job_state, \
+         j.result AS job_result FROM workflow_steps AS s LEFT JOIN jobs AS j ON j.id = s.job_id \
+         WHERE s.run_id = ?1 ORDER BY s.stage, s.position",
+    )
+    .bind(id.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    let parameters: Map<String, Value> =
+        serde_json::from_str(&row.parameters).map_err(|e| corrupt("run parameters", e))?;
+    Ok(Some(WorkflowRun {
+        id: batch::parse_id(&row.id)?,
+        workflow_id: row.workflow_id,
+        definition: parse_definition(&row.definition)?,
+        parameters,
+        state: row.state.parse().map_err(|e| corrupt("run state", e))?,
+        created_at: row.created_at,
+        finished_at: row.finished_at,
+        steps: steps
+            .into_iter()
+            .map(RunStep::try_from)
+            .collect::<Result<_>>()?,
+    }))
+}
+
+/// Writes a step's state (and job).
+async fn set_step(
+    conn: &mut SqliteConnection,
+    run: JobId,
+    step: &str,
+    state: StepState,
+    job: Option<JobId>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE workflow_steps SET state = ?3, job_id = COALESCE(?4, job_id) \
+         WHERE run_id = ?1 AND step_id = ?2",
+    )
+    .bind(run.to_string())
+    .bind(step)
+    .bind(state.as_str())
+    .bind(job.map(|j| j.to_string()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends a run.
+async fn end_run(
+    conn: &mut SqliteConnection,
+    id: JobId,
+    state: RunState,
+    now: Millis,
+) -> Result<()> {
+    sqlx::query("UPDATE workflow_runs SET state = ?2, finished_at = ?3 WHERE id = ?1")
+        .bind(id.to_string())
+        .bind(state.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// One advance of run `id` on `conn`; see [`WorkflowStore::advance_workflow_run`].
+async fn advance(conn: &mut SqliteConnection, id: JobId, now: Millis) -> Result<Advanced> {
+    let Some(run) = fetch_run(conn, id).await? else {
+        return Ok(Advanced::default());
+    };
+    if run.state != RunState::Running {
+        return Ok(Advanced {
+            state: Some(run.state),
+            ..Advanced::default()
+        });
+    }
+    for step in &run.steps {
+        set_step(conn, id, &step.id, step.state, None).await?;
+    }
+    let decided = plan(&run);
+    let mut jobs: Vec<NewJob> = Vec::new();
+    for (step, change) in decided.changes {
+        let (state, job) = match change {
+            StepChange::Start(job) => {
+                let job_id = job.id;
+                jobs.push(*job);
+                (StepState::Pending, Some(job_id))
+            }
+            StepChange::Skip => (StepState::Skipped, None),
+            StepChange::End(state) => (state, None),
+        };
+        set_step(conn, id, &step, state, job).await?;
+    }
+    if !jobs.is_empty() {
+        batch::insert(conn, &jobs, now).await?;
+    }
+    if let Some(end) = decided.end {
+        end_run(conn, id, end, now).await?;
+    }
+    Ok(Advanced {
+        enqueued: jobs.iter().map(|job| job.id).collect(),
+        to_cancel: decided.to_cancel,
+        state: Some(decided.end.unwrap_or(RunState::Running)),
+    })
+}
+
+/// Cancels run `id` on `conn`; see [`WorkflowStore::cancel_workflow_run`].
+async fn cancel(conn: &mut SqliteConnection, id: JobId, now: Millis) -> Result<Option<Vec<JobId>>> {
+    let Some(run) = fetch_run(conn, id).await? else {
+        return Ok(None);
+    };
+    if run.state != RunState::Running {
+        return Err(Error::Conflict(format!(
+            "workflow run {id} is already {}",
+            run.state
+        )));
+    }
+    let mut jobs = Vec::new();
+    for step in &run.steps {
+        match step.job_id {
+            _ if step.state.is_final() => {}
+            None => set_step(conn, id, &step.id, StepState::Cancelled, None).await?,
+            Some(job) => jobs.push(job),
+        }
+    }
+    end_run(conn, id, RunState::Cancelled, now).await?;
+    Ok(Some(jobs))
+}
+
+/// Inserts a run and its steps.
+async fn create_run(conn: &mut SqliteConnection, run: &NewWorkflowRun, now: Millis) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO workflow_runs (id, workflow_id, definition, parameters, state, created_at) \
+         VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+    )
+    .bind(run.id.to_string())
+    .bind(&run.workflow_id)
+    .bind(to_json(&run.definition)?)
+    .bind(to_json(&run.parameters)?)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    for (s, stage) in run.definition.stages.iter().enumerate() {
+        for (i, step) in stage.steps.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO workflow_steps (run_id, step_id, stage, position, state) \
+                 VALUES (?1, ?2, ?3, ?4, 'pending')",
+            )
+            .bind(run.id.to_string())
+            .bind(&step.id)
+            .bind(i64::try_from(s).unwrap_or(i64::MAX))
+            .bind(i64::try_from(i).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl WorkflowStore for SqliteStore {
+    async fn put_workflow(&self, id: &str, definition: &Definition, now: Millis) -> Result<bool> {
+        let id = id.to_owned();
+        let text = to_json(definition)?;
+        self.exec(move |conn| {
+            Box::pin(async move {
+                let existed = sqlx::query("SELECT 1 FROM workflows WHERE id = ?1")
+                    .bind(&id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .is_some();
+                sqlx::query(
+                    "INSERT INTO workflows (id, definition, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?3) ON CONFLICT (id) DO UPDATE SET \
+                     definition = excluded.definition, updated_at = excluded.updated_at",
+                )
+                .bind(&id)
+                .bind(text)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                Ok(!existed)
+            })
+        })
+        .await
+    }
+
+    async fn workflow(&self, id: &str) -> Result<Option<StoredWorkflow>> {
+        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, definition, created_at, updated_at FROM workflows WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|(id, definition, created_at, updated_at)| {
+            Ok(StoredWorkflow {
+                id,
+                definition: parse_definition(&definition)?,
+                created_at,
+                updated_at,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_workflow(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.exec(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query("DELETE FROM workflows WHERE id = ?1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn create_workflow_run(&self, run: NewWorkflowRun, now: Millis) -> Result<()> {
+        self.exec(move |conn| Box::pin(async move { create_run(conn, &run, now).await }))
+            .await
+    }
+
+    async fn workflow_run(&self, id: JobId) -> Result<Option<WorkflowRun>> {
+        let mut conn = self.readers.acquire().await?;
+        fetch_run(&mut conn, id).await
+    }
+
+    async fn running_workflow_runs(&self) -> Result<Vec<JobId>> {
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM workflow_runs WHERE state = 'running' ORDER BY created_at",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        ids.iter().map(|(id,)| batch::parse_id(id)).collect()
+    }
+
+    async fn advance_workflow_run(&self, id: JobId, now: Millis) -> Result<Advanced> {
+        self.exec(move |conn| Box::pin(async move { advance(conn, id, now).await }))
+            .await
+    }
+
+    async fn cancel_workflow_run(&self, id: JobId, now: Millis) -> Result<Option<Vec<JobId>>> {
+        self.exec(move |conn| Box::pin(async move { cancel(conn, id, now).await }))
+            .await
+    }
+}

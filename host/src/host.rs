@@ -110,8 +110,8 @@ impl Host {
             store: store.clone(),
             scheduler: scheduler.clone(),
             registry: registry.clone(),
-            repo_roots: config.repo_roots.clone(),
-            queues: config.queues.clone(),
+            repo_roots: config.repo_roots.clone().into(),
+            queues: config.queues.clone().into(),
         });
         let stop_serving = CancellationToken::new();
         let until = stop_serving.clone();

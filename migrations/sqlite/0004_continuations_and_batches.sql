@@ -2,6 +2,7 @@
 ALTER TABLE jobs ADD COLUMN await_on TEXT;                          -- 'success' | 'finish'
 ALTER TABLE jobs ADD COLUMN pending_parents INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN batch_id TEXT;
+ALTER TABLE jobs ADD COLUMN has_children INTEGER NOT NULL DEFAULT 0;   -- some job waits on it
 
 CREATE TABLE job_parents (
     job_id    TEXT NOT NULL,
@@ -17,7 +18,7 @@ CREATE INDEX jobs_by_batch ON jobs (batch_id, state) WHERE batch_id IS NOT NULL;
 -- whose last parent finished is enqueued. Changes to a child fire this trigger in turn,
 -- so a cancellation cascades down a chain.
 CREATE TRIGGER jobs_continue AFTER UPDATE OF state ON jobs
-WHEN NEW.state IN ('succeeded', 'failed', 'cancelled')
+WHEN NEW.has_children = 1 AND NEW.state IN ('succeeded', 'failed', 'cancelled')
 BEGIN
     UPDATE jobs SET pending_parents = pending_parents - 1
     WHERE state = 'awaiting'

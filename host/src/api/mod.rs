@@ -32,9 +32,9 @@ pub struct AppState {
     /// Loaded plugins.
     pub registry: Arc<Registry>,
     /// Canonical directories under which a job's repository may lie.
-    pub repo_roots: Vec<PathBuf>,
+    pub repo_roots: Arc<[PathBuf]>,
     /// Queues this host serves, in order.
-    pub queues: Vec<String>,
+    pub queues: Arc<[String]>,
 }
 
 /// The API's routes over `state`.

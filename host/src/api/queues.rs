@@ -40,7 +40,7 @@ fn queue_json(info: &QueueInfo, served: bool, now: i64) -> Value {
 
 async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut known = state.store.queues().await?;
-    for served in &state.queues {
+    for served in state.queues.iter() {
         if !known.iter().any(|q| &q.name == served) {
             known.push(QueueInfo {
                 name: served.clone(),

@@ -118,8 +118,9 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
         shared
             .events
             .publish(JobEvent::Finished { id: job.id, state });
-        // A finished job may have released continuations waiting on it.
-        shared.wake.notify_one();
+        // A finished job may have released continuations waiting on it: wake the
+        // dispatcher if it is idle (a busy one claims again anyway).
+        shared.wake.notify_waiters();
     }
 }
 

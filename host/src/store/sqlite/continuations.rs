@@ -53,6 +53,7 @@ async fn link(
     let child = child.to_string();
     // One statement per call: sqlx binds numbered parameters wrongly across statements.
     let steps = [
+        "UPDATE jobs SET has_children = 1 WHERE id IN (SELECT value FROM json_each(?2))",
         "INSERT OR IGNORE INTO job_parents (job_id, parent_id, done) \
          SELECT ?1, id, state IN ('succeeded', 'failed', 'cancelled') FROM jobs \
          WHERE id IN (SELECT value FROM json_each(?2))",

@@ -3,8 +3,9 @@
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::engine::recurring;
-use crate::engine::{Scheduler, SchedulerConfig};
+use crate::engine::{Scheduler, SchedulerConfig, cleanup_schedule};
 use crate::events::EventBus;
+use crate::model::now_ms;
 use crate::plugins::Registry;
 use crate::plugins::watch::Loader;
 use crate::runtime::{self, Runtime};
@@ -85,6 +86,7 @@ impl Host {
             .await
             .map_err(|e| io("loading plugins")(std::io::Error::other(e)))?;
         recurring::declare(store.as_ref(), &registry, &config.recurring).await?;
+        store.put_recurring(cleanup_schedule(), now_ms()).await?;
         let stop_watching = CancellationToken::new();
         let watcher = tokio::spawn(loader.watch(stop_watching.clone()));
         let scheduler = Scheduler::start(

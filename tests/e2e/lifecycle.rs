@@ -210,3 +210,37 @@ fn the_built_in_filter_counts_runs_and_outcomes() {
         "{stats}"
     );
 }
+
+#[test]
+fn the_built_in_cleanup_is_an_hourly_job_on_the_maintenance_queue() {
+    let host = Orchestra::start(
+        Options::new()
+            .plugin("echo")
+            .config("retain_succeeded_days = 0\n"),
+    );
+    let (status, cleanup) = host.get("/api/recurring/orchestra-cleanup");
+    assert_eq!(status, 200, "{cleanup}");
+    assert_eq!(cleanup["cron"], "@hourly", "{cleanup}");
+    assert_eq!(cleanup["queue"], "maintenance", "{cleanup}");
+    let old: Vec<String> = (0..4)
+        .map(|n| host.submit("echo", json!({"n": n})))
+        .collect();
+    host.wait_for_all(&old, &["succeeded"], TIMEOUT);
+    std::thread::sleep(Duration::from_millis(20));
+    let (status, triggered) = host.post("/api/recurring/orchestra-cleanup/trigger", &json!({}));
+    assert_eq!(status, 201, "{triggered}");
+    let id = triggered["id"].as_str().expect("the cleanup job's id");
+    let job = host.wait_for_state(id, &["succeeded"], TIMEOUT);
+    assert_eq!(job["queue"], "maintenance", "{job:#}");
+    assert_eq!(
+        job["result"]["removed"], 4,
+        "it reports what it removed: {job:#}"
+    );
+    let (status, _) = host.get(&format!("/api/jobs/{}", old[0]));
+    assert_eq!(status, 404, "the old job is gone");
+    let (status, answer) = host.post("/api/jobs", &json!({"plugin": "orchestra.cleanup"}));
+    assert_eq!(
+        status, 422,
+        "clients cannot submit the built-in job: {answer}"
+    );
+}

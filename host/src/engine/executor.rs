@@ -36,6 +36,27 @@ pub(super) fn after_failure(
     }
 }
 
+/// Runs the built-in cleanup job in the host.
+async fn clean(shared: &Shared) -> RunReport {
+    let started = Instant::now();
+    let outcome = match super::retention::clean(shared).await {
+        Ok(done) => RunOutcome::Succeeded(
+            serde_json::json!({
+                "removed": done.removed,
+                "succeeded_before": crate::model::rfc3339::format(done.succeeded_before),
+                "failed_before": crate::model::rfc3339::format(done.failed_before),
+            })
+            .to_string(),
+        ),
+        Err(e) => RunOutcome::Failed(JobError::new(ErrorKind::Retryable, e.to_string())),
+    };
+    let usage = Usage {
+        wall_ms: started.elapsed().as_millis() as u64,
+        ..Usage::default()
+    };
+    RunReport { outcome, usage }
+}
+
 /// Folds a run's duration into the scheduler's moving average (weight 1/8).
 fn note_run_time(shared: &Shared, took: std::time::Duration) {
     let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
@@ -74,6 +95,7 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
     let started = Instant::now();
     let plugin = shared.registry.get(&job.plugin);
     let ended = match &plugin {
+        _ if job.plugin == super::CLEANUP_PLUGIN => Ended::Ran(clean(shared).await),
         Some(plugin) => run(shared, &job, lease, plugin, &cancel).await,
         None => Ended::Ran(RunReport {
             outcome: RunOutcome::Failed(JobError::new(

@@ -16,8 +16,6 @@ const FIRE_EVERY: Duration = Duration::from_millis(200);
 const ADVANCE_EVERY: Duration = Duration::from_millis(200);
 /// How often expired leases are looked for.
 const EXPIRE_EVERY: Duration = Duration::from_secs(2);
-/// How often finished jobs past their retention are removed.
-const CLEAN_EVERY: Duration = Duration::from_secs(3600);
 /// Most jobs one pass moves.
 const BATCH: u32 = 1000;
 
@@ -28,8 +26,6 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut expire = tokio::time::interval(EXPIRE_EVERY);
     let mut advance = tokio::time::interval(ADVANCE_EVERY);
     let mut heartbeat = tokio::time::interval(shared.config.lease / 3);
-    let mut clean =
-        tokio::time::interval_at(tokio::time::Instant::now() + CLEAN_EVERY, CLEAN_EVERY);
     loop {
         tokio::select! {
             () = shared.stop_claiming.cancelled() => return,
@@ -38,18 +34,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             _ = expire.tick() => expire_leases(&shared).await,
             _ = advance.tick() => super::workflows::advance_all(&shared).await,
             _ = heartbeat.tick() => renew_leases(&shared).await,
-            _ = clean.tick() => remove_old_jobs(&shared).await,
         }
-    }
-}
-
-async fn remove_old_jobs(shared: &Shared) {
-    match super::retention::clean(shared).await {
-        Ok(done) if done.removed > 0 => {
-            tracing::info!(removed = done.removed, "removed old finished jobs")
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "removing old finished jobs failed"),
     }
 }
 

@@ -13,7 +13,7 @@ pub mod recurring;
 mod retention;
 pub mod workflows;
 
-pub use retention::{Cleanup, Retention};
+pub use retention::{CLEANUP_ID, CLEANUP_PLUGIN, Cleanup, Retention, cleanup_schedule};
 
 use crate::events::EventBus;
 use crate::model::{JobId, Millis, now_ms};

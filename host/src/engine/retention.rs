@@ -1,8 +1,15 @@
 //! Retention: finished jobs are removed once old enough, in bounded batches, so that
 //! cleaning never holds the writer for long.
+//!
+//! Cleaning is a built-in job: the recurring job [`CLEANUP_ID`] enqueues, every hour on
+//! the `maintenance` queue, a job of the host's own plugin [`CLEANUP_PLUGIN`], which the
+//! executor runs in the host instead of a WASI component. Its result says how many jobs
+//! it removed.
 
 use super::Shared;
 use crate::model::{Millis, now_ms};
+use crate::schedule::Schedule;
+use crate::store::{Misfire, RecurringDefinition};
 use std::time::Duration;
 
 /// How long finished jobs are kept.
@@ -20,6 +27,25 @@ impl Default for Retention {
             succeeded: Duration::from_secs(7 * 24 * 3600),
             failed: Duration::from_secs(30 * 24 * 3600),
         }
+    }
+}
+
+/// The built-in plugin that removes old jobs; clients cannot submit it themselves.
+pub const CLEANUP_PLUGIN: &str = "orchestra.cleanup";
+/// The recurring job that enqueues the cleanup every hour.
+pub const CLEANUP_ID: &str = "orchestra-cleanup";
+
+/// The hourly cleanup, on the `maintenance` queue.
+pub fn cleanup_schedule() -> RecurringDefinition {
+    RecurringDefinition {
+        id: CLEANUP_ID.to_owned(),
+        schedule: Schedule::parse("@hourly", "UTC").expect("a valid built-in schedule"),
+        plugin: CLEANUP_PLUGIN.to_owned(),
+        args: serde_json::json!({}),
+        queue: "maintenance".to_owned(),
+        priority: 0,
+        max_attempts: 3,
+        misfire: Misfire::RunOnce,
     }
 }
 

@@ -8,7 +8,7 @@
 //! - `instantiate_call_us`: median cost to instantiate and call the component.
 
 use crate::config::{Config, ServeArgs};
-use crate::events::JobEvent;
+use crate::events::{JobEvent, Published};
 use crate::host::{self, Host};
 use crate::model::{JobState, new_job_id, now_ms};
 use crate::runtime::{Limits, RunHost, RunInput, RunOutcome};
@@ -193,14 +193,17 @@ async fn end_to_end(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<
     let mut finished = 0;
     while finished < args.jobs {
         match tokio::time::timeout(Duration::from_secs(30), events.recv()).await? {
-            Ok(JobEvent::Finished { state, .. }) => {
+            Ok(Published {
+                event: JobEvent::Finished { state, .. },
+                ..
+            }) => {
                 anyhow::ensure!(
                     state == JobState::Succeeded,
                     "a benchmark job ended {state}"
                 );
                 finished += 1;
             }
-            Ok(JobEvent::Started { .. }) => {}
+            Ok(_) => {}
             Err(_lagged) => finished = terminal_jobs(store.as_ref()).await?,
         }
     }
@@ -265,7 +268,10 @@ async fn pickup(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<(f64
         bench.host.scheduler().notify();
         let mut started = None;
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
+            match tokio::time::timeout(Duration::from_secs(10), events.recv())
+                .await??
+                .event
+            {
                 JobEvent::Started { id: got, .. } if got == id => started = Some(sent.elapsed()),
                 JobEvent::Finished { id: got, .. } if got == id => break,
                 _ => {}

@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod continuations;
 mod crash;
+mod events;
 mod jobs;
 mod lifecycle;
 mod limits;

@@ -2,6 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
+use crate::events::JobEvent;
 use crate::model::{JobId, JobState, Millis, new_job_id, now_ms, rfc3339, validate_priority};
 use crate::plugins::manifest::{validate_max_attempts, validate_queue_name};
 use crate::store::{AwaitOn, CancelOutcome, JobFilter, NewJob, Parents};
@@ -202,6 +203,10 @@ async fn submit(
         let body = json!({"id": job.id, "state": job.state, "existing": true});
         return Ok((StatusCode::OK, Json(body)));
     }
+    state.scheduler.events().publish(JobEvent::Enqueued {
+        id: job.id,
+        state: job.state,
+    });
     if job.state == JobState::Enqueued {
         state.scheduler.notify();
     }

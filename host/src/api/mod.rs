@@ -2,6 +2,7 @@
 
 mod batches;
 mod error;
+mod events;
 mod jobs;
 mod maintenance;
 mod queues;
@@ -41,6 +42,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(events::routes())
         .merge(maintenance::routes())
         .merge(batches::routes())
         .merge(queues::routes())

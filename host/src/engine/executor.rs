@@ -161,7 +161,12 @@ async fn run(
         max_attempts: job.max_attempts,
         args: job.args.to_string(),
     };
-    let output = Arc::new(RunOutput::new(shared.store.clone(), job.id, lease));
+    let output = Arc::new(RunOutput::new(
+        shared.store.clone(),
+        shared.events.clone(),
+        job.id,
+        lease,
+    ));
     let repo = job.repository_path.as_deref().map(Path::new);
     let limits = &plugin.settings.limits;
     let run = shared

@@ -1,7 +1,9 @@
 //! A run's output on its way to the store: progress and log lines are buffered and
 //! written at most every [`FLUSH_EVERY`], so progress is rate-limited and a short run's
-//! output rides in the same group commit as its completion.
+//! output rides in the same group commit as its completion. Each write is also published
+//! on the event bus.
 
+use crate::events::{EventBus, JobEvent};
 use crate::model::{JobId, LogLine, Progress, now_ms};
 use crate::runtime::RunHost;
 use crate::store::{JobStore, LeaseId};
@@ -16,6 +18,7 @@ const MAX_BUFFERED_LINES: usize = 1000;
 /// The [`RunHost`] of one run: guest imports land here.
 pub(super) struct RunOutput {
     store: Arc<dyn JobStore>,
+    events: EventBus,
     id: JobId,
     lease: LeaseId,
     pending: Mutex<Pending>,
@@ -29,9 +32,15 @@ struct Pending {
 }
 
 impl RunOutput {
-    pub(super) fn new(store: Arc<dyn JobStore>, id: JobId, lease: LeaseId) -> Self {
+    pub(super) fn new(
+        store: Arc<dyn JobStore>,
+        events: EventBus,
+        id: JobId,
+        lease: LeaseId,
+    ) -> Self {
         Self {
             store,
+            events,
             id,
             lease,
             pending: Mutex::default(),
@@ -45,10 +54,25 @@ impl RunOutput {
     }
 
     fn write(&self, pending: &mut Pending) {
+        let heard = self.events.is_heard();
         if let Some(progress) = pending.progress.take() {
+            if heard {
+                self.events.publish(JobEvent::Progress {
+                    id: self.id,
+                    percent: progress.percent,
+                    message: progress.message.clone(),
+                });
+            }
             self.store.record_progress(self.id, self.lease, progress);
         }
         if !pending.logs.is_empty() {
+            for line in pending.logs.iter().filter(|_| heard) {
+                self.events.publish(JobEvent::Log {
+                    id: self.id,
+                    level: line.level.clone(),
+                    message: line.message.clone(),
+                });
+            }
             self.store
                 .append_logs(self.id, std::mem::take(&mut pending.logs));
         }

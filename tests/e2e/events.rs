@@ -1,0 +1,116 @@
+//! The live event stream (`GET /api/events`, Server-Sent Events).
+
+use crate::common::{Options, Orchestra, TIMEOUT};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// Opens the stream at `path` and delivers each event's JSON data, in order.
+fn listen(host: &Orchestra, path: &str) -> mpsc::Receiver<Value> {
+    let response = ureq::get(host.url(path))
+        .call()
+        .expect("the event stream opens");
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let reader = BufReader::new(response.into_body().into_reader());
+        for line in reader.lines().map_while(Result::ok) {
+            if let Some(data) = line.strip_prefix("data: ") {
+                let event = serde_json::from_str(data).expect("event data is JSON");
+                if tx.send(event).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Collects events until one of `job` has type `last`.
+fn until(events: &mpsc::Receiver<Value>, job: &str, last: &str) -> Vec<Value> {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = events
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no `{last}` for {job} in time; saw {seen:#?}"));
+        let done = event["job_id"] == job && event["type"] == last;
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn types_of<'a>(events: &'a [Value], job: &str) -> Vec<&'a str> {
+    events
+        .iter()
+        .filter(|e| e["job_id"] == job)
+        .filter_map(|e| e["type"].as_str())
+        .collect()
+}
+
+#[test]
+fn a_job_s_events_arrive_in_order() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    let events = listen(&host, "/api/events");
+    let id = host.submit("echo", json!({"watched": true}));
+    let seen = until(&events, &id, "job.succeeded");
+    let types = types_of(&seen, &id);
+    assert_eq!(types.first(), Some(&"job.enqueued"), "{types:?}");
+    assert_eq!(types.get(1), Some(&"job.started"), "{types:?}");
+    assert_eq!(types.last(), Some(&"job.succeeded"), "{types:?}");
+    assert!(
+        types.contains(&"job.progress") && types.contains(&"job.log"),
+        "{types:?}"
+    );
+    let seqs: Vec<u64> = seen.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "numbered in order: {seqs:?}"
+    );
+    let progress = seen.iter().find(|e| e["type"] == "job.progress").unwrap();
+    assert_eq!(
+        progress["percent"], 100,
+        "the latest progress of a short run: {progress}"
+    );
+    assert!(
+        seen.iter().all(|e| e["at"].is_string()),
+        "every event is timed"
+    );
+}
+
+#[test]
+fn events_are_filtered_by_job_and_type() {
+    let host = Orchestra::start(Options::new().plugin("echo").plugin("flaky"));
+    let watched = host.submit_job(json!({"plugin": "flaky", "args": {"fatal": true}}));
+    let events = listen(
+        &host,
+        &format!("/api/events?job_id={watched}&types=job.started,job.failed,job.retrying"),
+    );
+    let (status, _) = host.post(&format!("/api/jobs/{watched}/retry"), &json!({}));
+    assert!(status == 200 || status == 409, "retry answered {status}");
+    for n in 0..3 {
+        host.submit("echo", json!({"n": n}));
+    }
+    let seen = until(&events, &watched, "job.failed");
+    assert!(
+        seen.iter().all(|e| e["job_id"] == watched.as_str()),
+        "only the watched job: {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|e| ["job.started", "job.failed"].contains(&e["type"].as_str().unwrap())),
+        "only the wanted types: {seen:#?}"
+    );
+    let (status, answer) = host.get("/api/events?job_id=nope");
+    assert_eq!(status, 400, "{answer}");
+}

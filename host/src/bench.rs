@@ -8,9 +8,9 @@
 //! - `instantiate_call_us`: median cost to instantiate and call the component.
 
 use crate::config::{Config, ServeArgs};
-use crate::events::{JobEvent, Published};
+use crate::events::JobEvent;
 use crate::host::{self, Host};
-use crate::model::{JobState, new_job_id, now_ms};
+use crate::model::{new_job_id, now_ms};
 use crate::runtime::{Limits, RunHost, RunInput, RunOutcome};
 use crate::store::NewJob;
 use crate::store::sqlite::Durability;
@@ -181,7 +181,6 @@ async fn end_to_end(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<
     )
     .await?;
     let store = bench.host.store().clone();
-    let mut events = bench.host.scheduler().events().subscribe();
     let started = Instant::now();
     for chunk in (0..args.jobs).collect::<Vec<_>>().chunks(1000) {
         store
@@ -189,36 +188,27 @@ async fn end_to_end(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<
             .await?;
         bench.host.scheduler().notify();
     }
-    // Count finishes from the event bus; the store is asked only if events were missed.
-    let mut finished = 0;
-    while finished < args.jobs {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await? {
-            Ok(Published {
-                event: JobEvent::Finished { state, .. },
-                ..
-            }) => {
-                anyhow::ensure!(
-                    state == JobState::Succeeded,
-                    "a benchmark job ended {state}"
-                );
-                finished += 1;
-            }
-            Ok(_) => {}
-            Err(_lagged) => finished = terminal_jobs(store.as_ref()).await?,
+    // Count finishes with the scheduler's counters: no listener on the event bus, which
+    // would make every run publish its output.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let counts = bench.host.scheduler().counts();
+        anyhow::ensure!(
+            counts.failed + counts.cancelled == 0,
+            "benchmark jobs failed: {counts:?}"
+        );
+        if counts.succeeded as usize >= args.jobs {
+            break;
         }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "benchmark jobs did not finish: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let rate = args.jobs as f64 / started.elapsed().as_secs_f64();
     bench.host.stop().await;
     Ok(rate)
-}
-
-async fn terminal_jobs(store: &dyn crate::store::JobStore) -> anyhow::Result<usize> {
-    let queues = store.queues().await?;
-    let counts = queues.iter().flat_map(|q| q.counts.iter());
-    Ok(counts
-        .filter(|(state, _)| state.is_terminal())
-        .map(|(_, n)| *n as usize)
-        .sum())
 }
 
 async fn http_enqueue(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<f64> {

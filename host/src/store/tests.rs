@@ -937,11 +937,7 @@ async fn check_workflow_runs_advance_stage_by_stage_creating_each_job_once(store
             ("c".into(), Skipped)
         ]
     );
-    let claimed = claim_one(store, NOW + 2).await;
-    store
-        .complete(claimed.job.id, claimed.lease, completion(), NOW + 2)
-        .await
-        .unwrap();
+    finish(store, &claim_one(store, NOW + 2).await, true).await;
     let last = store.advance_workflow_run(run, NOW + 3).await.unwrap();
     assert_eq!(last.state, Some(workflows::RunState::Succeeded));
     let stored = store.workflow_run(run).await.unwrap().unwrap();
@@ -953,12 +949,7 @@ async fn check_a_failed_step_fails_its_workflow_run(store: &dyn JobStore) {
     use crate::workflow::StepState::{Cancelled, Failed};
     let run = start_run(store).await;
     store.advance_workflow_run(run, NOW).await.unwrap();
-    let claimed = claim_one(store, NOW).await;
-    let fatal = failure(ErrorKind::Fatal, AfterFailure::Fail);
-    store
-        .fail(claimed.job.id, claimed.lease, fatal, NOW)
-        .await
-        .unwrap();
+    finish(store, &claim_one(store, NOW).await, false).await;
     let advanced = store.advance_workflow_run(run, NOW + 1).await.unwrap();
     assert_eq!(advanced.state, Some(workflows::RunState::Failed));
     assert!(advanced.enqueued.is_empty());

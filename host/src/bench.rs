@@ -8,7 +8,7 @@
 //! - `instantiate_call_us`: median cost to instantiate and call the component.
 
 use crate::config::{Config, ServeArgs};
-use crate::events::JobEvent;
+use crate::events::Event;
 use crate::host::{self, Host};
 use crate::model::{new_job_id, now_ms};
 use crate::runtime::{Limits, RunHost, RunInput, RunOutcome};
@@ -166,6 +166,7 @@ fn echo_job() -> NewJob {
         max_attempts: 3,
         run_at: None,
         repository_path: None,
+        agent_id: None,
         unique_key: None,
         parents: None,
     }
@@ -258,12 +259,13 @@ async fn pickup(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<(f64
         bench.host.scheduler().notify();
         let mut started = None;
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), events.recv())
-                .await??
-                .event
-            {
-                JobEvent::Started { id: got, .. } if got == id => started = Some(sent.elapsed()),
-                JobEvent::Finished { id: got, .. } if got == id => break,
+            let published = tokio::time::timeout(Duration::from_secs(10), events.recv()).await??;
+            if published.ids.job != Some(id) {
+                continue;
+            }
+            match published.event {
+                Event::Started { .. } => started = Some(sent.elapsed()),
+                Event::Finished { .. } => break,
                 _ => {}
             }
         }

@@ -1,10 +1,13 @@
 //! Host settings from flags, `ORCHESTRA_*` environment variables and an optional TOML
 //! file, in that order of precedence, over built-in defaults. Validated once.
 
+use crate::agent::AgentSpec;
 use crate::engine::DEFAULT_QUEUES;
 use crate::engine::Retention;
+use crate::engine::agents::AgentSettings;
 use crate::engine::recurring::RecurringSpec;
 use crate::plugins::manifest::validate_queue_name;
+use crate::schedule::Schedule;
 use crate::store::sqlite::Durability;
 use clap::Args;
 use serde::Deserialize;
@@ -60,6 +63,16 @@ pub struct ServeArgs {
     /// SQLite durability: `normal` survives a killed process, `full` also power loss.
     #[arg(long, env = "ORCHESTRA_SYNC", value_enum)]
     pub sync: Option<Durability>,
+    /// When agents' health is checked: a cron expression (5 or 6 fields, UTC)
+    /// [default: every minute, `0 * * * * *`].
+    #[arg(long, env = "ORCHESTRA_AGENT_HEALTH_SCHEDULE")]
+    pub agent_health_schedule: Option<String>,
+    /// Health checks an agent may miss in a row before it is offline [default: 3].
+    #[arg(long, env = "ORCHESTRA_AGENT_HEALTH_MISSES")]
+    pub agent_health_misses: Option<u32>,
+    /// Seconds a job holds its agent without renewal [default: 1500].
+    #[arg(long, env = "ORCHESTRA_AGENT_LOCK_SECONDS")]
+    pub agent_lock_seconds: Option<u64>,
     /// Settings file (TOML with the same names, snake_case).
     #[arg(long, env = "ORCHESTRA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -82,9 +95,15 @@ struct FileConfig {
     retain_succeeded_days: Option<f64>,
     retain_failed_days: Option<f64>,
     sync: Option<Durability>,
+    agent_health_schedule: Option<String>,
+    agent_health_misses: Option<u32>,
+    agent_lock_seconds: Option<u64>,
     /// `[[recurring]]` tables: only the file declares recurring jobs.
     #[serde(default)]
     recurring: Vec<RecurringSpec>,
+    /// `[[agents]]` tables: agents registered at start.
+    #[serde(default)]
+    agents: Vec<AgentSpec>,
 }
 
 /// Validated host settings.
@@ -117,6 +136,8 @@ pub struct Config {
     /// Recurring jobs the settings file declares, stored at host start (checked then,
     /// against the loaded plugins).
     pub recurring: Vec<RecurringSpec>,
+    /// Agent health checks and locks, and the agents the settings file declares.
+    pub agents: AgentSettings,
 }
 
 /// A retention in days (fractions allowed, at most ten years), or the default.
@@ -226,9 +247,35 @@ impl Config {
             },
             durability: args.sync.or(file.sync).unwrap_or_default(),
             recurring: file.recurring,
+            agents: AgentSettings {
+                health_schedule: agent_health_schedule(
+                    args.agent_health_schedule.or(file.agent_health_schedule),
+                )?,
+                health_misses: match args.agent_health_misses.or(file.agent_health_misses) {
+                    None => 3,
+                    Some(n @ 1..=100) => n,
+                    Some(n) => {
+                        return Err(format!(
+                            "agent_health_misses must be between 1 and 100, got {n}"
+                        ));
+                    }
+                },
+                lock: match args.agent_lock_seconds.or(file.agent_lock_seconds) {
+                    None => Duration::from_secs(1500),
+                    Some(0) => return Err("agent_lock_seconds must be at least 1".into()),
+                    Some(n) => Duration::from_secs(n),
+                },
+                declared: file.agents,
+            },
             db,
         })
     }
+}
+
+/// The health-check schedule, in UTC.
+fn agent_health_schedule(expression: Option<String>) -> Result<Schedule, String> {
+    let expression = expression.unwrap_or_else(|| "0 * * * * *".to_owned());
+    Schedule::parse(&expression, "UTC").map_err(|e| format!("agent_health_schedule: {e}"))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -250,6 +297,35 @@ mod tests {
         assert!(config.workers >= 2);
         assert!(config.host_id.ends_with(":7070"));
         assert_eq!(config.durability, Durability::Normal);
+        assert_eq!(config.agents.health_misses, 3);
+        assert_eq!(config.agents.lock, Duration::from_secs(1500));
+    }
+
+    #[test]
+    fn the_file_declares_agents_and_their_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("orchestra.toml");
+        let toml = "agent_health_schedule = \"*/5 * * * * *\"\nagent_health_misses = 2\n\
+                    [[agents]]\nid = \"a1\"\nname = \"shell\"\nrepository_path = \"/tmp\"\n\
+                    command = [\"/bin/sh\", \"-c\", \"{command}\"]\n";
+        std::fs::write(&file, toml).unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(args).unwrap();
+        assert_eq!(config.agents.health_misses, 2);
+        assert_eq!(config.agents.declared[0].id, "a1");
+        assert_eq!(config.agents.declared[0].max_concurrency, 1);
+        let bad = ServeArgs {
+            agent_health_schedule: Some("every minute".into()),
+            ..ServeArgs::default()
+        };
+        assert!(
+            Config::resolve(bad)
+                .unwrap_err()
+                .contains("agent_health_schedule")
+        );
     }
 
     #[test]

@@ -1,40 +1,45 @@
-//! The in-process event bus: job lifecycle events for whoever listens (the live event
-//! stream, the benchmark).
+//! The in-process event bus: job, agent and task events for whoever listens (the live
+//! event stream, the benchmark).
 //!
 //! Publishing never blocks: the bus keeps the last [`CAPACITY`] events, and a subscriber
 //! that falls further behind misses events (its receiver says how many), so a slow
-//! listener never slows the host or grows its memory.
+//! listener never slows the host or grows its memory. The same last events are kept for
+//! clients that reconnect and resume after the last event they saw; events are numbered
+//! and kept while someone listens, and for [`RESUME_WINDOW`] after the last one left.
 
+use crate::agent::AgentStatus;
 use crate::model::{JobId, JobState, Millis, now_ms};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
-/// Events kept for slow subscribers before they start missing some.
+/// Events kept for slow subscribers and for resuming clients.
 pub const CAPACITY: usize = 4096;
+/// How long events are still numbered and kept after the last subscriber left, so a
+/// client that reconnects can resume.
+pub const RESUME_WINDOW_MS: Millis = 60_000;
+/// [`RESUME_WINDOW_MS`] as a duration.
+pub const RESUME_WINDOW: std::time::Duration =
+    std::time::Duration::from_millis(RESUME_WINDOW_MS as u64);
 
-/// Something that happened to a job.
+/// Something that happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobEvent {
+pub enum Event {
     /// A job was stored, ready or waiting.
     Enqueued {
-        /// The job.
-        id: JobId,
         /// Its state (`enqueued`, `scheduled` or `awaiting`).
         state: JobState,
     },
     /// A run started.
     Started {
-        /// The job.
-        id: JobId,
         /// Which attempt.
         attempt: u32,
     },
     /// A running job reported progress (at most one event per job every 100 ms).
     Progress {
-        /// The job.
-        id: JobId,
         /// 0 to 100.
         percent: u8,
         /// What it is doing.
@@ -42,8 +47,6 @@ pub enum JobEvent {
     },
     /// A running job wrote a log line.
     Log {
-        /// The job.
-        id: JobId,
         /// Its level, or `stdout`/`stderr`.
         level: String,
         /// The line.
@@ -51,53 +54,121 @@ pub enum JobEvent {
     },
     /// A run ended; `state` is where the job went.
     Finished {
-        /// The job.
-        id: JobId,
         /// Its new state.
         state: JobState,
     },
+    /// An agent's status changed.
+    AgentStatus {
+        /// The new status.
+        status: AgentStatus,
+        /// The status before, if known.
+        previous: Option<AgentStatus>,
+        /// Why, for offline and error.
+        reason: Option<String>,
+    },
+    /// A task was submitted.
+    TaskCreated {
+        /// The queue its job went to.
+        queue: String,
+    },
+    /// A task that had not started moved to another agent.
+    TaskMoved {
+        /// The agent it left.
+        from: String,
+    },
+    /// A task's job started a command on its agent.
+    TaskExecStarted {
+        /// The command.
+        command: String,
+    },
+    /// A task's command ended.
+    TaskExecFinished {
+        /// `exited`, `timeout` or `spawn_failure`.
+        outcome: &'static str,
+        /// Exit code, when it exited.
+        exit_code: Option<i32>,
+        /// How long it ran.
+        duration_ms: u64,
+    },
 }
 
-impl JobEvent {
-    /// The job the event is about.
-    pub fn job_id(&self) -> JobId {
-        match self {
-            JobEvent::Enqueued { id, .. }
-            | JobEvent::Started { id, .. }
-            | JobEvent::Progress { id, .. }
-            | JobEvent::Log { id, .. }
-            | JobEvent::Finished { id, .. } => *id,
-        }
-    }
-
+impl Event {
     /// The event's type as clients filter on it: `job.enqueued`, `job.started`,
     /// `job.progress`, `job.log`, `job.succeeded`, `job.failed`, `job.retrying`,
-    /// `job.cancelled`.
+    /// `job.cancelled`, `agent.status`, `task.created`, `task.moved`,
+    /// `task.exec_started`, `task.exec_finished`.
     pub fn type_name(&self) -> &'static str {
         match self {
-            JobEvent::Enqueued { .. } => "job.enqueued",
-            JobEvent::Started { .. } => "job.started",
-            JobEvent::Progress { .. } => "job.progress",
-            JobEvent::Log { .. } => "job.log",
-            JobEvent::Finished { state, .. } => match state {
+            Event::Enqueued { .. } => "job.enqueued",
+            Event::Started { .. } => "job.started",
+            Event::Progress { .. } => "job.progress",
+            Event::Log { .. } => "job.log",
+            Event::Finished { state } => match state {
                 JobState::Succeeded => "job.succeeded",
                 JobState::Failed => "job.failed",
                 JobState::Cancelled => "job.cancelled",
                 _ => "job.retrying",
             },
+            Event::AgentStatus { .. } => "agent.status",
+            Event::TaskCreated { .. } => "task.created",
+            Event::TaskMoved { .. } => "task.moved",
+            Event::TaskExecStarted { .. } => "task.exec_started",
+            Event::TaskExecFinished { .. } => "task.exec_finished",
         }
     }
 
     fn details(&self) -> Value {
         match self {
-            JobEvent::Enqueued { state, .. } | JobEvent::Finished { state, .. } => {
-                json!({"state": state})
+            Event::Enqueued { state } | Event::Finished { state } => json!({"state": state}),
+            Event::Started { attempt } => json!({"attempt": attempt}),
+            Event::Progress { percent, message } => {
+                json!({"percent": percent, "message": message})
             }
-            JobEvent::Started { attempt, .. } => json!({"attempt": attempt}),
-            JobEvent::Progress {
-                percent, message, ..
-            } => json!({"percent": percent, "message": message}),
-            JobEvent::Log { level, message, .. } => json!({"level": level, "message": message}),
+            Event::Log { level, message } => json!({"level": level, "message": message}),
+            Event::AgentStatus {
+                status,
+                previous,
+                reason,
+            } => json!({"status": status, "previous": previous, "reason": reason}),
+            Event::TaskCreated { queue } => json!({"queue": queue}),
+            Event::TaskMoved { from } => json!({"from_agent_id": from}),
+            Event::TaskExecStarted { command } => json!({"command": command}),
+            Event::TaskExecFinished {
+                outcome,
+                exit_code,
+                duration_ms,
+            } => json!({"outcome": outcome, "exit_code": exit_code, "duration_ms": duration_ms}),
+        }
+    }
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ids {
+    /// The job.
+    pub job: Option<JobId>,
+    /// The task the job runs.
+    pub task: Option<JobId>,
+    /// The agent.
+    pub agent: Option<Arc<str>>,
+    /// The attempt (its lease) that produced a run's events.
+    pub correlation: Option<Uuid>,
+}
+
+impl Ids {
+    /// Ids of a job's event.
+    pub fn job(id: JobId) -> Ids {
+        Ids {
+            job: Some(id),
+            ..Ids::default()
+        }
+    }
+
+    /// Ids of an agent's event.
+    pub fn agent(id: &str) -> Ids {
+        Ids {
+            agent: Some(id.into()),
+            ..Ids::default()
         }
     }
 }
@@ -109,8 +180,10 @@ pub struct Published {
     pub seq: u64,
     /// When it was published.
     pub at: Millis,
+    /// What it is about.
+    pub ids: Ids,
     /// What happened.
-    pub event: JobEvent,
+    pub event: Event,
 }
 
 impl Published {
@@ -120,53 +193,144 @@ impl Published {
             "seq": self.seq,
             "type": self.event.type_name(),
             "at": crate::model::rfc3339::format(self.at),
-            "job_id": self.event.job_id(),
         });
+        let ids = [
+            ("job_id", self.ids.job.map(|id| id.to_string())),
+            ("task_id", self.ids.task.map(|id| id.to_string())),
+            ("agent_id", self.ids.agent.as_deref().map(str::to_owned)),
+            (
+                "correlation_id",
+                self.ids.correlation.map(|id| id.to_string()),
+            ),
+        ];
         if let (Value::Object(body), Value::Object(details)) = (&mut body, self.event.details()) {
+            for (name, id) in ids {
+                if let Some(id) = id {
+                    body.insert(name.to_owned(), Value::String(id));
+                }
+            }
             body.extend(details);
         }
         body
     }
 }
 
-/// Publishes [`JobEvent`]s to any number of subscribers. Cheap to clone.
+/// Where a resuming subscriber starts.
+#[derive(Debug)]
+pub struct Resumed {
+    /// Kept events after the one the client saw last, oldest first.
+    pub replay: Vec<Published>,
+    /// Events after the client's last one that are no longer kept (or, after a restart
+    /// of the host, that cannot be told apart): `Some` when it missed any.
+    pub missed: Option<u64>,
+    /// Every event published from now on.
+    pub live: Subscription,
+}
+
+/// A subscriber's receiver; when the last one is dropped, events are still kept for
+/// [`RESUME_WINDOW`].
+#[derive(Debug)]
+pub struct Subscription {
+    receiver: broadcast::Receiver<Published>,
+    keep_until: Arc<AtomicI64>,
+}
+
+impl Subscription {
+    /// The next event, or how many this subscriber missed.
+    ///
+    /// # Errors
+    /// As [`broadcast::Receiver::recv`].
+    pub async fn recv(&mut self) -> Result<Published, broadcast::error::RecvError> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.keep_until
+            .fetch_max(now_ms() + RESUME_WINDOW_MS, Ordering::Relaxed);
+    }
+}
+
+/// Publishes [`Event`]s to any number of subscribers. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Published>,
-    seq: Arc<AtomicU64>,
+    /// The last [`CAPACITY`] events and the number of the last one published.
+    kept: Arc<Mutex<(VecDeque<Published>, u64)>>,
+    /// Until when events are kept with nobody listening.
+    keep_until: Arc<AtomicI64>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         Self {
             sender: broadcast::channel(CAPACITY).0,
-            seq: Arc::default(),
+            kept: Arc::default(),
+            keep_until: Arc::default(),
         }
     }
 }
 
 impl EventBus {
-    /// Whether anyone listens: events need not even be built otherwise.
+    /// Whether anyone listens (or may resume): events need not even be built otherwise.
     pub fn is_heard(&self) -> bool {
-        self.sender.receiver_count() > 0
+        self.sender.receiver_count() > 0 || self.keep_until.load(Ordering::Relaxed) > now_ms()
     }
 
-    /// Sends `event` to current subscribers, if any.
-    pub fn publish(&self, event: JobEvent) {
+    /// Sends `event` about `ids` to current subscribers, if any.
+    pub fn publish(&self, ids: Ids, event: Event) {
         if !self.is_heard() {
             return;
         }
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let _ = self.sender.send(Published {
-            seq,
+        let mut kept = self.kept.lock().expect("event bus lock poisoned");
+        kept.1 += 1;
+        let published = Published {
+            seq: kept.1,
             at: now_ms(),
+            ids,
             event,
-        });
+        };
+        if kept.0.len() == CAPACITY {
+            kept.0.pop_front();
+        }
+        kept.0.push_back(published.clone());
+        let _ = self.sender.send(published);
     }
 
     /// Receives every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
-        self.sender.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        Subscription {
+            receiver: self.sender.subscribe(),
+            keep_until: self.keep_until.clone(),
+        }
+    }
+
+    /// Receives the kept events after number `last_seen`, then every event published
+    /// from now on, with nothing lost or repeated in between.
+    pub fn resume(&self, last_seen: u64) -> Resumed {
+        let kept = self.kept.lock().expect("event bus lock poisoned");
+        let (events, newest) = &*kept;
+        let live = self.subscribe();
+        if last_seen > *newest {
+            // Numbers from before a restart of the host: nothing can be matched.
+            return Resumed {
+                replay: events.iter().cloned().collect(),
+                missed: Some(0),
+                live,
+            };
+        }
+        let oldest = events.front().map_or(newest + 1, |e| e.seq);
+        let missed = oldest.saturating_sub(last_seen + 1);
+        Resumed {
+            replay: events
+                .iter()
+                .filter(|e| e.seq > last_seen)
+                .cloned()
+                .collect(),
+            missed: (missed > 0).then_some(missed),
+            live,
+        }
     }
 }
 
@@ -175,21 +339,36 @@ mod tests {
     use super::*;
     use crate::model::new_job_id;
 
+    fn started(attempt: u32) -> Event {
+        Event::Started { attempt }
+    }
+
     #[tokio::test]
-    async fn events_are_numbered_and_shown_with_their_type() {
+    async fn events_are_numbered_and_shown_with_their_type_and_ids() {
         let bus = EventBus::default();
         let id = new_job_id();
-        bus.publish(JobEvent::Started { id, attempt: 1 });
+        bus.publish(Ids::job(id), started(1));
         let mut events = bus.subscribe();
-        bus.publish(JobEvent::Progress {
-            id,
-            percent: 50,
-            message: "half".into(),
-        });
-        bus.publish(JobEvent::Finished {
-            id,
-            state: JobState::Scheduled,
-        });
+        let task = new_job_id();
+        let ids = Ids {
+            job: Some(id),
+            task: Some(task),
+            agent: Some("a1".into()),
+            correlation: None,
+        };
+        bus.publish(
+            ids,
+            Event::Progress {
+                percent: 50,
+                message: "half".into(),
+            },
+        );
+        bus.publish(
+            Ids::job(id),
+            Event::Finished {
+                state: JobState::Scheduled,
+            },
+        );
         let progress = events.recv().await.unwrap();
         let retrying = events.recv().await.unwrap();
         assert_eq!(
@@ -201,6 +380,9 @@ mod tests {
         assert_eq!(json["type"], "job.progress");
         assert_eq!(json["percent"], 50);
         assert_eq!(json["job_id"], json!(id));
+        assert_eq!(json["task_id"], json!(task));
+        assert_eq!(json["agent_id"], "a1");
+        assert!(json.get("correlation_id").is_none());
         assert_eq!(retrying.to_json()["type"], "job.retrying");
     }
 
@@ -210,11 +392,54 @@ mod tests {
         let mut slow = bus.subscribe();
         let id = new_job_id();
         for attempt in 0..(CAPACITY as u32 + 10) {
-            bus.publish(JobEvent::Started { id, attempt });
+            bus.publish(Ids::job(id), started(attempt));
         }
         match slow.recv().await {
             Err(broadcast::error::RecvError::Lagged(missed)) => assert_eq!(missed, 10),
             other => panic!("expected a lag notice, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_client_resumes_after_its_last_event_even_after_everyone_left() {
+        let bus = EventBus::default();
+        let id = new_job_id();
+        drop(bus.subscribe());
+        assert!(
+            bus.is_heard(),
+            "events are kept for a while after the last one left"
+        );
+        for attempt in 1..=5 {
+            bus.publish(Ids::job(id), started(attempt));
+        }
+        let mut resumed = bus.resume(2);
+        let replayed: Vec<u64> = resumed.replay.iter().map(|e| e.seq).collect();
+        assert_eq!(replayed, [3, 4, 5]);
+        assert_eq!(resumed.missed, None);
+        bus.publish(Ids::job(id), started(6));
+        assert_eq!(resumed.live.recv().await.unwrap().seq, 6);
+        assert_eq!(bus.resume(99).missed, Some(0), "numbers from another run");
+    }
+
+    #[tokio::test]
+    async fn resuming_past_the_kept_events_says_how_many_were_lost() {
+        let bus = EventBus::default();
+        let _listener = bus.subscribe();
+        let id = new_job_id();
+        for attempt in 0..(CAPACITY as u32 + 10) {
+            bus.publish(Ids::job(id), started(attempt));
+        }
+        let resumed = bus.resume(5);
+        assert_eq!(resumed.missed, Some(5));
+        assert_eq!(resumed.replay.len(), CAPACITY);
+        assert_eq!(resumed.replay[0].seq, 11);
+    }
+
+    #[test]
+    fn nothing_is_kept_when_nobody_ever_listened() {
+        let bus = EventBus::default();
+        assert!(!bus.is_heard());
+        bus.publish(Ids::job(new_job_id()), started(1));
+        assert!(bus.resume(0).replay.is_empty());
     }
 }

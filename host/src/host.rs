@@ -28,6 +28,9 @@ pub enum Error {
     /// A recurring job of the config file is wrong, or could not be stored.
     #[error(transparent)]
     Recurring(#[from] recurring::DeclareError),
+    /// An agent the config file declares is wrong.
+    #[error("agent in the config file: {0}")]
+    Agent(String),
     /// A file or socket could not be used.
     #[error("{context}: {source}")]
     Io {
@@ -101,9 +104,15 @@ impl Host {
                 lease: config.lease,
                 grace: config.grace,
                 retention: config.retention,
+                agents: config.agents.clone(),
             },
         )
         .await?;
+        for spec in &config.agents.declared {
+            let spec = api::check_agent(spec.clone(), &config.repo_roots)
+                .map_err(|e| Error::Agent(e.to_string()))?;
+            scheduler.register_agent(spec, true).await?;
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(io(format!("listen on {}", config.listen)))?;

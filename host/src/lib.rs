@@ -9,9 +9,10 @@
 //! - [`plugins`]: the plugin folder, its manifests and the [`plugins::Registry`].
 //! - [`runtime`]: wasmtime; compiles plugins and runs one attempt under limits.
 //! - [`store`]: the [`store::JobStore`] trait and its SQLite implementation.
-//! - [`model`], [`retry`], [`events`], [`config`]: plain data and pure logic.
+//! - [`model`], [`agent`], [`retry`], [`events`], [`config`]: plain data and pure logic.
 //! - [`bench`]: the benchmark behind `orchestra bench`.
 
+pub mod agent;
 pub mod api;
 pub mod bench;
 pub mod config;

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the host: HTTP API, scheduler and plugin folder.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Submit a job to a running host.
     Enqueue(EnqueueArgs),
     /// Measure throughput and latency on a fresh temporary database.
@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(cli.log_json);
     match cli.command {
         Command::Serve(args) => {
-            let config = Config::resolve(args).map_err(anyhow::Error::msg)?;
+            let config = Config::resolve(*args).map_err(anyhow::Error::msg)?;
             orchestra::run(config, shutdown_signal()).await?;
         }
         Command::Enqueue(args) => tokio::task::spawn_blocking(move || enqueue(args)).await??,

@@ -317,6 +317,8 @@ pub struct Job {
     pub finished_at: Option<Millis>,
     /// Host directory mounted at `/repo` for its runs.
     pub repository_path: Option<String>,
+    /// The agent it is bound to.
+    pub agent_id: Option<String>,
     /// The handler's result (on success).
     pub result: Option<serde_json::Value>,
     /// The last run's failure.

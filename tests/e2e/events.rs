@@ -2,39 +2,11 @@
 
 use crate::common::{Options, Orchestra, TIMEOUT};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::Instant;
 
-/// Opens the stream at `path` and delivers each event's JSON data, in order.
-fn listen(host: &Orchestra, path: &str) -> mpsc::Receiver<Value> {
-    let response = ureq::get(host.url(path))
-        .call()
-        .expect("the event stream opens");
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/event-stream")
-    );
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let reader = BufReader::new(response.into_body().into_reader());
-        for line in reader.lines().map_while(Result::ok) {
-            if let Some(data) = line.strip_prefix("data: ") {
-                let event = serde_json::from_str(data).expect("event data is JSON");
-                if tx.send(event).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
-}
-
 /// Collects events until one of `job` has type `last`.
-fn until(events: &mpsc::Receiver<Value>, job: &str, last: &str) -> Vec<Value> {
+pub(crate) fn until(events: &mpsc::Receiver<Value>, job: &str, last: &str) -> Vec<Value> {
     let deadline = Instant::now() + TIMEOUT;
     let mut seen = Vec::new();
     loop {
@@ -61,7 +33,7 @@ fn types_of<'a>(events: &'a [Value], job: &str) -> Vec<&'a str> {
 #[test]
 fn a_job_s_events_arrive_in_order() {
     let host = Orchestra::start(Options::new().plugin("echo"));
-    let events = listen(&host, "/api/events");
+    let events = host.listen("/api/events", None);
     let id = host.submit("echo", json!({"watched": true}));
     let seen = until(&events, &id, "job.succeeded");
     let types = types_of(&seen, &id);
@@ -92,9 +64,9 @@ fn a_job_s_events_arrive_in_order() {
 fn events_are_filtered_by_job_and_type() {
     let host = Orchestra::start(Options::new().plugin("echo").plugin("flaky"));
     let watched = host.submit_job(json!({"plugin": "flaky", "args": {"fatal": true}}));
-    let events = listen(
-        &host,
+    let events = host.listen(
         &format!("/api/events?job_id={watched}&types=job.started,job.failed,job.retrying"),
+        None,
     );
     let (status, _) = host.post(&format!("/api/jobs/{watched}/retry"), &json!({}));
     assert!(status == 200 || status == 409, "retry answered {status}");

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod agents;
 mod bad_input;
 mod cli;
 mod continuations;
@@ -17,4 +18,5 @@ mod limits;
 mod recurring;
 mod reload;
 mod sandbox;
+mod tasks;
 mod workflows;

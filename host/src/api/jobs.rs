@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
-use crate::events::JobEvent;
+use crate::events::{Event, Ids};
 use crate::model::{JobId, JobState, Millis, new_job_id, now_ms, rfc3339, validate_priority};
 use crate::plugins::manifest::{validate_max_attempts, validate_queue_name};
 use crate::store::{AwaitOn, CancelOutcome, JobFilter, NewJob, Parents};
@@ -96,7 +96,7 @@ fn parse_args(args: Option<Value>) -> Result<Value, ApiError> {
 }
 
 /// The repository path, canonical, if it lies under an allowed root.
-fn check_repository(roots: &[PathBuf], path: &str) -> Result<String, ApiError> {
+pub(super) fn check_repository(roots: &[PathBuf], path: &str) -> Result<String, ApiError> {
     let refused = |why: &str| ApiError::Unprocessable(format!("repository_path `{path}` {why}"));
     if roots.is_empty() {
         return Err(refused(
@@ -185,6 +185,7 @@ impl SubmitJob {
             max_attempts,
             run_at,
             repository_path,
+            agent_id: None,
             unique_key: self.unique_key,
             parents: parents(self.after, self.on)?,
         })
@@ -203,10 +204,10 @@ async fn submit(
         let body = json!({"id": job.id, "state": job.state, "existing": true});
         return Ok((StatusCode::OK, Json(body)));
     }
-    state.scheduler.events().publish(JobEvent::Enqueued {
-        id: job.id,
-        state: job.state,
-    });
+    state
+        .scheduler
+        .events()
+        .publish(Ids::job(job.id), Event::Enqueued { state: job.state });
     if job.state == JobState::Enqueued {
         state.scheduler.notify();
     }

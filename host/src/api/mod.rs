@@ -1,5 +1,6 @@
 //! The HTTP API (axum, JSON). Bad input gets a 4xx with `{"error": "..."}`.
 
+mod agents;
 mod batches;
 mod error;
 mod events;
@@ -8,8 +9,10 @@ mod maintenance;
 mod queues;
 mod recurring;
 mod status;
+mod tasks;
 mod workflows;
 
+pub use agents::check_agent;
 pub use error::ApiError;
 
 use crate::engine::Scheduler;
@@ -42,6 +45,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(agents::routes())
+        .merge(tasks::routes())
         .merge(events::routes())
         .merge(maintenance::routes())
         .merge(batches::routes())

@@ -2,8 +2,9 @@
 //! the retry policy.
 
 use super::Shared;
+use super::agents::{self, AgentRun};
 use super::output::{FLUSH_EVERY, RunOutput};
-use crate::events::JobEvent;
+use crate::events::{Event, Ids};
 use crate::model::{ErrorKind, Job, JobError, JobState, Millis, Usage, now_ms};
 use crate::plugins::Plugin;
 use crate::retry::RetryPolicy;
@@ -36,25 +37,30 @@ pub(super) fn after_failure(
     }
 }
 
-/// Runs the built-in cleanup job in the host.
-async fn clean(shared: &Shared) -> RunReport {
+/// Runs a built-in job in the host: its result, or a retryable failure.
+async fn builtin(work: impl Future<Output = Result<serde_json::Value, String>>) -> RunReport {
     let started = Instant::now();
-    let outcome = match super::retention::clean(shared).await {
-        Ok(done) => RunOutcome::Succeeded(
-            serde_json::json!({
-                "removed": done.removed,
-                "succeeded_before": crate::model::rfc3339::format(done.succeeded_before),
-                "failed_before": crate::model::rfc3339::format(done.failed_before),
-            })
-            .to_string(),
-        ),
-        Err(e) => RunOutcome::Failed(JobError::new(ErrorKind::Retryable, e.to_string())),
+    let outcome = match work.await {
+        Ok(result) => RunOutcome::Succeeded(result.to_string()),
+        Err(e) => RunOutcome::Failed(JobError::new(ErrorKind::Retryable, e)),
     };
     let usage = Usage {
         wall_ms: started.elapsed().as_millis() as u64,
         ..Usage::default()
     };
     RunReport { outcome, usage }
+}
+
+/// The built-in cleanup: what it removed.
+async fn clean(shared: &Shared) -> Result<serde_json::Value, String> {
+    let done = super::retention::clean(shared)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "removed": done.removed,
+        "succeeded_before": crate::model::rfc3339::format(done.succeeded_before),
+        "failed_before": crate::model::rfc3339::format(done.failed_before),
+    }))
 }
 
 /// Folds a run's duration into the scheduler's moving average (weight 1/8).
@@ -78,10 +84,26 @@ enum Ended {
 /// freed as soon as the run ends, so recording overlaps with the next run.
 pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSemaphorePermit) {
     let Claimed { job, lease } = claimed;
-    shared.events.publish(JobEvent::Started {
-        id: job.id,
-        attempt: job.attempt,
-    });
+    let agent = match &job.agent_id {
+        Some(agent_id) => Some(AgentRun::bind(shared, &job, agent_id, lease).await),
+        None => None,
+    };
+    if agent.is_some() {
+        agents::sync(shared).await;
+    }
+    let ids = agent.as_ref().map_or_else(
+        || Ids {
+            correlation: Some(lease),
+            ..Ids::job(job.id)
+        },
+        |agent| agent.ids().clone(),
+    );
+    shared.events.publish(
+        ids.clone(),
+        Event::Started {
+            attempt: job.attempt,
+        },
+    );
     let cancel = shared
         .running
         .lock()
@@ -95,8 +117,11 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
     let started = Instant::now();
     let plugin = shared.registry.get(&job.plugin);
     let ended = match &plugin {
-        _ if job.plugin == super::CLEANUP_PLUGIN => Ended::Ran(clean(shared).await),
-        Some(plugin) => run(shared, &job, lease, plugin, &cancel).await,
+        _ if job.plugin == super::CLEANUP_PLUGIN => Ended::Ran(builtin(clean(shared)).await),
+        _ if job.plugin == agents::HEALTH_PLUGIN => {
+            Ended::Ran(builtin(agents::health::check(shared)).await)
+        }
+        Some(plugin) => run(shared, &job, lease, plugin, agent, &cancel).await,
         None => Ended::Ran(RunReport {
             outcome: RunOutcome::Failed(JobError::new(
                 ErrorKind::Retryable,
@@ -137,12 +162,14 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
         for filter in &shared.filters {
             filter.on_state_change(&job, state);
         }
-        shared
-            .events
-            .publish(JobEvent::Finished { id: job.id, state });
+        shared.events.publish(ids, Event::Finished { state });
         // A finished job may have released continuations waiting on it: wake the
         // dispatcher if it is idle (a busy one claims again anyway).
         shared.wake.notify_waiters();
+    }
+    if job.agent_id.is_some() {
+        // The agent was let go with the outcome: publish its new status.
+        agents::sync(shared).await;
     }
 }
 
@@ -151,6 +178,7 @@ async fn run(
     job: &Job,
     lease: LeaseId,
     plugin: &Plugin,
+    agent: Option<AgentRun>,
     cancel: &CancellationToken,
 ) -> Ended {
     let input = RunInput {
@@ -166,6 +194,7 @@ async fn run(
         shared.events.clone(),
         job.id,
         lease,
+        agent,
     ));
     let repo = job.repository_path.as_deref().map(Path::new);
     let limits = &plugin.settings.limits;

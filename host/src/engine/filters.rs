@@ -135,6 +135,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             repository_path: None,
+            agent_id: None,
             result: None,
             error: None,
             progress: None,

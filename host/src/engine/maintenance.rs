@@ -83,4 +83,12 @@ async fn renew_leases(shared: &Shared) {
     if let Err(e) = shared.store.heartbeat(&shared.config.owner, until).await {
         tracing::error!(error = %e, "renewing leases failed");
     }
+    let agents_until = now_ms() + shared.config.agents.lock.as_millis() as Millis;
+    let renewed = shared
+        .store
+        .renew_agent_locks(&shared.config.owner, agents_until)
+        .await;
+    if let Err(e) = renewed {
+        tracing::error!(error = %e, "renewing agent locks failed");
+    }
 }

@@ -5,6 +5,7 @@
 //! Pickup is push-driven: an in-process enqueue or a due promotion wakes the dispatcher
 //! at once; a one-second poll covers jobs written by anything else.
 
+pub mod agents;
 mod executor;
 pub mod filters;
 mod maintenance;
@@ -48,6 +49,8 @@ pub struct SchedulerConfig {
     pub grace: Duration,
     /// How long finished jobs are kept.
     pub retention: Retention,
+    /// Agent health checks and locks.
+    pub agents: agents::AgentSettings,
 }
 
 /// Jobs claimed ahead per worker while there is a backlog of short jobs.
@@ -91,6 +94,8 @@ struct Shared {
     filters: Vec<Arc<dyn Filter>>,
     /// The built-in counters (also among `filters`).
     counters: Arc<Counters>,
+    /// What the engine remembers of agents.
+    agents: agents::Agents,
 }
 
 impl Scheduler {
@@ -125,7 +130,9 @@ impl Scheduler {
             tasks: TaskTracker::new(),
             filters: vec![Arc::new(RunLog), counters.clone()],
             counters,
+            agents: agents::Agents::default(),
         });
+        agents::sync(&shared).await;
         tokio::spawn(dispatch(shared.clone()));
         tokio::spawn(maintenance::run(shared.clone()));
         Ok(Scheduler { shared })
@@ -267,7 +274,7 @@ async fn dispatch(shared: Arc<Shared>) {
 /// Claims up to `limit` jobs from the served queues; none on a store error.
 async fn claim(shared: &Shared, limit: usize) -> Vec<Claimed> {
     let params = ClaimParams {
-        queues: shared.config.queues.clone(),
+        queues: shared.agents.queues(&shared.config.queues),
         limit: limit as u32,
         owner: shared.config.owner.clone(),
         lease_until: now_ms() + shared.config.lease.as_millis() as Millis,

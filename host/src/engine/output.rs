@@ -3,9 +3,10 @@
 //! output rides in the same group commit as its completion. Each write is also published
 //! on the event bus.
 
-use crate::events::{EventBus, JobEvent};
+use super::agents::AgentRun;
+use crate::events::{Event, EventBus, Ids};
 use crate::model::{JobId, LogLine, Progress, now_ms};
-use crate::runtime::RunHost;
+use crate::runtime::{AgentInfo, ExecError, ExecResult, RunHost};
 use crate::store::{JobStore, LeaseId};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +22,10 @@ pub(super) struct RunOutput {
     events: EventBus,
     id: JobId,
     lease: LeaseId,
+    /// The ids of the run's events.
+    ids: Ids,
+    /// The agent the job is bound to.
+    agent: Option<AgentRun>,
     pending: Mutex<Pending>,
 }
 
@@ -37,12 +42,22 @@ impl RunOutput {
         events: EventBus,
         id: JobId,
         lease: LeaseId,
+        agent: Option<AgentRun>,
     ) -> Self {
+        let ids = agent.as_ref().map_or_else(
+            || Ids {
+                correlation: Some(lease),
+                ..Ids::job(id)
+            },
+            |agent| agent.ids().clone(),
+        );
         Self {
             store,
             events,
             id,
             lease,
+            ids,
+            agent,
             pending: Mutex::default(),
         }
     }
@@ -57,21 +72,25 @@ impl RunOutput {
         let heard = self.events.is_heard();
         if let Some(progress) = pending.progress.take() {
             if heard {
-                self.events.publish(JobEvent::Progress {
-                    id: self.id,
-                    percent: progress.percent,
-                    message: progress.message.clone(),
-                });
+                self.events.publish(
+                    self.ids.clone(),
+                    Event::Progress {
+                        percent: progress.percent,
+                        message: progress.message.clone(),
+                    },
+                );
             }
             self.store.record_progress(self.id, self.lease, progress);
         }
         if !pending.logs.is_empty() {
             for line in pending.logs.iter().filter(|_| heard) {
-                self.events.publish(JobEvent::Log {
-                    id: self.id,
-                    level: line.level.clone(),
-                    message: line.message.clone(),
-                });
+                self.events.publish(
+                    self.ids.clone(),
+                    Event::Log {
+                        level: line.level.clone(),
+                        message: line.message.clone(),
+                    },
+                );
             }
             self.store
                 .append_logs(self.id, std::mem::take(&mut pending.logs));
@@ -79,6 +98,7 @@ impl RunOutput {
     }
 }
 
+#[async_trait::async_trait]
 impl RunHost for RunOutput {
     fn progress(&self, percent: u8, message: &str) {
         let progress = Progress {
@@ -103,5 +123,22 @@ impl RunHost for RunOutput {
         if pending.logs.len() >= MAX_BUFFERED_LINES {
             self.write(&mut pending);
         }
+    }
+
+    fn agent(&self) -> Option<AgentInfo> {
+        self.agent.as_ref().and_then(AgentRun::info)
+    }
+
+    async fn exec(&self, command: String, timeout: Duration) -> Result<ExecResult, ExecError> {
+        let Some(agent) = &self.agent else {
+            return Err(ExecError::Unavailable(
+                "this job is not bound to an agent".into(),
+            ));
+        };
+        agent
+            .exec(command, timeout, &|stream, line| {
+                self.log(stream.level(), line)
+            })
+            .await
     }
 }

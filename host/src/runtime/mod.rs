@@ -54,12 +54,67 @@ pub enum Error {
     Engine(String),
 }
 
+/// The agent a job is bound to, as the guest sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The repository it acts on.
+    pub repository_path: String,
+    /// Tasks it may run at once.
+    pub max_concurrency: u32,
+    /// Its labels.
+    pub labels: Vec<(String, String)>,
+}
+
+/// A finished agent command (also the partial output of one stopped by its timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    /// Exit code; `None` when killed by a signal.
+    pub exit_code: Option<i32>,
+    /// The last MiB of stdout.
+    pub stdout: String,
+    /// The last MiB of stderr.
+    pub stderr: String,
+    /// How long it ran.
+    pub duration_ms: u64,
+}
+
+/// Why an agent command gave no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecError {
+    /// The job has no agent, or its agent cannot be had now.
+    Unavailable(String),
+    /// The command ran out of time; what it printed until then.
+    Timeout(ExecResult),
+    /// The command could not be started.
+    Spawn(String),
+}
+
 /// Where the guest's imports lead: implemented by the engine over the job store.
+#[async_trait::async_trait]
 pub trait RunHost: Send + Sync {
     /// A valid progress report (0..=100, message within limits).
     fn progress(&self, percent: u8, message: &str);
     /// One log line: a `log` call, or a line of guest stdout (`stdout`) or stderr (`stderr`).
     fn log(&self, level: &str, message: &str);
+    /// The agent this job is bound to, if any.
+    fn agent(&self) -> Option<AgentInfo> {
+        None
+    }
+    /// Runs `command` on the bound agent (see the WIT `agent.exec`).
+    async fn exec(
+        &self,
+        command: String,
+        timeout: std::time::Duration,
+    ) -> Result<ExecResult, ExecError> {
+        let _ = (command, timeout);
+        Err(ExecError::Unavailable(
+            "this job is not bound to an agent".into(),
+        ))
+    }
 }
 
 /// What the guest is told about its job.

@@ -5,6 +5,7 @@
 //! `processing` under the caller's lease, and report [`Error::LeaseLost`] otherwise.
 //! Nothing above this module knows SQL.
 
+pub mod agents;
 pub mod recurring;
 pub mod sqlite;
 #[cfg(test)]
@@ -12,6 +13,7 @@ mod tests;
 pub mod workflows;
 
 use crate::model::{Job, JobDetail, JobError, JobId, JobState, LogLine, Millis, Progress, Usage};
+pub use agents::AgentStore;
 use async_trait::async_trait;
 pub use recurring::{Misfire, PutRecurring, RecurringDefinition, RecurringJob};
 use uuid::Uuid;
@@ -38,6 +40,9 @@ pub enum Error {
     /// No recurring job has that id.
     #[error("no recurring job with id {0}")]
     RecurringNotFound(String),
+    /// No agent has that id.
+    #[error("no agent with id {0}")]
+    AgentNotFound(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -77,6 +82,8 @@ pub struct NewJob {
     pub run_at: Option<Millis>,
     /// Host directory to mount at `/repo`.
     pub repository_path: Option<String>,
+    /// The agent the job is bound to: its runs hold the agent and may run commands on it.
+    pub agent_id: Option<String>,
     /// While a job with this key is unfinished, submitting another returns that job.
     pub unique_key: Option<String>,
     /// Jobs that must finish first: the job waits in `awaiting` until they have.
@@ -270,7 +277,7 @@ pub struct Page {
 
 /// Durable job storage. Implementations must pass the conformance suite in `store::tests`.
 #[async_trait]
-pub trait JobStore: WorkflowStore + Send + Sync + 'static {
+pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     /// Stores a new job as `enqueued` (or `scheduled` when `run_at` is in the future),
     /// with its first history row; with a unique key held by an unfinished job, returns
     /// that job instead.

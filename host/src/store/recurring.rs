@@ -99,6 +99,7 @@ impl RecurringDefinition {
             max_attempts: self.max_attempts,
             run_at,
             repository_path: None,
+            agent_id: None,
             unique_key: None,
             parents: None,
         }

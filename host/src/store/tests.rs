@@ -1,6 +1,7 @@
 //! The store conformance suite: every `check_*` states one behaviour any [`JobStore`]
 //! must have. Each backend runs all of them (see the bottom of this file).
 
+use super::agents::{Acquired, ExecRecord, NewTask, TaskFilter};
 use super::*;
 use crate::model::{ErrorKind, JobError, JobState, LogLine, Progress, Usage, new_job_id};
 use serde_json::json;
@@ -19,6 +20,7 @@ fn new_job(queue: &str, priority: i32) -> NewJob {
         max_attempts: 3,
         run_at: None,
         repository_path: None,
+        agent_id: None,
         unique_key: None,
         parents: None,
     }
@@ -998,6 +1000,273 @@ macro_rules! conformance {
     };
 }
 
+fn agent_spec(id: &str, max_concurrency: u32) -> crate::agent::AgentSpec {
+    crate::agent::AgentSpec {
+        id: id.into(),
+        name: format!("agent {id}"),
+        repository_path: "/repo".into(),
+        command: vec!["/bin/sh".into(), "-c".into(), "{command}".into()],
+        env: Default::default(),
+        health_command: None,
+        health_interval_seconds: 60,
+        max_concurrency,
+        labels: Default::default(),
+    }
+}
+
+fn bound_job(agent: &str) -> NewJob {
+    NewJob {
+        agent_id: Some(agent.into()),
+        ..new_job("default", 0)
+    }
+}
+
+async fn holders(store: &dyn JobStore, agent: &str) -> Vec<JobId> {
+    store.agent(agent).await.unwrap().unwrap().current_jobs
+}
+
+async fn acquire(store: &dyn JobStore, agent: &str, job: JobId, now: Millis) -> Acquired {
+    store
+        .acquire_agent(agent, job, OWNER, now + 60_000, now)
+        .await
+        .unwrap()
+}
+
+fn unavailable(acquired: Acquired) -> String {
+    match acquired {
+        Acquired::Unavailable(why) => why,
+        Acquired::Held { .. } => panic!("the agent should not be had"),
+    }
+}
+
+async fn check_agent_locks_respect_concurrency_and_go_with_their_job(store: &dyn JobStore) {
+    use crate::agent::{AgentStatus, Health};
+    store.create_agent(agent_spec("a1", 1), NOW).await.unwrap();
+    let first = add(store, bound_job("a1")).await;
+    let second = add(store, bound_job("a1")).await;
+    let claimed = store
+        .claim(&claim_params(&["default"], 2), NOW)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let lease = |id: JobId| claimed.iter().find(|c| c.job.id == id).unwrap().lease;
+    assert!(matches!(
+        acquire(store, "a1", first.id, NOW).await,
+        Acquired::Held { task_id: None, .. }
+    ));
+    assert!(unavailable(acquire(store, "a1", second.id, NOW).await).contains("busy"));
+    let agent = store.agent("a1").await.unwrap().unwrap();
+    assert_eq!(
+        (agent.status, agent.current_jobs.clone()),
+        (AgentStatus::Busy, vec![first.id])
+    );
+
+    store
+        .complete(first.id, lease(first.id), completion(), NOW + 1)
+        .await
+        .unwrap();
+    assert!(holders(store, "a1").await.is_empty(), "completion lets go");
+    assert!(matches!(
+        acquire(store, "a1", second.id, NOW + 2).await,
+        Acquired::Held { .. }
+    ));
+    let retry = failure(ErrorKind::Retryable, AfterFailure::RetryAt(NOW + 10_000));
+    store
+        .fail(second.id, lease(second.id), retry, NOW + 3)
+        .await
+        .unwrap();
+    assert!(holders(store, "a1").await.is_empty(), "a failure lets go");
+
+    let third = add(store, bound_job("a1")).await;
+    claim_one(store, NOW + 4).await;
+    assert!(matches!(
+        acquire(store, "a1", third.id, NOW + 4).await,
+        Acquired::Held { .. }
+    ));
+    assert_eq!(store.release(OWNER, NOW + 5).await.unwrap(), 1);
+    assert!(holders(store, "a1").await.is_empty(), "a release lets go");
+
+    let stale = new_job_id();
+    store
+        .acquire_agent("a1", stale, "dead-host", NOW + 10, NOW + 5)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            acquire(store, "a1", third.id, NOW + 11).await,
+            Acquired::Held { .. }
+        ),
+        "an expired lock does not count"
+    );
+    assert_eq!(holders(store, "a1").await, vec![third.id]);
+    assert_eq!(
+        store.renew_agent_locks(OWNER, NOW + 99_000).await.unwrap(),
+        1
+    );
+
+    store.create_agent(agent_spec("a2", 2), NOW).await.unwrap();
+    store
+        .set_agent_health("a2", Health::Offline, 3, Some("no answer".into()), NOW)
+        .await
+        .unwrap();
+    assert!(unavailable(acquire(store, "a2", new_job_id(), NOW).await).contains("offline"));
+    assert!(
+        unavailable(acquire(store, "nobody", new_job_id(), NOW).await).contains("not registered")
+    );
+    store.agent_heartbeat("a2", NOW + 1).await.unwrap();
+    let a2 = store.agent("a2").await.unwrap().unwrap();
+    assert_eq!(
+        (a2.status, a2.health_misses),
+        (AgentStatus::Idle, 0),
+        "a heartbeat heals"
+    );
+}
+
+async fn check_agents_are_defined_replaced_and_deleted(store: &dyn JobStore) {
+    use crate::agent::{AgentStatus, Health};
+    store.create_agent(agent_spec("a1", 1), NOW).await.unwrap();
+    assert!(matches!(
+        store.create_agent(agent_spec("a1", 2), NOW).await,
+        Err(Error::Conflict(_))
+    ));
+    store
+        .set_agent_health("a1", Health::Error, 0, Some("bad exe".into()), NOW)
+        .await
+        .unwrap();
+    let mut changed = agent_spec("a1", 3);
+    changed.labels.insert("team".into(), "core".into());
+    let agent = store.put_agent(changed.clone(), NOW + 1).await.unwrap();
+    assert_eq!(agent.spec, changed);
+    assert_eq!(
+        agent.status,
+        AgentStatus::Error,
+        "a redefinition keeps the health"
+    );
+    assert_eq!(agent.status_reason.as_deref(), Some("bad exe"));
+    assert_eq!((agent.created_at, agent.updated_at), (NOW, NOW + 1));
+
+    let job = add(store, bound_job("a1")).await;
+    claim_one(store, NOW).await;
+    store
+        .set_agent_health("a1", Health::Healthy, 0, None, NOW)
+        .await
+        .unwrap();
+    assert!(matches!(
+        acquire(store, "a1", job.id, NOW).await,
+        Acquired::Held { .. }
+    ));
+    assert!(matches!(
+        store.delete_agent("a1", false).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.delete_agent("a1", true).await.unwrap(), vec![job.id]);
+    assert!(store.agent("a1").await.unwrap().is_none());
+    assert!(matches!(
+        store.delete_agent("a1", true).await,
+        Err(Error::AgentNotFound(_))
+    ));
+    assert!(matches!(
+        store.agent_heartbeat("a1", NOW).await,
+        Err(Error::AgentNotFound(_))
+    ));
+    assert!(store.agents().await.unwrap().is_empty());
+}
+
+async fn check_tasks_are_stored_with_their_job_and_move_between_agents(store: &dyn JobStore) {
+    use crate::agent::TaskPriority;
+    store.create_agent(agent_spec("a1", 1), NOW).await.unwrap();
+    store.create_agent(agent_spec("a2", 1), NOW).await.unwrap();
+    let job = NewJob {
+        queue: "agent-a1".into(),
+        ..bound_job("a1")
+    };
+    let (task_id, job_id) = (new_job_id(), job.id);
+    let task = NewTask {
+        id: task_id,
+        command: "make test".into(),
+        repository_path: "/repo".into(),
+        priority: TaskPriority::Normal,
+        job,
+    };
+    store.create_task(task, NOW).await.unwrap();
+    let stored = store.task(task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.job_id,
+            stored.agent_id.as_str(),
+            stored.queue.as_str(),
+            stored.state
+        ),
+        (job_id, "a1", "agent-a1", JobState::Enqueued)
+    );
+    assert_eq!(store.task_of_job(job_id).await.unwrap(), Some(task_id));
+    assert_eq!(store.agent_load().await.unwrap().get("a1"), Some(&1));
+    assert_eq!(store.waiting_jobs("a1").await.unwrap(), vec![job_id]);
+
+    assert!(store.rebind_job(job_id, "a1", "a2", NOW).await.unwrap());
+    assert!(
+        !store.rebind_job(job_id, "a1", "a2", NOW).await.unwrap(),
+        "moved already"
+    );
+    let moved = store.task(task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (moved.agent_id.as_str(), moved.queue.as_str()),
+        ("a2", "agent-a2")
+    );
+    let filter = TaskFilter {
+        agent_id: Some("a2".into()),
+        state: None,
+        limit: 10,
+    };
+    assert_eq!(store.tasks(&filter).await.unwrap().len(), 1);
+    let filter = TaskFilter {
+        agent_id: Some("a1".into()),
+        state: None,
+        limit: 10,
+    };
+    assert!(store.tasks(&filter).await.unwrap().is_empty());
+
+    let claimed = store
+        .claim(&claim_params(&["agent-a2"], 1), NOW)
+        .await
+        .unwrap();
+    assert!(
+        !store.rebind_job(job_id, "a2", "a1", NOW).await.unwrap(),
+        "started"
+    );
+    let exec = ExecRecord {
+        outcome: "exited",
+        exit_code: Some(2),
+        stdout: "out".into(),
+        stderr: "err".into(),
+        duration_ms: 1500,
+    };
+    store.record_exec(job_id, exec.clone()).await.unwrap();
+    let fatal = failure(ErrorKind::Fatal, AfterFailure::Fail);
+    store
+        .fail(job_id, claimed[0].lease, fatal, NOW + 1500)
+        .await
+        .unwrap();
+    let done = store.task(task_id).await.unwrap().unwrap();
+    assert_eq!((done.state, done.exec), (JobState::Failed, Some(exec)));
+    let metrics = store.agent_metrics("a2", NOW + 2000).await.unwrap();
+    assert_eq!(
+        (metrics.tasks_run, metrics.succeeded, metrics.failed),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        (metrics.mean_duration_ms, metrics.p95_duration_ms),
+        (Some(1500), Some(1500))
+    );
+    assert!((metrics.utilisation_last_hour - 1500.0 / 3_600_000.0).abs() < 1e-9);
+
+    store.delete(job_id).await.unwrap();
+    assert!(
+        store.task(task_id).await.unwrap().is_none(),
+        "a task goes with its job"
+    );
+}
+
 mod sqlite {
     use super::super::JobStore;
     use super::super::sqlite::{Durability, SqliteStore};
@@ -1045,6 +1314,9 @@ mod sqlite {
         check_workflow_runs_advance_stage_by_stage_creating_each_job_once,
         check_a_failed_step_fails_its_workflow_run,
         check_cancelling_a_workflow_run,
+        check_agent_locks_respect_concurrency_and_go_with_their_job,
+        check_agents_are_defined_replaced_and_deleted,
+        check_tasks_are_stored_with_their_job_and_move_between_agents,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

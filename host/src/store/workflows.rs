@@ -321,6 +321,7 @@ fn start(step: &Step, run: &WorkflowRun, steps: &HashMap<&str, RunStep>) -> Step
             max_attempts: step.max_attempts.unwrap_or(1),
             run_at: None,
             repository_path: None,
+            agent_id: None,
             unique_key: None,
             parents: None,
         })),

@@ -6,13 +6,17 @@
 //! [`wait_until`]). Nothing here sleeps for correctness: every wait polls a condition
 //! until a generous deadline and then fails saying what it last saw.
 
+pub(crate) mod agents;
+
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long anything a test waits for may take: machines are slow and shared.
@@ -554,6 +558,45 @@ impl Orchestra {
     /// `DELETE path`.
     pub(crate) fn delete(&self, path: &str) -> (u16, Value) {
         answer(self.agent.delete(self.url(path)).call(), "DELETE", path)
+    }
+
+    /// `PATCH path` with a JSON body.
+    pub(crate) fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        answer(
+            self.agent.patch(self.url(path)).send_json(body),
+            "PATCH",
+            path,
+        )
+    }
+
+    /// Opens the event stream at `path` (resuming after event `last_event_id`, if
+    /// given) and delivers each event's JSON data, in order.
+    pub(crate) fn listen(&self, path: &str, last_event_id: Option<u64>) -> mpsc::Receiver<Value> {
+        let mut request = ureq::get(self.url(path));
+        if let Some(last) = last_event_id {
+            request = request.header("last-event-id", last.to_string());
+        }
+        let response = request.call().expect("the event stream opens");
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let reader = BufReader::new(response.into_body().into_reader());
+            for line in reader.lines().map_while(Result::ok) {
+                if let Some(data) = line.strip_prefix("data: ") {
+                    let event = serde_json::from_str(data).expect("event data is JSON");
+                    if tx.send(event).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
     }
 
     /// Submits a job (the whole `POST /api/jobs` body); asserts 201 and returns its id.

@@ -290,17 +290,18 @@ fn insert_jobs<'a>(script: &mut Script, jobs: impl IntoIterator<Item = (&'a NewJ
                 "queue": job.queue, "priority": job.priority, "state": state.as_str(),
                 "max_attempts": job.max_attempts, "run_at": job.run_at.unwrap_or(now),
                 "now": now, "repo": job.repository_path, "reason": reason,
-                "unique_key": job.unique_key,
+                "unique_key": job.unique_key, "agent": job.agent_id,
             })
         })
         .collect();
     let items = script.json(items);
     script.push(&format!(
         "INSERT INTO jobs (id, plugin, args, queue, priority, state, max_attempts, run_at, \
-         created_at, repository_path, state_at, state_reason, unique_key) \
+         created_at, repository_path, state_at, state_reason, unique_key, agent_id) \
          SELECT value->>'id', value->>'plugin', value->>'args', value->>'queue', \
          value->>'priority', value->>'state', value->>'max_attempts', value->>'run_at', \
-         value->>'now', value->>'repo', value->>'now', value->>'reason', value->>'unique_key' \
+         value->>'now', value->>'repo', value->>'now', value->>'reason', value->>'unique_key', \
+         value->>'agent' \
          FROM json_each(jsonb({items}))"
     ));
 }

@@ -3,6 +3,7 @@
 //! Writes go through one writer task that group-commits them (see [`writer`]); reads use
 //! a small pool of their own connections, which WAL lets run beside the writer.
 
+mod agents;
 mod batch;
 mod continuations;
 mod recurring;
@@ -210,6 +211,7 @@ fn new_job(job: &NewJob, now: Millis) -> Job {
         started_at: None,
         finished_at: None,
         repository_path: job.repository_path.clone(),
+        agent_id: job.agent_id.clone(),
         result: None,
         error: None,
         progress: None,

@@ -8,7 +8,7 @@ use sqlx::FromRow;
 pub(super) const JOB_COLUMNS: &str = "id, plugin, args, queue, priority, state, attempt, \
     max_attempts, run_at, created_at, started_at, finished_at, repository_path, result, \
     error_kind, error_message, progress_percent, progress_message, progress_updated_at, \
-    plugin_digest, fuel_consumed, wall_ms, memory_peak_bytes";
+    plugin_digest, fuel_consumed, wall_ms, memory_peak_bytes, agent_id";
 
 /// A `jobs` row as SQLite returns it.
 #[derive(Debug, FromRow)]
@@ -36,10 +36,11 @@ pub(super) struct JobRow {
     fuel_consumed: Option<i64>,
     wall_ms: Option<i64>,
     memory_peak_bytes: Option<i64>,
+    agent_id: Option<String>,
 }
 
 /// A stored value that does not decode: the database was written by something else.
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
+pub(super) fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
     Error::Database(sqlx::Error::Decode(
         format!("stored {what} is invalid: {detail}").into(),
     ))
@@ -54,27 +55,45 @@ fn parse_json(what: &str, text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
 
+/// A job's stored error, if it has one.
+pub(super) fn job_error(kind: Option<String>, message: Option<String>) -> Result<Option<JobError>> {
+    kind.map(|kind| {
+        Ok(JobError {
+            kind: kind
+                .parse::<ErrorKind>()
+                .map_err(|e| corrupt("error kind", e))?,
+            message: message.unwrap_or_default(),
+        })
+    })
+    .transpose()
+}
+
+/// A job's stored progress, if it reported any.
+pub(super) fn progress(
+    percent: Option<i64>,
+    message: Option<String>,
+    updated_at: Option<i64>,
+) -> Result<Option<Progress>> {
+    match (percent, updated_at) {
+        (Some(percent), Some(updated_at)) => Ok(Some(Progress {
+            percent: u8::try_from(percent).map_err(|e| corrupt("progress", e))?,
+            message: message.unwrap_or_default(),
+            updated_at,
+        })),
+        _ => Ok(None),
+    }
+}
+
 impl TryFrom<JobRow> for Job {
     type Error = Error;
 
     fn try_from(row: JobRow) -> Result<Job> {
-        let error = match (row.error_kind, row.error_message) {
-            (Some(kind), message) => Some(JobError {
-                kind: kind
-                    .parse::<ErrorKind>()
-                    .map_err(|e| corrupt("error kind", e))?,
-                message: message.unwrap_or_default(),
-            }),
-            (None, _) => None,
-        };
-        let progress = match (row.progress_percent, row.progress_updated_at) {
-            (Some(percent), Some(updated_at)) => Some(Progress {
-                percent: u8::try_from(percent).map_err(|e| corrupt("progress", e))?,
-                message: row.progress_message.unwrap_or_default(),
-                updated_at,
-            }),
-            _ => None,
-        };
+        let error = job_error(row.error_kind, row.error_message)?;
+        let progress = progress(
+            row.progress_percent,
+            row.progress_message,
+            row.progress_updated_at,
+        )?;
         let usage = row.wall_ms.map(|wall_ms| Usage {
             fuel_consumed: row.fuel_consumed.unwrap_or(0).max(0) as u64,
             wall_ms: wall_ms.max(0) as u64,
@@ -94,6 +113,7 @@ impl TryFrom<JobRow> for Job {
             started_at: row.started_at,
             finished_at: row.finished_at,
             repository_path: row.repository_path,
+            agent_id: row.agent_id,
             result: row
                 .result
                 .as_deref()

@@ -6,7 +6,7 @@
 //! steps it starts (by [`batch::insert`]) and records their ids in the same
 //! transaction, so a step's job is created exactly once.
 
-use super::rows::parse_state;
+use super::rows::{corrupt, parse_state};
 use super::{SqliteStore, batch};
 use crate::model::{JobId, Millis};
 use crate::store::workflows::{
@@ -18,13 +18,6 @@ use crate::workflow::{Definition, StepState};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sqlx::{FromRow, SqliteConnection};
-
-/// A stored value that does not decode: the database was written by something else.
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
-    Error::Database(sqlx::Error::Decode(
-        format!("stored {what} is invalid: {detail}").into(),
-    ))
-}
 
 fn parse_definition(text: &str) -> Result<Definition> {
     serde_json::from_str(text).map_err(|e| corrupt("workflow definition", e))

@@ -1,0 +1,189 @@
+//! `/api/agents`: register, read, list, change and remove agents, and take heartbeats
+//! from agents managed outside the host. Every agent is shown with its metrics.
+
+use super::AppState;
+use super::error::{ApiError, ApiJson};
+use super::jobs::check_repository;
+use super::tasks::task_json;
+use crate::agent::{Agent, AgentSpec, validate_agent_id};
+use crate::model::now_ms;
+use crate::store::agents::TaskFilter;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Recent tasks shown with an agent.
+const RECENT_TASKS: u32 = 20;
+
+/// The routes of this module.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/agents", post(create).get(list))
+        .route("/api/agents/{id}", get(show).patch(patch).delete(delete))
+        .route("/api/agents/{id}/heartbeat", post(heartbeat))
+}
+
+/// Checks an agent's definition, with its repository made canonical.
+///
+/// # Errors
+/// What is wrong, as a 422.
+pub fn check_agent(mut spec: AgentSpec, roots: &[PathBuf]) -> Result<AgentSpec, ApiError> {
+    spec.validate().map_err(ApiError::Unprocessable)?;
+    spec.repository_path = check_repository(roots, &spec.repository_path)?;
+    Ok(spec)
+}
+
+/// An agent with its metrics, as clients see it.
+async fn agent_json(state: &AppState, agent: &Agent) -> Result<Value, ApiError> {
+    let metrics = state.store.agent_metrics(&agent.spec.id, now_ms()).await?;
+    let mut body = serde_json::to_value(agent).expect("agents serialize");
+    body["metrics"] = serde_json::to_value(metrics).expect("metrics serialize");
+    Ok(body)
+}
+
+/// The path's id, checked.
+fn checked(id: &str) -> Result<&str, ApiError> {
+    validate_agent_id(id).map_err(ApiError::BadRequest)?;
+    Ok(id)
+}
+
+async fn found(state: &AppState, id: &str) -> Result<Agent, ApiError> {
+    state
+        .store
+        .agent(checked(id)?)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no agent with id {id}")))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(spec): ApiJson<AgentSpec>,
+) -> Result<impl IntoResponse, ApiError> {
+    let spec = check_agent(spec, &state.repo_roots)?;
+    let agent = state.scheduler.register_agent(spec, false).await?;
+    Ok((StatusCode::CREATED, Json(agent_json(&state, &agent).await?)))
+}
+
+async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let mut agents = Vec::new();
+    for agent in state.store.agents().await? {
+        agents.push(agent_json(&state, &agent).await?);
+    }
+    Ok(Json(json!({ "agents": agents })))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let agent = found(&state, &id).await?;
+    let filter = TaskFilter {
+        agent_id: Some(agent.spec.id.clone()),
+        state: None,
+        limit: RECENT_TASKS,
+    };
+    let recent: Vec<Value> = state
+        .store
+        .tasks(&filter)
+        .await?
+        .iter()
+        .map(task_json)
+        .collect();
+    let mut body = agent_json(&state, &agent).await?;
+    body["recent_tasks"] = Value::Array(recent);
+    Ok(Json(body))
+}
+
+/// `PATCH /api/agents/{id}` body: the fields to change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentPatch {
+    name: Option<String>,
+    repository_path: Option<String>,
+    command: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    /// `null` removes the health command.
+    #[serde(default, with = "serde_with_null")]
+    health_command: Option<Option<Vec<String>>>,
+    health_interval_seconds: Option<u32>,
+    max_concurrency: Option<u32>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+mod serde_with_null {
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<AgentPatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut spec = found(&state, &id).await?.spec;
+    let AgentPatch {
+        name,
+        repository_path,
+        command,
+        env,
+        health_command,
+        health_interval_seconds,
+        max_concurrency,
+        labels,
+    } = patch;
+    spec.name = name.unwrap_or(spec.name);
+    spec.repository_path = repository_path.unwrap_or(spec.repository_path);
+    spec.command = command.unwrap_or(spec.command);
+    spec.env = env.unwrap_or(spec.env);
+    spec.health_command = health_command.unwrap_or(spec.health_command);
+    spec.health_interval_seconds = health_interval_seconds.unwrap_or(spec.health_interval_seconds);
+    spec.max_concurrency = max_concurrency.unwrap_or(spec.max_concurrency);
+    spec.labels = labels.unwrap_or(spec.labels);
+    let spec = check_agent(spec, &state.repo_roots)?;
+    let agent = state.scheduler.register_agent(spec, true).await?;
+    Ok(Json(agent_json(&state, &agent).await?))
+}
+
+/// `DELETE /api/agents/{id}` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query?;
+    state
+        .scheduler
+        .delete_agent(checked(&id)?, query.force)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let agent = state.scheduler.agent_heartbeat(checked(&id)?).await?;
+    Ok(Json(agent_json(&state, &agent).await?))
+}

@@ -1,0 +1,204 @@
+//! Storage of agents, their locks, and tasks: the [`AgentStore`] trait and its types.
+//!
+//! The agent lock: a job takes an agent with one conditional insert that succeeds only
+//! while the agent is healthy and holds fewer unexpired locks than its
+//! `max_concurrency`. The lock lasts until it expires unless renewed, and goes away in
+//! the same transaction as its job leaves `processing`, however it leaves.
+
+use super::{NewJob, Result};
+use crate::agent::{Agent, AgentSpec, Health, TaskPriority};
+use crate::model::{JobError, JobId, JobState, Millis, Progress};
+use async_trait::async_trait;
+use std::collections::HashMap;
+
+/// A task to be stored with its job.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// The task's id.
+    pub id: JobId,
+    /// The command for the agent.
+    pub command: String,
+    /// The repository it acts on.
+    pub repository_path: String,
+    /// How urgent it is.
+    pub priority: TaskPriority,
+    /// The job that runs it, bound to its agent.
+    pub job: NewJob,
+}
+
+/// The last agent command a task's job ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRecord {
+    /// `exited`, `timeout` or `spawn_failure`.
+    pub outcome: &'static str,
+    /// Exit code; `None` when killed or never started.
+    pub exit_code: Option<i32>,
+    /// The last MiB of its stdout.
+    pub stdout: String,
+    /// The last MiB of its stderr.
+    pub stderr: String,
+    /// How long it ran.
+    pub duration_ms: u64,
+}
+
+/// A task with the state of its job.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// The task's id.
+    pub id: JobId,
+    /// Its job.
+    pub job_id: JobId,
+    /// The agent its job is bound to.
+    pub agent_id: String,
+    /// The command.
+    pub command: String,
+    /// The repository.
+    pub repository_path: String,
+    /// How urgent it is.
+    pub priority: TaskPriority,
+    /// The job's queue.
+    pub queue: String,
+    /// The job's state.
+    pub state: JobState,
+    /// The job's attempt and attempts allowed.
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// When it was submitted.
+    pub created_at: Millis,
+    /// When its last run started.
+    pub started_at: Option<Millis>,
+    /// When it finished.
+    pub finished_at: Option<Millis>,
+    /// The job's latest progress.
+    pub progress: Option<Progress>,
+    /// Why the job failed.
+    pub error: Option<JobError>,
+    /// Its last command's outcome.
+    pub exec: Option<ExecRecord>,
+}
+
+/// Filters for [`AgentStore::tasks`].
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Only tasks bound to this agent.
+    pub agent_id: Option<String>,
+    /// Only tasks in this state.
+    pub state: Option<JobState>,
+    /// Most tasks returned, newest first.
+    pub limit: u32,
+}
+
+/// What [`AgentStore::acquire_agent`] got.
+#[derive(Debug, Clone)]
+pub enum Acquired {
+    /// The job holds the agent; the task it runs, if it is a task's job.
+    Held {
+        /// The agent.
+        agent: Box<Agent>,
+        /// The task.
+        task_id: Option<JobId>,
+    },
+    /// The agent cannot be had now, and why.
+    Unavailable(String),
+}
+
+/// Per-agent figures.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AgentMetrics {
+    /// Jobs bound to the agent that started.
+    pub tasks_run: u64,
+    /// Of which succeeded.
+    pub succeeded: u64,
+    /// Of which failed.
+    pub failed: u64,
+    /// Mean run time of the finished ones.
+    pub mean_duration_ms: Option<u64>,
+    /// 95th percentile run time of the finished ones.
+    pub p95_duration_ms: Option<u64>,
+    /// Share of the last hour its task slots were busy, 0 to 1.
+    pub utilisation_last_hour: f64,
+}
+
+/// Storage of agents, agent locks and tasks.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Registers a new agent.
+    ///
+    /// # Errors
+    /// [`super::Error::Conflict`] when the id is taken.
+    async fn create_agent(&self, spec: AgentSpec, now: Millis) -> Result<Agent>;
+
+    /// Creates an agent or replaces its definition, keeping its health.
+    async fn put_agent(&self, spec: AgentSpec, now: Millis) -> Result<Agent>;
+
+    /// One agent.
+    async fn agent(&self, id: &str) -> Result<Option<Agent>>;
+
+    /// Every agent, by id.
+    async fn agents(&self) -> Result<Vec<Agent>>;
+
+    /// Removes an agent; returns the jobs that were holding it (with `force`).
+    ///
+    /// # Errors
+    /// [`super::Error::AgentNotFound`]; [`super::Error::Conflict`] while it runs
+    /// something, unless `force`.
+    async fn delete_agent(&self, id: &str, force: bool) -> Result<Vec<JobId>>;
+
+    /// Records a heartbeat from an agent managed outside the host: it is healthy.
+    ///
+    /// # Errors
+    /// [`super::Error::AgentNotFound`].
+    async fn agent_heartbeat(&self, id: &str, now: Millis) -> Result<Agent>;
+
+    /// Records a health check's conclusion.
+    async fn set_agent_health(
+        &self,
+        id: &str,
+        health: Health,
+        misses: u32,
+        reason: Option<String>,
+        now: Millis,
+    ) -> Result<()>;
+
+    /// Takes agent `agent_id` for job `job` until `until` (see the module doc).
+    async fn acquire_agent(
+        &self,
+        agent_id: &str,
+        job: JobId,
+        owner: &str,
+        until: Millis,
+        now: Millis,
+    ) -> Result<Acquired>;
+
+    /// Extends every agent lock held by `owner`'s running jobs to `until`.
+    async fn renew_agent_locks(&self, owner: &str, until: Millis) -> Result<u64>;
+
+    /// Unfinished jobs bound to each agent (waiting or running), for agents that have any.
+    async fn agent_load(&self) -> Result<HashMap<String, u64>>;
+
+    /// Jobs bound to `agent_id` that have not started: enqueued or scheduled.
+    async fn waiting_jobs(&self, agent_id: &str) -> Result<Vec<JobId>>;
+
+    /// Binds a job that has not started from agent `from` to agent `to` (moving it from
+    /// `from`'s queue to `to`'s if it was there); `false` if it started or moved meanwhile.
+    async fn rebind_job(&self, job: JobId, from: &str, to: &str, now: Millis) -> Result<bool>;
+
+    /// Stores a task and its job at once.
+    async fn create_task(&self, task: NewTask, now: Millis) -> Result<()>;
+
+    /// One task.
+    async fn task(&self, id: JobId) -> Result<Option<Task>>;
+
+    /// The task run by job `job`, if it is one.
+    async fn task_of_job(&self, job: JobId) -> Result<Option<JobId>>;
+
+    /// Tasks matching `filter`, newest first.
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
+
+    /// Records the outcome of a command a task's job ran.
+    async fn record_exec(&self, job: JobId, exec: ExecRecord) -> Result<()>;
+
+    /// An agent's figures at `now`.
+    async fn agent_metrics(&self, id: &str, now: Millis) -> Result<AgentMetrics>;
+}

@@ -339,4 +339,22 @@ mod tests {
         let binary = component_with_module(&[custom_section(SECTION, b"\xff\xfe")]);
         assert!(embedded(&binary).unwrap_err().contains("UTF-8"));
     }
+
+    /// The example plugin's manifest survives its build (LTO and stripping).
+    #[test]
+    fn the_task_execution_module_embeds_its_manifest() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip2/plugin/task_execution.wasm");
+        let module = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; build the plugins first: cargo plugins",
+                path.display()
+            )
+        });
+        let text = embedded(&module).unwrap().expect("an embedded manifest");
+        let settings = parse(&text).unwrap();
+        assert_eq!(settings.max_attempts, 3);
+        assert_eq!(settings.retry, RetryPolicy::Delays(vec![60]));
+        assert_eq!(settings.limits.timeout, Duration::from_secs(60));
+    }
 }

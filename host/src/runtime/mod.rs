@@ -429,3 +429,6 @@ fn spawn_epoch_ticker(engine: &Engine) {
         })
         .expect("spawning the epoch ticker thread");
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,5 @@
 //! The watched plugin folder: modules added, replaced, broken or removed while the host
-//! runs, and manifests that do not parse.
+//! runs, manifests that do not parse, and manifests embedded in modules.
 
 use crate::common::{Options, Orchestra, TIMEOUT, module_digest, state};
 use serde_json::{Value, json};
@@ -132,6 +132,33 @@ fn an_invalid_manifest_is_reported_until_fixed() {
     let fixed = wait_for_digest(&host, "echo2", &module_digest("echo"));
     assert_eq!(fixed["limits"]["fuel"], 1_000_000_000u64, "{fixed}");
     assert_echoes(&host, "echo2");
+}
+
+#[test]
+fn an_embedded_manifest_gives_defaults_that_a_file_overrides_field_by_field() {
+    let host = Orchestra::start(Options::new().plugin("task_execution"));
+    let embedded = wait_for_digest(&host, "task_execution", &module_digest("task_execution"));
+    assert_eq!(embedded["max_attempts"], 3, "{embedded}");
+    assert_eq!(
+        embedded["retry"],
+        json!({"delays_seconds": [60]}),
+        "{embedded}"
+    );
+    assert_eq!(embedded["limits"]["timeout_ms"], 60_000, "{embedded}");
+
+    host.write_manifest("task_execution", "max_attempts = 5\n");
+    let merged = host
+        .wait_for_plugin("task_execution", "reloaded with its file", |p| {
+            p.is_some_and(|p| p["max_attempts"] == 5)
+        })
+        .expect("a loaded plugin is listed");
+    assert!(merged["error"].is_null(), "{merged}");
+    assert_eq!(
+        merged["retry"],
+        json!({"delays_seconds": [60]}),
+        "kept: {merged}"
+    );
+    assert_eq!(merged["limits"]["timeout_ms"], 60_000, "kept: {merged}");
 }
 
 #[test]

@@ -1,4 +1,9 @@
-//! `NAME.toml`: a plugin's settings beside its module.
+//! A plugin's settings: a manifest embedded in its module, then `NAME.toml` beside it.
+//!
+//! Both are TOML of the same form, every field optional. The embedded manifest is a
+//! custom section named [`SECTION`] in the component (or in a core module nested in it),
+//! so a plugin can carry its own defaults; a field set in `NAME.toml` overrides the same
+//! field of the embedded manifest, and the host's defaults fill the rest.
 //!
 //! ```toml
 //! fuel = 5000000000             # instructions per run
@@ -16,15 +21,18 @@ use crate::runtime::limits::MAX_MEMORY_BYTES;
 use serde::Deserialize;
 use std::time::Duration;
 
+/// The name of the custom section that holds a module's embedded manifest.
+pub const SECTION: &str = "orchestra-manifest";
+
 /// Default attempts per job.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Most attempts a job may have.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
 
-/// What a manifest may say; every field is optional.
-#[derive(Debug, Default, Deserialize)]
+/// What a manifest says; every field is optional.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Manifest {
+pub struct Manifest {
     fuel: Option<u64>,
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
@@ -81,48 +89,110 @@ pub fn validate_queue_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses and validates a manifest's text.
+impl Manifest {
+    /// Parses and validates one manifest's text.
+    ///
+    /// # Errors
+    /// A message naming the field that is wrong.
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+        manifest.settings()?;
+        Ok(manifest)
+    }
+
+    /// This manifest with every field that `over` sets taken from `over`.
+    pub fn overridden_by(self, over: Manifest) -> Manifest {
+        Manifest {
+            fuel: over.fuel.or(self.fuel),
+            timeout_ms: over.timeout_ms.or(self.timeout_ms),
+            memory_mb: over.memory_mb.or(self.memory_mb),
+            max_attempts: over.max_attempts.or(self.max_attempts),
+            retry_delays_seconds: over.retry_delays_seconds.or(self.retry_delays_seconds),
+            queue: over.queue.or(self.queue),
+        }
+    }
+
+    /// The settings this manifest gives: the host's defaults where it is silent.
+    ///
+    /// # Errors
+    /// A message naming the field that is wrong.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let mut settings = Settings::default();
+        if let Some(fuel) = self.fuel {
+            if fuel == 0 {
+                return Err("fuel must be greater than 0".into());
+            }
+            settings.limits.fuel = fuel;
+        }
+        if let Some(ms) = self.timeout_ms {
+            if ms == 0 {
+                return Err("timeout_ms must be greater than 0".into());
+            }
+            settings.limits.timeout = Duration::from_millis(ms);
+        }
+        if let Some(mb) = self.memory_mb {
+            let max_mb = (MAX_MEMORY_BYTES >> 20) as u64;
+            if mb == 0 || mb > max_mb {
+                return Err(format!(
+                    "memory_mb must be between 1 and {max_mb}, got {mb}"
+                ));
+            }
+            settings.limits.memory_bytes = (mb as usize) << 20;
+        }
+        if let Some(attempts) = self.max_attempts {
+            settings.max_attempts = validate_max_attempts(attempts)?;
+        }
+        if let Some(delays) = &self.retry_delays_seconds {
+            if delays.is_empty() {
+                return Err("retry_delays_seconds must not be empty".into());
+            }
+            settings.retry = RetryPolicy::Delays(delays.clone());
+        }
+        if let Some(queue) = &self.queue {
+            validate_queue_name(queue)?;
+            settings.queue = queue.clone();
+        }
+        Ok(settings)
+    }
+}
+
+/// Parses and validates a manifest's text into settings.
 ///
 /// # Errors
 /// A message naming the field that is wrong.
 pub fn parse(text: &str) -> Result<Settings, String> {
-    let manifest: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
-    let mut settings = Settings::default();
-    if let Some(fuel) = manifest.fuel {
-        if fuel == 0 {
-            return Err("fuel must be greater than 0".into());
+    Manifest::parse(text)?.settings()
+}
+
+/// The text of the manifest embedded in a module, if it has one.
+///
+/// Every custom section named [`SECTION`] counts, at any depth of nesting; there may be
+/// at most one. Bytes that do not parse as WebAssembly give `Ok(None)`: compiling the
+/// module reports what is wrong with them.
+///
+/// # Errors
+/// More than one manifest section, or one that is not UTF-8.
+pub fn embedded(module: &[u8]) -> Result<Option<String>, String> {
+    let mut found = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        match payload {
+            Ok(wasmparser::Payload::CustomSection(section)) if section.name() == SECTION => {
+                found.push(section.data());
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(None),
         }
-        settings.limits.fuel = fuel;
     }
-    if let Some(ms) = manifest.timeout_ms {
-        if ms == 0 {
-            return Err("timeout_ms must be greater than 0".into());
-        }
-        settings.limits.timeout = Duration::from_millis(ms);
+    match found[..] {
+        [] => Ok(None),
+        [data] => String::from_utf8(data.to_vec())
+            .map(Some)
+            .map_err(|e| format!("the `{SECTION}` section is not UTF-8: {e}")),
+        _ => Err(format!(
+            "{} `{SECTION}` sections found; a module may embed one manifest",
+            found.len()
+        )),
     }
-    if let Some(mb) = manifest.memory_mb {
-        let max_mb = (MAX_MEMORY_BYTES >> 20) as u64;
-        if mb == 0 || mb > max_mb {
-            return Err(format!(
-                "memory_mb must be between 1 and {max_mb}, got {mb}"
-            ));
-        }
-        settings.limits.memory_bytes = (mb as usize) << 20;
-    }
-    if let Some(attempts) = manifest.max_attempts {
-        settings.max_attempts = validate_max_attempts(attempts)?;
-    }
-    if let Some(delays) = manifest.retry_delays_seconds {
-        if delays.is_empty() {
-            return Err("retry_delays_seconds must not be empty".into());
-        }
-        settings.retry = RetryPolicy::Delays(delays);
-    }
-    if let Some(queue) = manifest.queue {
-        validate_queue_name(&queue)?;
-        settings.queue = queue;
-    }
-    Ok(settings)
 }
 
 #[cfg(test)]
@@ -166,5 +236,125 @@ mod tests {
             let error = parse(text).expect_err(text);
             assert!(error.contains(expected), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn a_file_overrides_the_embedded_manifest_field_by_field() {
+        let embedded =
+            Manifest::parse("max_attempts = 3\nretry_delays_seconds = [60]\ntimeout_ms = 60000")
+                .unwrap();
+        let file = Manifest::parse("timeout_ms = 5000\nqueue = \"agents\"").unwrap();
+        let settings = embedded.overridden_by(file).settings().unwrap();
+        assert_eq!(settings.max_attempts, 3, "kept from the embedded manifest");
+        assert_eq!(settings.retry, RetryPolicy::Delays(vec![60]));
+        assert_eq!(
+            settings.limits.timeout,
+            Duration::from_millis(5000),
+            "overridden"
+        );
+        assert_eq!(settings.queue, "agents", "added by the file");
+        assert_eq!(
+            settings.limits.fuel,
+            Settings::default().limits.fuel,
+            "default"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_keeps_the_embedded_manifest() {
+        let embedded = Manifest::parse("max_attempts = 7").unwrap();
+        let merged = embedded.clone().overridden_by(Manifest::default());
+        assert_eq!(merged, embedded);
+        assert_eq!(merged.settings().unwrap().max_attempts, 7);
+    }
+
+    /// A section: its id, then its length-prefixed content.
+    fn section(id: u8, content: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![id];
+        leb128(&mut bytes, content.len());
+        bytes.extend_from_slice(content);
+        bytes
+    }
+
+    fn leb128(bytes: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                bytes.push(byte);
+                return;
+            }
+            bytes.push(byte | 0x80);
+        }
+    }
+
+    fn custom_section(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut content = Vec::new();
+        leb128(&mut content, name.len());
+        content.extend_from_slice(name.as_bytes());
+        content.extend_from_slice(data);
+        section(0, &content)
+    }
+
+    const CORE_HEADER: &[u8] = b"\0asm\x01\0\0\0";
+    const COMPONENT_HEADER: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    /// A component holding one core module with these custom sections.
+    fn component_with_module(sections: &[Vec<u8>]) -> Vec<u8> {
+        let module = [CORE_HEADER.to_vec(), sections.concat()].concat();
+        [COMPONENT_HEADER.to_vec(), section(1, &module)].concat()
+    }
+
+    #[test]
+    fn an_embedded_manifest_is_found_in_a_nested_module() {
+        let component = component_with_module(&[
+            custom_section("other", b"ignored"),
+            custom_section(SECTION, b"max_attempts = 3\n"),
+        ]);
+        assert_eq!(
+            embedded(&component).unwrap().as_deref(),
+            Some("max_attempts = 3\n")
+        );
+        let top_level = [CORE_HEADER, &custom_section(SECTION, b"fuel = 1")].concat();
+        assert_eq!(embedded(&top_level).unwrap().as_deref(), Some("fuel = 1"));
+    }
+
+    #[test]
+    fn modules_without_one_or_not_wasm_have_no_embedded_manifest() {
+        assert_eq!(embedded(&component_with_module(&[])).unwrap(), None);
+        assert_eq!(embedded(b"not wasm at all").unwrap(), None);
+    }
+
+    #[test]
+    fn two_manifests_or_one_not_utf8_are_refused() {
+        let twice = component_with_module(&[
+            custom_section(SECTION, b"fuel = 1"),
+            custom_section(SECTION, b"fuel = 2"),
+        ]);
+        assert!(
+            embedded(&twice)
+                .unwrap_err()
+                .contains("2 `orchestra-manifest`")
+        );
+        let binary = component_with_module(&[custom_section(SECTION, b"\xff\xfe")]);
+        assert!(embedded(&binary).unwrap_err().contains("UTF-8"));
+    }
+
+    /// The example plugin's manifest survives its build (LTO and stripping).
+    #[test]
+    fn the_task_execution_module_embeds_its_manifest() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip2/plugin/task_execution.wasm");
+        let module = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; build the plugins first: cargo plugins",
+                path.display()
+            )
+        });
+        let text = embedded(&module).unwrap().expect("an embedded manifest");
+        let settings = parse(&text).unwrap();
+        assert_eq!(settings.max_attempts, 3);
+        assert_eq!(settings.retry, RetryPolicy::Delays(vec![60]));
+        assert_eq!(settings.limits.timeout, Duration::from_secs(60));
     }
 }

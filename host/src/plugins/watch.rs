@@ -5,7 +5,8 @@
 //! second catches whatever events miss. A file is reread only when its size or
 //! modification time changed, and recompiled only when its digest did.
 
-use super::{Plugin, Registry, manifest};
+use super::manifest::{self, Manifest, Settings};
+use super::{Plugin, Registry};
 use crate::model::now_ms;
 use crate::runtime::{Runtime, digest};
 use notify::{RecursiveMode, Watcher};
@@ -56,6 +57,26 @@ fn plugin_name(path: &Path) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     valid.then(|| stem.to_owned())
+}
+
+/// A plugin's settings: its embedded manifest, overridden field by field by `toml`.
+fn settings(wasm: &Path, bytes: &[u8], toml: &Path) -> Result<Settings, String> {
+    let invalid_embedded = |e| format!("invalid manifest embedded in {}: {e}", wasm.display());
+    let embedded = match manifest::embedded(bytes).map_err(invalid_embedded)? {
+        Some(text) => Manifest::parse(&text).map_err(invalid_embedded)?,
+        None => Manifest::default(),
+    };
+    let file = match std::fs::read_to_string(toml) {
+        Ok(text) => Manifest::parse(&text)
+            .map_err(|e| format!("invalid manifest {}: {e}", toml.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
+        Err(e) => return Err(format!("cannot read {}: {e}", toml.display())),
+    };
+    // Each layer is valid alone, and validation is per field, so the merge is valid too.
+    embedded
+        .overridden_by(file)
+        .settings()
+        .map_err(|e| format!("invalid manifest for {}: {e}", wasm.display()))
 }
 
 impl Loader {
@@ -145,12 +166,7 @@ impl Loader {
     fn read(&self, name: &str, wasm: &Path, toml: &Path) -> Result<Option<Plugin>, String> {
         let bytes =
             std::fs::read(wasm).map_err(|e| format!("cannot read {}: {e}", wasm.display()))?;
-        let settings = match std::fs::read_to_string(toml) {
-            Ok(text) => manifest::parse(&text)
-                .map_err(|e| format!("invalid manifest {}: {e}", toml.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => manifest::Settings::default(),
-            Err(e) => return Err(format!("cannot read {}: {e}", toml.display())),
-        };
+        let settings = settings(wasm, &bytes, toml)?;
         let digest = digest(&bytes);
         let unchanged = self.registry.status(name).is_some_and(|status| {
             status.error.is_none()

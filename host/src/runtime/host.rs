@@ -1,23 +1,39 @@
-//! The host side of the plugin's imports (`progress`, `log`) and the per-run state.
+//! The host side of the plugin's imports (`progress`, `log`, `agent`) and the per-run
+//! state.
+//!
+//! Each import's logic is written once, on [`RunState`]; the 0.2.0 and 0.1.0 `Host` traits
+//! only convert their generated types and delegate.
 
-use super::bindings::orchestra::plugin::{log, progress, types};
+use super::bindings::orchestra::plugin::{agent, log, progress, types};
+use super::bindings::v0_1::orchestra::plugin as v0_1;
+use super::deadline::Deadline;
 use super::limits::MemoryLimiter;
 use super::output::SharedSink;
-use std::time::Instant;
+use super::{AgentInfo, ExecError, ExecResult, RunHost};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Longest progress message a guest may report, in characters.
 pub const MAX_PROGRESS_MESSAGE_CHARS: usize = 500;
+/// Longest agent command a guest may run, in characters.
+pub const MAX_COMMAND_CHARS: usize = 2000;
+/// How long past a command's own timeout the runtime still waits for the [`RunHost`] to
+/// answer before it gives up on the command (dropping its future) and reports a timeout.
+const EXEC_GRACE: Duration = Duration::from_secs(10);
 
 /// Everything one run's `Store` holds.
 pub(super) struct RunState {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     pub(super) limiter: MemoryLimiter,
-    /// When the epoch callback interrupts the guest.
-    pub(super) deadline: Instant,
+    /// When the epoch callback interrupts the guest; agent commands push it back.
+    pub(super) deadline: Deadline,
     pub(super) sink: SharedSink,
+    /// Also inside `sink`; kept here so an agent command can be awaited without the
+    /// sink's lock.
+    pub(super) host: Arc<dyn RunHost>,
 }
 
 impl WasiView for RunState {
@@ -43,17 +59,33 @@ pub(super) fn validate_progress(percent: u8, message: &str) -> Result<(), String
     Ok(())
 }
 
-impl progress::Host for RunState {
-    fn report(&mut self, percent: u8, message: String) -> wasmtime::Result<Result<(), String>> {
-        Ok(validate_progress(percent, &message).map(|()| {
-            let sink = self.sink.lock().expect("log sink lock poisoned");
-            sink.host().progress(percent, &message);
-        }))
+/// Checks an agent command before it reaches the agent; the error is a `spawn-failure`.
+pub(super) fn validate_command(command: &str, timeout_ms: u32) -> Result<(), String> {
+    if command.trim().is_empty() {
+        return Err("command is empty".into());
     }
+    let chars = command.chars().count();
+    if chars > MAX_COMMAND_CHARS {
+        return Err(format!(
+            "command must be at most {MAX_COMMAND_CHARS} characters, got {chars}"
+        ));
+    }
+    if timeout_ms == 0 {
+        return Err("timeout-ms must be greater than 0".into());
+    }
+    Ok(())
 }
 
-impl log::Host for RunState {
-    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+impl RunState {
+    /// `progress.report`: checked, then handed to the host.
+    fn report_progress(&self, percent: u8, message: &str) -> Result<(), String> {
+        validate_progress(percent, message)?;
+        self.host.progress(percent, message);
+        Ok(())
+    }
+
+    /// `log.log`: one line of the job's log, counted against the run's allowance.
+    fn log_line(&self, level: log::Level, message: &str) {
         let level = match level {
             log::Level::Trace => "trace",
             log::Level::Debug => "debug",
@@ -64,12 +96,127 @@ impl log::Host for RunState {
         self.sink
             .lock()
             .expect("log sink lock poisoned")
-            .line(level, &message);
+            .line(level, message);
+    }
+
+    /// `agent.exec`: runs a command on the bound agent with the run's clock stopped.
+    async fn run_command(
+        &mut self,
+        command: String,
+        timeout_ms: u32,
+    ) -> Result<ExecResult, ExecError> {
+        validate_command(&command, timeout_ms).map_err(ExecError::Spawn)?;
+        let timeout = Duration::from_millis(timeout_ms.into());
+        let host = self.host.clone();
+        self.deadline.pause();
+        let started = Instant::now();
+        // A host that overruns the command's timeout is not waited for forever.
+        let result = tokio::time::timeout(timeout + EXEC_GRACE, host.exec(command, timeout))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ExecError::Timeout(ExecResult {
+                    exit_code: None,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                }))
+            });
+        self.deadline.resume(started.elapsed());
+        result
+    }
+}
+
+impl progress::Host for RunState {
+    fn report(&mut self, percent: u8, message: String) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.report_progress(percent, &message))
+    }
+}
+
+impl log::Host for RunState {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.log_line(level, &message);
         Ok(())
     }
 }
 
+impl agent::Host for RunState {
+    fn info(&mut self) -> wasmtime::Result<Option<agent::AgentInfo>> {
+        Ok(self.host.agent().map(Into::into))
+    }
+
+    async fn exec(
+        &mut self,
+        command: String,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<agent::ExecResult, agent::ExecError>> {
+        let result = self.run_command(command, timeout_ms).await;
+        Ok(result.map(Into::into).map_err(Into::into))
+    }
+}
+
 impl types::Host for RunState {}
+
+impl From<AgentInfo> for agent::AgentInfo {
+    fn from(info: AgentInfo) -> Self {
+        Self {
+            id: info.id,
+            name: info.name,
+            repository_path: info.repository_path,
+            max_concurrency: info.max_concurrency,
+            labels: info.labels,
+        }
+    }
+}
+
+impl From<ExecResult> for agent::ExecResult {
+    fn from(result: ExecResult) -> Self {
+        Self {
+            exit_code: result.exit_code,
+            stdout: result.stdout,
+            stderr: result.stderr,
+            duration_ms: result.duration_ms,
+        }
+    }
+}
+
+impl From<ExecError> for agent::ExecError {
+    fn from(error: ExecError) -> Self {
+        match error {
+            ExecError::Unavailable(why) => Self::AgentUnavailable(why),
+            ExecError::Timeout(partial) => Self::Timeout(partial.into()),
+            ExecError::Spawn(why) => Self::SpawnFailure(why),
+        }
+    }
+}
+
+// The 0.1.0 world: the same logic behind its own generated types.
+
+impl v0_1::progress::Host for RunState {
+    fn report(&mut self, percent: u8, message: String) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.report_progress(percent, &message))
+    }
+}
+
+impl v0_1::log::Host for RunState {
+    fn log(&mut self, level: v0_1::log::Level, message: String) -> wasmtime::Result<()> {
+        self.log_line(level.into(), &message);
+        Ok(())
+    }
+}
+
+impl v0_1::types::Host for RunState {}
+
+impl From<v0_1::log::Level> for log::Level {
+    fn from(level: v0_1::log::Level) -> Self {
+        match level {
+            v0_1::log::Level::Trace => Self::Trace,
+            v0_1::log::Level::Debug => Self::Debug,
+            v0_1::log::Level::Info => Self::Info,
+            v0_1::log::Level::Warn => Self::Warn,
+            v0_1::log::Level::Error => Self::Error,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -84,6 +231,27 @@ mod tests {
             validate_progress(50, &"é".repeat(501))
                 .unwrap_err()
                 .contains("501")
+        );
+    }
+
+    #[test]
+    fn command_limits() {
+        assert!(validate_command("fix the build", 1).is_ok());
+        assert!(validate_command(&"é".repeat(MAX_COMMAND_CHARS), 1).is_ok());
+        assert_eq!(validate_command("", 1).unwrap_err(), "command is empty");
+        assert_eq!(
+            validate_command(" \n\t", 1).unwrap_err(),
+            "command is empty"
+        );
+        assert!(
+            validate_command(&"x".repeat(MAX_COMMAND_CHARS + 1), 1)
+                .unwrap_err()
+                .contains("2001")
+        );
+        assert!(
+            validate_command("ls", 0)
+                .unwrap_err()
+                .contains("timeout-ms")
         );
     }
 }

@@ -1,23 +1,28 @@
 //! The WebAssembly runtime: one wasmtime `Engine`, components compiled once (and cached on
 //! disk), and a fresh, limited `Store` for every run.
 //!
-//! The runtime knows nothing of the job store: a run reaches the outside world only
-//! through the [`RunHost`] its caller passes in.
+//! The runtime knows nothing of the job store or of agents: a run reaches the outside
+//! world only through the [`RunHost`] its caller passes in.
+//!
+//! Components of both versions of the plugin contract run: `orchestra:plugin@0.2.0`
+//! (`wit/`) and `@0.1.0` (`wit/0.1.0`), whose imports are linked side by side.
 
 mod bindings;
 mod cache;
+mod deadline;
 mod host;
 pub mod limits;
 mod output;
 
 pub use cache::digest;
-pub use host::MAX_PROGRESS_MESSAGE_CHARS;
+pub use host::{MAX_COMMAND_CHARS, MAX_PROGRESS_MESSAGE_CHARS};
 pub use limits::Limits;
 
 use crate::model::{ErrorKind, JobError, Usage};
 use bindings::TaskHandlerPre;
 use bindings::orchestra::plugin::types::{JobContext, JobError as GuestError};
 use cache::ComponentCache;
+use deadline::Deadline;
 use host::RunState;
 use output::{LineSink, OutputCapture};
 use std::path::{Path, PathBuf};
@@ -57,39 +62,40 @@ pub enum Error {
 /// The agent a job is bound to, as the guest sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentInfo {
-    /// Its id.
+    /// The agent's id.
     pub id: String,
-    /// Its name.
+    /// The agent's display name.
     pub name: String,
-    /// The repository it acts on.
+    /// The directory on this host that its commands run in.
     pub repository_path: String,
-    /// Tasks it may run at once.
+    /// How many commands the agent may run at once, across all jobs.
     pub max_concurrency: u32,
-    /// Its labels.
+    /// The agent's labels, as key-value pairs.
     pub labels: Vec<(String, String)>,
 }
 
 /// A finished agent command (also the partial output of one stopped by its timeout).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecResult {
-    /// Exit code; `None` when killed by a signal.
+    /// The process's exit code; `None` when a signal killed it (a timeout included).
     pub exit_code: Option<i32>,
-    /// The last MiB of stdout.
+    /// The last 1 MiB of its standard output.
     pub stdout: String,
-    /// The last MiB of stderr.
+    /// The last 1 MiB of its standard error.
     pub stderr: String,
-    /// How long it ran.
+    /// How long it ran, in milliseconds.
     pub duration_ms: u64,
 }
 
 /// Why an agent command gave no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecError {
-    /// The job has no agent, or its agent cannot be had now.
+    /// The job is not bound to an agent, or the agent cannot take a command now: the
+    /// guest sees `agent-unavailable`, which is worth retrying later.
     Unavailable(String),
-    /// The command ran out of time; what it printed until then.
+    /// The command ran past its timeout and was killed; what it wrote until then.
     Timeout(ExecResult),
-    /// The command could not be started.
+    /// The command was refused or its process could not be started: `spawn-failure`.
     Spawn(String),
 }
 
@@ -105,6 +111,12 @@ pub trait RunHost: Send + Sync {
         None
     }
     /// Runs `command` on the bound agent (see the WIT `agent.exec`).
+    ///
+    /// The runtime has already refused empty commands, commands over
+    /// [`MAX_COMMAND_CHARS`] and a zero timeout, and stops its run's wall clock while
+    /// this runs. The implementation must honour `timeout` itself (kill the process, return
+    /// [`ExecError::Timeout`] with the output so far); a little after it the runtime stops
+    /// waiting and drops this future.
     async fn exec(
         &self,
         command: String,
@@ -153,6 +165,10 @@ pub struct RunReport {
 }
 
 /// A plugin version ready to instantiate: compiled, linked and type-checked once.
+///
+/// The 0.2.0 bindings serve components of both contract versions: their imports are all
+/// linked, and the `handle` export has the same shape in both (export types are checked
+/// structurally).
 #[derive(Clone)]
 pub struct Prepared {
     pre: TaskHandlerPre<RunState>,
@@ -192,6 +208,11 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
         bindings::TaskHandler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(engine_error)?;
+        bindings::v0_1::TaskHandler::add_to_linker::<RunState, HasSelf<RunState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(engine_error)?;
         let cache = ComponentCache::new(cache_dir, &engine);
         Ok(Runtime {
             engine,
@@ -200,7 +221,8 @@ impl Runtime {
         })
     }
 
-    /// Compiles (or loads from the cache) and links a module.
+    /// Compiles (or loads from the cache) and links a module built against either version
+    /// of the plugin contract.
     ///
     /// # Errors
     /// The module is not a component, or does not implement the world.
@@ -227,7 +249,7 @@ impl Runtime {
         host: Arc<dyn RunHost>,
     ) -> RunReport {
         let started = Instant::now();
-        let sink = Arc::new(Mutex::new(LineSink::new(host)));
+        let sink = Arc::new(Mutex::new(LineSink::new(host.clone())));
         let stdout = OutputCapture::new(sink.clone(), "stdout");
         let stderr = OutputCapture::new(sink.clone(), "stderr");
         let mut wasi = WasiCtxBuilder::new();
@@ -245,12 +267,14 @@ impl Runtime {
             );
             return report(RunOutcome::Failed(error), started, 0, 0);
         }
+        let (deadline, expiry) = Deadline::new(started + limits.timeout);
         let state = RunState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: limits::MemoryLimiter::new(limits.memory_bytes),
-            deadline: started + limits.timeout,
+            deadline,
             sink,
+            host,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -263,7 +287,7 @@ impl Runtime {
         }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|cx| {
-            Ok(if Instant::now() >= cx.data().deadline {
+            Ok(if Instant::now() >= cx.data().deadline.at() {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
@@ -281,9 +305,14 @@ impl Runtime {
             let instance = prepared.pre.instantiate_async(&mut store).await?;
             instance.call_handle(&mut store, &context).await
         };
-        // The epoch callback stops a spinning guest; this outer timeout stops one blocked
-        // in a host call (a WASI sleep), which never reaches an epoch check.
-        let result = tokio::time::timeout(limits.timeout + 2 * TICK, call).await;
+        // The epoch callback stops a spinning guest; this outer timer stops one blocked in
+        // a host call (a WASI sleep), which never reaches an epoch check. Neither counts
+        // time spent in agent commands.
+        let result = tokio::select! {
+            biased;
+            result = call => Ok(result),
+            () = expiry.expired(2 * TICK) => Err(()),
+        };
         stdout.finish();
         stderr.finish();
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
@@ -400,3 +429,6 @@ fn spawn_epoch_ticker(engine: &Engine) {
         })
         .expect("spawning the epoch ticker thread");
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,11 +27,6 @@ impl LineSink {
         Self { host, lines: 0 }
     }
 
-    /// The run's host.
-    pub(super) fn host(&self) -> &dyn RunHost {
-        &*self.host
-    }
-
     /// Forwards one line, unless the run's allowance is spent.
     pub(super) fn line(&mut self, level: &str, text: &str) {
         if self.lines > MAX_LINES {

@@ -13,11 +13,16 @@
 //! - `panic` (boolean, default false): panic, which the host sees as a trap.
 //!
 //! Result: `{"attempt": n}`, the attempt that succeeded.
+//!
+//! It is built against the previous version of the contract, `orchestra:plugin@0.1.0`
+//! (`wit/0.1.0`), to show (and test) that plugins built before the `agent` interface
+//! keep running unchanged.
 
 mod bindings {
-    //! Bindings generated from `wit/world.wit`, and the component's export of [`Flaky`].
+    //! Bindings generated from `wit/0.1.0/world.wit`, and the component's export of
+    //! [`Flaky`].
     #![allow(unsafe_code, missing_docs, unreachable_pub, clippy::too_many_arguments)]
-    wit_bindgen::generate!({ world: "task-handler", path: "../../wit" });
+    wit_bindgen::generate!({ world: "task-handler", path: "../../wit/0.1.0" });
     use super::Flaky;
     export!(Flaky);
 }

@@ -1,0 +1,353 @@
+//! Runs built example plugins (`cargo plugins`) through the runtime with a fake
+//! [`RunHost`]: the `agent` import, its wall-clock rule, and 0.1.0 components.
+
+use super::*;
+use serde_json::{Value, json};
+use std::sync::OnceLock;
+
+/// The runtime and the plugins every test shares: compiling once is enough.
+struct Fixture {
+    runtime: Runtime,
+    task_execution: Prepared,
+    flaky: Prepared,
+    sleep: Prepared,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+        let runtime = Runtime::new(target.join("runtime-tests-cache"), 16).expect("an engine");
+        let prepare = |name: &str| {
+            let path = target.join(format!("wasm32-wasip2/plugin/{name}.wasm"));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; build the plugins first: cargo plugins",
+                    path.display()
+                )
+            });
+            runtime
+                .prepare(&bytes, &digest(&bytes))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        Fixture {
+            task_execution: prepare("task_execution"),
+            flaky: prepare("flaky"),
+            sleep: prepare("sleep"),
+            runtime,
+        }
+    })
+}
+
+/// A [`RunHost`] with a scripted agent that records what the guest did.
+struct FakeAgent {
+    agent: Option<AgentInfo>,
+    reply: Result<ExecResult, ExecError>,
+    /// How long `exec` takes.
+    delay: Duration,
+    progress: Mutex<Vec<(u8, String)>>,
+    logs: Mutex<Vec<(String, String)>>,
+    commands: Mutex<Vec<(String, Duration)>>,
+}
+
+impl FakeAgent {
+    fn replying(reply: Result<ExecResult, ExecError>) -> FakeAgent {
+        FakeAgent {
+            agent: Some(AgentInfo {
+                id: "agent-1".into(),
+                name: "builder".into(),
+                repository_path: "/srv/repo".into(),
+                max_concurrency: 1,
+                labels: vec![("os".into(), "linux".into())],
+            }),
+            reply,
+            delay: Duration::ZERO,
+            progress: Mutex::default(),
+            logs: Mutex::default(),
+            commands: Mutex::default(),
+        }
+    }
+
+    fn progress(&self) -> Vec<(u8, String)> {
+        self.progress.lock().unwrap().clone()
+    }
+
+    fn commands(&self) -> Vec<(String, Duration)> {
+        self.commands.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl RunHost for FakeAgent {
+    fn progress(&self, percent: u8, message: &str) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push((percent, message.to_owned()));
+    }
+
+    fn log(&self, level: &str, message: &str) {
+        self.logs
+            .lock()
+            .unwrap()
+            .push((level.to_owned(), message.to_owned()));
+    }
+
+    fn agent(&self) -> Option<AgentInfo> {
+        self.agent.clone()
+    }
+
+    async fn exec(&self, command: String, timeout: Duration) -> Result<ExecResult, ExecError> {
+        self.commands.lock().unwrap().push((command, timeout));
+        tokio::time::sleep(self.delay).await;
+        self.reply.clone()
+    }
+}
+
+fn exited(code: Option<i32>, stdout: &str, stderr: &str) -> ExecResult {
+    ExecResult {
+        exit_code: code,
+        stdout: stdout.into(),
+        stderr: stderr.into(),
+        duration_ms: 1234,
+    }
+}
+
+/// Runs `plugin` with `args` under `limits`.
+async fn run_with(
+    plugin: &Prepared,
+    args: Value,
+    limits: Limits,
+    host: Arc<dyn RunHost>,
+) -> RunReport {
+    let input = RunInput {
+        id: "job-1".into(),
+        plugin: "test".into(),
+        queue: "default".into(),
+        attempt: 1,
+        max_attempts: 3,
+        args: args.to_string(),
+    };
+    fixture()
+        .runtime
+        .run(plugin, &input, &limits, None, host)
+        .await
+}
+
+/// Runs task-execution for `task-7` running `cargo build` on `agent`.
+async fn execute(agent: &Arc<FakeAgent>) -> RunOutcome {
+    let args = json!({"task_id": "task-7", "command": "cargo build"});
+    let host: Arc<dyn RunHost> = agent.clone();
+    let report = run_with(&fixture().task_execution, args, Limits::default(), host).await;
+    report.outcome
+}
+
+/// The failure of `outcome`, or a panic saying it succeeded.
+fn failure(outcome: RunOutcome) -> JobError {
+    match outcome {
+        RunOutcome::Failed(error) => error,
+        RunOutcome::Succeeded(result) => panic!("expected a failure, got success: {result}"),
+    }
+}
+
+#[tokio::test]
+async fn a_command_that_exits_0_succeeds_with_its_stdout_tail() {
+    let stdout = format!("{}END", "x".repeat(5000));
+    let agent = Arc::new(FakeAgent::replying(Ok(exited(Some(0), &stdout, "warn"))));
+    let RunOutcome::Succeeded(result) = execute(&agent).await else {
+        panic!("the task failed: {:?}", agent.logs.lock().unwrap());
+    };
+    let result: Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(result["task_id"], "task-7");
+    assert_eq!(result["exit_code"], 0);
+    assert_eq!(result["duration_ms"], 1234);
+    let tail = result["stdout_tail"].as_str().unwrap();
+    assert_eq!(tail.len(), 4096);
+    assert!(tail.ends_with("xEND"));
+
+    assert_eq!(
+        agent.commands(),
+        [("cargo build".to_owned(), Duration::from_secs(1200))],
+        "the command as given, with the default timeout"
+    );
+    let progress = agent.progress();
+    let percents: Vec<u8> = progress.iter().map(|(p, _)| *p).collect();
+    assert_eq!(percents, [5, 15, 25, 90, 100]);
+    assert_eq!(progress[1].1, "agent builder acquired");
+    assert_eq!(progress[4].1, "done");
+}
+
+#[tokio::test]
+async fn a_non_zero_exit_fails_fatally_with_the_output() {
+    let agent = Arc::new(FakeAgent::replying(Ok(exited(
+        Some(3),
+        "compiling",
+        "error: boom",
+    ))));
+    let error = failure(execute(&agent).await);
+    assert_eq!(error.kind, ErrorKind::Fatal, "{error:?}");
+    assert!(error.message.contains("code 3"), "{}", error.message);
+    assert!(error.message.contains("error: boom"), "{}", error.message);
+    assert!(
+        agent.progress().iter().all(|(p, _)| *p < 100),
+        "a failed task does not report 100 %"
+    );
+
+    let killed = Arc::new(FakeAgent::replying(Ok(exited(None, "only stdout", ""))));
+    let error = failure(execute(&killed).await);
+    assert_eq!(error.kind, ErrorKind::Fatal, "{error:?}");
+    assert!(error.message.contains("killed"), "{}", error.message);
+    assert!(error.message.contains("only stdout"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn an_unavailable_agent_is_retryable() {
+    let agent = Arc::new(FakeAgent::replying(Err(ExecError::Unavailable(
+        "agent builder is busy".into(),
+    ))));
+    let error = failure(execute(&agent).await);
+    assert_eq!(error.kind, ErrorKind::Retryable, "{error:?}");
+    assert!(
+        error.message.contains("agent builder is busy"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn a_timed_out_command_fails_fatally_with_its_partial_output() {
+    let agent = Arc::new(FakeAgent::replying(Err(ExecError::Timeout(exited(
+        None,
+        "half done",
+        "",
+    )))));
+    let args = json!({"task_id": "t", "command": "sleep 99", "timeout_seconds": 30});
+    let host: Arc<dyn RunHost> = agent.clone();
+    let report = run_with(&fixture().task_execution, args, Limits::default(), host).await;
+    let error = failure(report.outcome);
+    assert_eq!(error.kind, ErrorKind::Fatal, "{error:?}");
+    assert!(
+        error.message.contains("timed out after 30 s"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains("half done"), "{}", error.message);
+    assert_eq!(agent.commands()[0].1, Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn a_command_that_cannot_start_fails_fatally() {
+    let agent = Arc::new(FakeAgent::replying(Err(ExecError::Spawn(
+        "no such file: claude".into(),
+    ))));
+    let error = failure(execute(&agent).await);
+    assert_eq!(error.kind, ErrorKind::Fatal, "{error:?}");
+    assert!(
+        error.message.contains("no such file: claude"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn a_job_not_bound_to_an_agent_fails_fatally() {
+    let mut unbound = FakeAgent::replying(Ok(exited(Some(0), "", "")));
+    unbound.agent = None;
+    let agent = Arc::new(unbound);
+    let error = failure(execute(&agent).await);
+    assert_eq!(error.kind, ErrorKind::Fatal, "{error:?}");
+    assert!(error.message.contains("not bound"), "{}", error.message);
+    assert!(agent.commands().is_empty(), "no command may run");
+}
+
+#[tokio::test]
+async fn bad_args_fail_fatally_before_the_agent_is_asked() {
+    let agent = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    for args in [
+        json!({"task_id": "t"}),
+        json!({"task_id": "t", "command": "   "}),
+        json!({"task_id": "t", "command": "x".repeat(2001)}),
+        json!({"command": "ls"}),
+        json!({"task_id": "t", "command": "ls", "timeout_seconds": 86_401}),
+    ] {
+        let host: Arc<dyn RunHost> = agent.clone();
+        let report = run_with(
+            &fixture().task_execution,
+            args.clone(),
+            Limits::default(),
+            host,
+        );
+        let error = failure(report.await.outcome);
+        assert_eq!(error.kind, ErrorKind::Fatal, "{args}: {error:?}");
+        assert!(
+            error.message.starts_with("bad args"),
+            "{args}: {}",
+            error.message
+        );
+    }
+    assert!(agent.commands().is_empty());
+}
+
+#[tokio::test]
+async fn time_in_an_agent_command_does_not_count_against_the_run_timeout() {
+    let mut slow = FakeAgent::replying(Ok(exited(Some(0), "built", "")));
+    slow.delay = Duration::from_millis(800);
+    let agent = Arc::new(slow);
+    let limits = Limits {
+        timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let args = json!({"task_id": "t", "command": "make"});
+    let host: Arc<dyn RunHost> = agent.clone();
+    let report = run_with(&fixture().task_execution, args, limits, host).await;
+    assert!(
+        matches!(report.outcome, RunOutcome::Succeeded(_)),
+        "{:?}",
+        report.outcome
+    );
+    assert!(report.usage.wall_ms >= 800, "{:?}", report.usage);
+}
+
+#[tokio::test]
+async fn a_guest_blocked_outside_agent_commands_still_times_out() {
+    let host: Arc<dyn RunHost> = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    let limits = Limits {
+        timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let started = Instant::now();
+    let report = run_with(&fixture().sleep, json!({"ms": 5000}), limits, host).await;
+    let error = failure(report.outcome);
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_component_built_against_0_1_0_still_runs() {
+    let agent = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    let host: Arc<dyn RunHost> = agent.clone();
+    let report = run_with(
+        &fixture().flaky,
+        json!({"succeed_on": 1}),
+        Limits::default(),
+        host,
+    );
+    assert_eq!(
+        report.await.outcome,
+        RunOutcome::Succeeded(json!({"attempt": 1}).to_string())
+    );
+
+    let host: Arc<dyn RunHost> = agent.clone();
+    let report = run_with(&fixture().flaky, json!({}), Limits::default(), host).await;
+    assert_eq!(failure(report.outcome).kind, ErrorKind::Retryable);
+    let logs = agent.logs.lock().unwrap();
+    assert!(
+        logs.iter()
+            .any(|(level, message)| level == "info" && message == "flaky: attempt 1"),
+        "its 0.1.0 log import reached the host: {logs:?}"
+    );
+}

@@ -185,7 +185,7 @@ fn span(task: &Value) -> (u128, u128) {
 fn tasks_for_one_agent_run_one_after_the_other() {
     let ws = Workspace::new();
     let host = Orchestra::start(ws.options().manifest(
-        "task-execution",
+        "task_execution",
         "retry_delays_seconds = [1]\nmax_attempts = 30\n",
     ));
     host.register_agent(&ws.shell_agent("solo"));

@@ -1,5 +1,5 @@
 //! `/api/tasks`: commands for agents. A task goes to the least-loaded healthy agent
-//! serving its repository and is run by a `task-execution` job bound to that agent.
+//! serving its repository and is run by a `task_execution` job bound to that agent.
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};

@@ -60,12 +60,12 @@ impl Workspace {
         Path::new(&self.repo()).join(name)
     }
 
-    /// Four workers, this root allowed, and the `task-execution` plugin.
+    /// Four workers, this root allowed, and the `task_execution` plugin.
     pub(crate) fn options(&self) -> Options {
         Options::new()
             .workers(4)
             .repo_root(&self.root())
-            .plugin("task-execution")
+            .plugin("task_execution")
     }
 
     /// An agent that runs its commands with bash in the repository.

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// The plugin that runs tasks.
-pub const TASK_PLUGIN: &str = "task-execution";
+pub const TASK_PLUGIN: &str = "task_execution";
 /// The built-in plugin that checks agents' health; clients cannot submit it.
 pub const HEALTH_PLUGIN: &str = "orchestra.agent-health";
 /// The recurring job that enqueues the health check.

@@ -267,14 +267,14 @@ fn an_agent_managed_outside_the_host_lives_by_its_heartbeats() {
     status_event(&events, "remote", "idle");
 }
 
-/// The resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
+/// The peak resident memory of process `pid` so far, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
+        .expect("VmHWM in /proc/PID/status")
 }
 
 #[test]
@@ -282,21 +282,8 @@ fn a_client_that_reads_nothing_does_not_grow_the_host() {
     let ws = Workspace::new();
     let host = Orchestra::start(ws.options());
     host.register_agent(&ws.shell_agent("sh"));
-    let url = host.url("/api/events");
-    let address = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut stalled = TcpStream::connect(&address).unwrap();
-    write!(
-        stalled,
-        "GET /api/events HTTP/1.1\r\nHost: {address}\r\n\r\n"
-    )
-    .unwrap();
     let noisy = json!({
-        "command": "for i in $(seq 1 50000); do echo \"line $i of a long and chatty agent run\"; done",
+        "command": "pad=$(printf '%0200d' 0); for i in $(seq 1 50000); do echo \"line $i $pad\"; done",
         "repository_path": ws.repo(),
     });
     let run = |n: usize| {
@@ -305,14 +292,26 @@ fn a_client_that_reads_nothing_does_not_grow_the_host() {
             host.wait_for_task(&task, &["succeeded"], 2 * TIMEOUT);
         }
     };
-    run(1);
-    let before = rss_kib(host.pid());
+    // The peak with a client that keeps up: every event is built and sent.
+    let reader = host.listen("/api/events", None);
     run(3);
-    let after = rss_kib(host.pid());
+    let keeping_up = peak_rss_kib(host.pid());
+
+    let address = host.url("").trim_start_matches("http://").to_owned();
+    let mut stalled = TcpStream::connect(&address).unwrap();
+    write!(
+        stalled,
+        "GET /api/events HTTP/1.1\r\nHost: {address}\r\n\r\n"
+    )
+    .unwrap();
+    run(6);
+    let stalled_peak = peak_rss_kib(host.pid());
     assert!(
-        after < before + 32 * 1024,
-        "150,000 events to a client that reads nothing grew the host from {before} KiB to {after} KiB"
+        stalled_peak < keeping_up + 32 * 1024,
+        "300,000 events (75 MB) held back by a client that reads nothing raised the host's \
+         peak memory from {keeping_up} KiB to {stalled_peak} KiB"
     );
+    drop(reader);
     let watcher = host.listen("/api/events?types=job.succeeded", None);
     let (_, job, _) = host.submit_task(&json!({"command": "true", "repository_path": ws.repo()}));
     let seen = crate::events::until(&watcher, &job, "job.succeeded");

@@ -255,6 +255,9 @@ impl Drop for Subscription {
 /// Publishes [`Event`]s to any number of subscribers. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventBus {
+    /// When this bus was made: event numbers count from 1 again in every run of the host,
+    /// so a client's last event id names the run too.
+    epoch: Millis,
     sender: broadcast::Sender<Published>,
     /// The last [`CAPACITY`] events and the number of the last one published.
     kept: Arc<Mutex<(VecDeque<Published>, u64)>>,
@@ -265,6 +268,7 @@ pub struct EventBus {
 impl Default for EventBus {
     fn default() -> Self {
         Self {
+            epoch: now_ms(),
             sender: broadcast::channel(CAPACITY).0,
             kept: Arc::default(),
             keep_until: Arc::default(),
@@ -273,6 +277,12 @@ impl Default for EventBus {
 }
 
 impl EventBus {
+    /// When this bus was made; with an event's number, it identifies the event across
+    /// runs of the host.
+    pub fn epoch(&self) -> Millis {
+        self.epoch
+    }
+
     /// Whether anyone listens (or may resume): events need not even be built otherwise.
     pub fn is_heard(&self) -> bool {
         self.sender.receiver_count() > 0 || self.keep_until.load(Ordering::Relaxed) > now_ms()
@@ -313,7 +323,7 @@ impl EventBus {
         let (events, newest) = &*kept;
         let live = self.subscribe();
         if last_seen > *newest {
-            // Numbers from before a restart of the host: nothing can be matched.
+            // A number this run never gave (another run's): nothing can be matched.
             return Resumed {
                 replay: events.iter().cloned().collect(),
                 missed: Some(0),

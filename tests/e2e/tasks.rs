@@ -106,11 +106,26 @@ fn a_task_runs_streams_its_output_and_reaches_100() {
             .ok_or(agent.to_string())
     });
 
-    // A client that reconnects gets the task's events again, from the first.
-    let resumed = host.listen(&format!("/api/events?task_id={task}"), Some(0));
+    // A client that reconnects gets the events after the last one it saw; one whose last
+    // event is of another run of the host is told it missed some.
+    let created = ours[at("task.created")]["sse_id"].as_str().unwrap();
+    let (run, number) = created.split_once('-').unwrap();
+    let before_created = format!("{run}-{}", number.parse::<u64>().unwrap() - 1);
+    let resumed = host.listen(
+        &format!("/api/events?task_id={task}"),
+        Some(&before_created),
+    );
     let replayed = until(&resumed, &job, "job.succeeded");
     assert_eq!(replayed[0]["type"], "task.created", "{replayed:#?}");
     assert!(replayed.iter().all(|e| e["task_id"] == task.as_str()));
+    let elsewhen = host.listen("/api/events", Some("1-5"));
+    let notice = elsewhen.recv_timeout(TIMEOUT).expect("a notice");
+    assert_eq!(
+        (&notice["type"], &notice["missed"]),
+        (&json!("missed"), &json!(0))
+    );
+    let (status, answer) = host.get_with_header("/api/events", "last-event-id", "yesterday");
+    assert_eq!(status, 400, "{answer}");
 }
 
 #[test]

@@ -69,9 +69,11 @@ impl Wanted {
     }
 }
 
-fn to_sse(published: &Published) -> Event {
+/// An event's SSE id: `{epoch}-{seq}`, so that a client resuming after a restart of the
+/// host is not matched against the new run's numbers.
+fn to_sse(epoch: i64, published: &Published) -> Event {
     Event::default()
-        .id(published.seq.to_string())
+        .id(format!("{epoch}-{}", published.seq))
         .event(published.event.type_name())
         .data(published.to_json().to_string())
 }
@@ -84,10 +86,12 @@ fn missed_notice(missed: u64) -> Event {
 }
 
 /// The next event a client wants, or a `missed` notice; `None` once the bus is gone.
-async fn next(subscription: &mut Subscription, wanted: &Wanted) -> Option<Event> {
+async fn next(subscription: &mut Subscription, wanted: &Wanted, epoch: i64) -> Option<Event> {
     loop {
         match subscription.recv().await {
-            Ok(published) if wanted.admits(&published) => return Some(to_sse(&published)),
+            Ok(published) if wanted.admits(&published) => {
+                return Some(to_sse(epoch, &published));
+            }
             Ok(_) => {}
             Err(RecvError::Lagged(missed)) => return Some(missed_notice(missed)),
             Err(RecvError::Closed) => return None,
@@ -95,18 +99,21 @@ async fn next(subscription: &mut Subscription, wanted: &Wanted) -> Option<Event>
     }
 }
 
-/// The `Last-Event-ID` a reconnecting client sends.
-fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    headers
-        .get("last-event-id")
-        .map(|value| {
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be an event number".into()))
-        })
-        .transpose()
+/// The number of the last event a reconnecting client saw (`Last-Event-ID`), in this
+/// run of the host's numbering: an id of another run is past every number of this one.
+fn last_event_id(headers: &HeaderMap, epoch: i64) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let id = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().split_once('-'))
+        .and_then(|(run, seq)| Some((run.parse::<i64>().ok()?, seq.parse::<u64>().ok()?)))
+        .ok_or_else(|| {
+            ApiError::BadRequest("Last-Event-ID must be an event id as sent (RUN-NUMBER)".into())
+        })?;
+    Ok(Some(if id.0 == epoch { id.1 } else { u64::MAX }))
 }
 
 async fn events(
@@ -124,7 +131,8 @@ async fn events(
             .map(|types| types.split(',').map(|t| t.trim().to_owned()).collect()),
     };
     let bus = state.scheduler.events();
-    let (first, live): (Vec<Event>, Subscription) = match last_event_id(&headers)? {
+    let epoch = bus.epoch();
+    let (first, live): (Vec<Event>, Subscription) = match last_event_id(&headers, epoch)? {
         None => (Vec::new(), bus.subscribe()),
         Some(last) => {
             let resumed = bus.resume(last);
@@ -133,12 +141,12 @@ async fn events(
                 .replay
                 .iter()
                 .filter(|p| wanted.admits(p))
-                .map(to_sse);
+                .map(|p| to_sse(epoch, p));
             (notice.into_iter().chain(replay).collect(), resumed.live)
         }
     };
-    let live = stream::unfold((live, wanted), |(mut live, wanted)| async move {
-        let event = next(&mut live, &wanted).await?;
+    let live = stream::unfold((live, wanted), move |(mut live, wanted)| async move {
+        let event = next(&mut live, &wanted, epoch).await?;
         Some((Ok(event), (live, wanted)))
     });
     let stream = stream::iter(first.into_iter().map(Ok)).chain(live);

@@ -517,6 +517,15 @@ impl Orchestra {
         answer(self.agent.get(self.url(path)).call(), "GET", path)
     }
 
+    /// `GET path` with one extra header.
+    pub(crate) fn get_with_header(&self, path: &str, name: &str, value: &str) -> (u16, Value) {
+        answer(
+            self.agent.get(self.url(path)).header(name, value).call(),
+            "GET",
+            path,
+        )
+    }
+
     /// `POST path` with a JSON body.
     pub(crate) fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         answer(
@@ -570,11 +579,11 @@ impl Orchestra {
     }
 
     /// Opens the event stream at `path` (resuming after event `last_event_id`, if
-    /// given) and delivers each event's JSON data, in order.
-    pub(crate) fn listen(&self, path: &str, last_event_id: Option<u64>) -> mpsc::Receiver<Value> {
+    /// given) and delivers each event's JSON data, in order, with its SSE id as `sse_id`.
+    pub(crate) fn listen(&self, path: &str, last_event_id: Option<&str>) -> mpsc::Receiver<Value> {
         let mut request = ureq::get(self.url(path));
         if let Some(last) = last_event_id {
-            request = request.header("last-event-id", last.to_string());
+            request = request.header("last-event-id", last);
         }
         let response = request.call().expect("the event stream opens");
         assert_eq!(
@@ -587,9 +596,13 @@ impl Orchestra {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let reader = BufReader::new(response.into_body().into_reader());
+            let mut id = None;
             for line in reader.lines().map_while(Result::ok) {
-                if let Some(data) = line.strip_prefix("data: ") {
-                    let event = serde_json::from_str(data).expect("event data is JSON");
+                if let Some(sse_id) = line.strip_prefix("id: ") {
+                    id = Some(sse_id.to_owned());
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    let mut event: Value = serde_json::from_str(data).expect("event data is JSON");
+                    event["sse_id"] = json!(id.take());
                     if tx.send(event).is_err() {
                         return;
                     }

@@ -278,6 +278,7 @@ async fn claim(shared: &Shared, limit: usize) -> Vec<Claimed> {
         limit: limit as u32,
         owner: shared.config.owner.clone(),
         lease_until: now_ms() + shared.config.lease.as_millis() as Millis,
+        parked_agents: shared.agents.parked(),
     };
     match shared.store.claim(&params, now_ms()).await {
         Ok(claimed) => claimed,

@@ -17,8 +17,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Longest progress message a guest may report, in characters.
 pub const MAX_PROGRESS_MESSAGE_CHARS: usize = 500;
-/// Longest agent command a guest may run, in characters.
-pub const MAX_COMMAND_CHARS: usize = 2000;
+pub use crate::agent::MAX_COMMAND_CHARS;
 /// How long past a command's own timeout the runtime still waits for the [`RunHost`] to
 /// answer before it gives up on the command (dropping its future) and reports a timeout.
 const EXEC_GRACE: Duration = Duration::from_secs(10);
@@ -61,15 +60,7 @@ pub(super) fn validate_progress(percent: u8, message: &str) -> Result<(), String
 
 /// Checks an agent command before it reaches the agent; the error is a `spawn-failure`.
 pub(super) fn validate_command(command: &str, timeout_ms: u32) -> Result<(), String> {
-    if command.trim().is_empty() {
-        return Err("command is empty".into());
-    }
-    let chars = command.chars().count();
-    if chars > MAX_COMMAND_CHARS {
-        return Err(format!(
-            "command must be at most {MAX_COMMAND_CHARS} characters, got {chars}"
-        ));
-    }
+    crate::agent::validate_command(command)?;
     if timeout_ms == 0 {
         return Err("timeout-ms must be greater than 0".into());
     }
@@ -238,11 +229,8 @@ mod tests {
     fn command_limits() {
         assert!(validate_command("fix the build", 1).is_ok());
         assert!(validate_command(&"é".repeat(MAX_COMMAND_CHARS), 1).is_ok());
-        assert_eq!(validate_command("", 1).unwrap_err(), "command is empty");
-        assert_eq!(
-            validate_command(" \n\t", 1).unwrap_err(),
-            "command is empty"
-        );
+        assert!(validate_command("", 1).unwrap_err().contains("empty"));
+        assert!(validate_command(" \n\t", 1).unwrap_err().contains("empty"));
         assert!(
             validate_command(&"x".repeat(MAX_COMMAND_CHARS + 1), 1)
                 .unwrap_err()

@@ -195,6 +195,8 @@ pub struct ClaimParams {
     pub owner: String,
     /// When the lease expires unless renewed.
     pub lease_until: Millis,
+    /// Agents that take no work now (offline or in error): jobs bound to them wait.
+    pub parked_agents: Vec<String>,
 }
 
 /// A job handed to a worker, with the lease that guards its completion.

@@ -41,6 +41,7 @@ fn claim_params(queues: &[&str], limit: u32) -> ClaimParams {
         limit,
         owner: OWNER.into(),
         lease_until: NOW + 30_000,
+        parked_agents: Vec::new(),
     }
 }
 
@@ -1122,6 +1123,19 @@ async fn check_agent_locks_respect_concurrency_and_go_with_their_job(store: &dyn
     );
 }
 
+async fn check_jobs_of_parked_agents_wait(store: &dyn JobStore) {
+    let parked = add(store, bound_job("gone")).await;
+    let free = add(store, new_job("default", -10)).await;
+    let mut params = claim_params(&["default"], 10);
+    params.parked_agents = vec!["gone".into(), "other".into()];
+    let claimed = store.claim(&params, NOW).await.unwrap();
+    let ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!(ids, vec![free.id], "the parked agent's job waits");
+    params.parked_agents.clear();
+    let claimed = store.claim(&params, NOW).await.unwrap();
+    assert_eq!(claimed[0].job.id, parked.id);
+}
+
 async fn check_agents_are_defined_replaced_and_deleted(store: &dyn JobStore) {
     use crate::agent::{AgentStatus, Health};
     store.create_agent(agent_spec("a1", 1), NOW).await.unwrap();
@@ -1316,6 +1330,7 @@ mod sqlite {
         check_cancelling_a_workflow_run,
         check_agent_locks_respect_concurrency_and_go_with_their_job,
         check_agents_are_defined_replaced_and_deleted,
+        check_jobs_of_parked_agents_wait,
         check_tasks_are_stored_with_their_job_and_move_between_agents,
     );
 

@@ -77,11 +77,21 @@ pub(super) struct Agents {
     statuses: std::sync::Mutex<HashMap<String, AgentStatus>>,
     /// Queues of the agents that take work: served after `default`.
     queues: std::sync::RwLock<Vec<String>>,
+    /// Agents that take no work: their jobs wait, in any queue.
+    parked: std::sync::RwLock<Vec<String>>,
     /// Whether the health check's recurring job is declared (`None`: not known yet).
     health_declared: std::sync::Mutex<Option<bool>>,
 }
 
 impl Agents {
+    /// The agents whose jobs wait.
+    pub(super) fn parked(&self) -> Vec<String> {
+        self.parked
+            .read()
+            .expect("parked agents lock poisoned")
+            .clone()
+    }
+
     /// The queues to claim from: the configured ones, with the agent queues after
     /// `default` (or last).
     pub(super) fn queues(&self, configured: &[String]) -> Vec<String> {
@@ -313,6 +323,15 @@ pub(super) async fn sync(shared: &Shared) {
         .iter()
         .filter(|a| a.status.takes_work())
         .map(|a| a.spec.queue())
+        .collect();
+    *shared
+        .agents
+        .parked
+        .write()
+        .expect("parked agents lock poisoned") = agents
+        .iter()
+        .filter(|a| !a.status.takes_work())
+        .map(|a| a.spec.id.clone())
         .collect();
     for agent in agents.iter().filter(|a| !a.status.takes_work()) {
         let waiting = match shared.store.waiting_jobs(&agent.spec.id).await {

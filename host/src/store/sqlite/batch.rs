@@ -442,6 +442,21 @@ fn fail_jobs(script: &mut Script, failures: &[(JobId, LeaseId, Failure, Millis, 
     ));
 }
 
+/// The condition that leaves out jobs bound to `parked` agents (none if there are none).
+fn unparked(script: &mut Script, parked: &[String]) -> String {
+    if parked.is_empty() {
+        return String::new();
+    }
+    let agents: Vec<&str> = parked
+        .iter()
+        .map(|agent| script.param(Bind::Text(agent.clone())))
+        .collect();
+    format!(
+        " AND (agent_id IS NULL OR agent_id NOT IN ({}))",
+        agents.join(", ")
+    )
+}
+
 /// One statement claims from every queue: each queue's candidates come from its own
 /// index range (at most `limit` rows each, fewer under a concurrency cap, none when
 /// paused), then precedence, priority and age decide.
@@ -484,9 +499,10 @@ fn claim_jobs(
         }
         sql.push_str(&format!(
             "SELECT * FROM (SELECT id, {precedence} AS precedence, priority, run_at \
-             FROM jobs WHERE state = 'enqueued' AND queue = {} \
+             FROM jobs WHERE state = 'enqueued' AND queue = {}{} \
              ORDER BY priority DESC, run_at, id LIMIT ",
             script.param(Bind::Text(queue.clone())),
+            unparked(script, &params.parked_agents),
         ));
         match controls.get(queue).and_then(|c| c.concurrency) {
             None => sql.push_str(script.param(Bind::Int(limit))),

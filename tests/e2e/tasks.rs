@@ -167,7 +167,7 @@ fn a_non_zero_exit_fails_the_task_with_its_output_and_counts_in_the_metrics() {
         "{agent:#}"
     );
     assert_eq!(
-        agent["recent_tasks"].as_array().unwrap().len(),
+        agent["recent_jobs"].as_array().unwrap().len(),
         2,
         "{agent:#}"
     );

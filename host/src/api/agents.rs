@@ -97,7 +97,7 @@ async fn show(
         .map(task_json)
         .collect();
     let mut body = agent_json(&state, &agent).await?;
-    body["recent_tasks"] = Value::Array(recent);
+    body["recent_jobs"] = Value::Array(recent);
     Ok(Json(body))
 }
 

@@ -86,3 +86,36 @@ fn events_are_filtered_by_job_and_type() {
     let (status, answer) = host.get("/api/events?job_id=nope");
     assert_eq!(status, 400, "{answer}");
 }
+
+#[test]
+fn the_websocket_stream_carries_the_same_events_and_resumes() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    let events = host.listen_ws("/api/events/ws?types=job.*");
+    let id = host.submit("echo", json!({"over": "websocket"}));
+    let seen = until(&events, &id, "job.succeeded");
+    let types = types_of(&seen, &id);
+    assert_eq!(types.first(), Some(&"job.enqueued"), "{types:?}");
+    assert_eq!(types.get(1), Some(&"job.started"), "{types:?}");
+    assert!(types.contains(&"job.log"), "{types:?}");
+    let started = seen.iter().find(|e| e["type"] == "job.started").unwrap();
+    let started_id = started["id"].as_str().expect("events carry their id");
+
+    let resumed = host.listen_ws(&format!(
+        "/api/events/ws?job_id={id}&last_event_id={started_id}"
+    ));
+    let first = resumed
+        .recv_timeout(TIMEOUT)
+        .expect("the kept events come again");
+    assert!(
+        first["seq"].as_u64() > started["seq"].as_u64() && first["job_id"] == id.as_str(),
+        "resumes after the last event seen: {first}"
+    );
+    let (status, answer) = host.get("/api/events/ws");
+    assert!(
+        (400..500).contains(&status),
+        "not a WebSocket request: {status} {answer}"
+    );
+    assert!(answer["error"].is_string(), "{answer}");
+    let (status, answer) = host.get("/api/events?last_event_id=nonsense");
+    assert_eq!(status, 400, "{answer}");
+}

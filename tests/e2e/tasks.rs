@@ -108,7 +108,7 @@ fn a_task_runs_streams_its_output_and_reaches_100() {
 
     // A client that reconnects gets the events after the last one it saw; one whose last
     // event is of another run of the host is told it missed some.
-    let created = ours[at("task.created")]["sse_id"].as_str().unwrap();
+    let created = ours[at("task.created")]["id"].as_str().unwrap();
     let (run, number) = created.split_once('-').unwrap();
     let before_created = format!("{run}-{}", number.parse::<u64>().unwrap() - 1);
     let resumed = host.listen(

@@ -1,36 +1,43 @@
-//! `GET /api/events`: the live event stream (Server-Sent Events).
+//! `GET /api/events` (Server-Sent Events) and `GET /api/events/ws` (WebSocket): the live
+//! event stream.
 //!
-//! Each event carries its type (see [`crate::events::Event::type_name`]), its sequence
-//! number as the SSE id, a timestamp and the ids it concerns (job, task, agent,
-//! correlation). `?job_id=`, `?task_id=`, `?agent_id=` and `?types=a,b` (`task.*` for a
-//! family) filter. A client that reads too slowly gets a `missed` event saying how many
-//! events it lost; the host keeps a fixed number of events for all clients together, so
-//! no client can grow it. A client that reconnects with `Last-Event-ID` gets the kept
-//! events after that one first, or a `missed` notice for those no longer kept.
+//! Each event carries its type (see [`crate::events::Event::type_name`]), its id
+//! `{run}-{number}` (the SSE id, and `id` in the JSON), a timestamp and the ids it
+//! concerns (job, task, agent, correlation). `?job_id=`, `?task_id=`, `?agent_id=` and
+//! `?types=a,b` (`task.*` for a family) filter. A client that reads too slowly gets a
+//! `missed` event saying how many events it lost; the host keeps a fixed number of events
+//! for all clients together, so no client can grow it. A client that reconnects with the
+//! last id it saw (the `Last-Event-ID` header, or `?last_event_id=`) gets the kept events
+//! after that one first, or a `missed` notice for those no longer kept.
 
 use super::AppState;
 use super::error::ApiError;
 use super::jobs::parse_id;
-use crate::events::{Published, Subscription};
+use crate::events::{EventBus, Published, Subscription};
 use crate::model::JobId;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::convert::Infallible;
 use tokio::sync::broadcast::error::RecvError;
 
 /// The routes of this module.
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/events", get(events))
+    Router::new()
+        .route("/api/events", get(events))
+        .route("/api/events/ws", get(websocket))
 }
 
-/// `GET /api/events` query.
+/// The event stream's query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventQuery {
@@ -38,6 +45,7 @@ struct EventQuery {
     task_id: Option<String>,
     agent_id: Option<String>,
     types: Option<String>,
+    last_event_id: Option<String>,
 }
 
 /// Which events a client wants.
@@ -69,58 +77,94 @@ impl Wanted {
     }
 }
 
-/// An event's SSE id: `{epoch}-{seq}`, so that a client resuming after a restart of the
-/// host is not matched against the new run's numbers.
-fn to_sse(epoch: i64, published: &Published) -> Event {
-    Event::default()
-        .id(format!("{epoch}-{}", published.seq))
-        .event(published.event.type_name())
-        .data(published.to_json().to_string())
+/// What a client is sent.
+enum Item {
+    /// An event it wants.
+    Event(Published),
+    /// It lost this many events (0: an unknown number, from another run of the host): it
+    /// should read the current state from the API.
+    Missed(u64),
 }
 
-/// Tells the client it lost `missed` events (0: an unknown number, the host restarted):
-/// it should read the current state from the API.
-fn missed_notice(missed: u64) -> Event {
-    let data = json!({"type": "missed", "missed": missed}).to_string();
-    Event::default().event("missed").data(data)
+impl Item {
+    /// The item as JSON, with the event's id.
+    fn json(&self, run: i64) -> Value {
+        match self {
+            Item::Event(published) => {
+                let mut body = published.to_json();
+                body["id"] = json!(format!("{run}-{}", published.seq));
+                body
+            }
+            Item::Missed(missed) => json!({"type": "missed", "missed": missed}),
+        }
+    }
+
+    fn to_sse(&self, run: i64) -> Event {
+        let event = match self {
+            Item::Event(published) => Event::default()
+                .id(format!("{run}-{}", published.seq))
+                .event(published.event.type_name()),
+            Item::Missed(_) => Event::default().event("missed"),
+        };
+        event.data(self.json(run).to_string())
+    }
 }
 
-/// The next event a client wants, or a `missed` notice; `None` once the bus is gone.
-async fn next(subscription: &mut Subscription, wanted: &Wanted, epoch: i64) -> Option<Event> {
+/// The next item for a client; `None` once the bus is gone.
+async fn next(subscription: &mut Subscription, wanted: &Wanted) -> Option<Item> {
     loop {
         match subscription.recv().await {
-            Ok(published) if wanted.admits(&published) => {
-                return Some(to_sse(epoch, &published));
-            }
+            Ok(published) if wanted.admits(&published) => return Some(Item::Event(published)),
             Ok(_) => {}
-            Err(RecvError::Lagged(missed)) => return Some(missed_notice(missed)),
+            Err(RecvError::Lagged(missed)) => return Some(Item::Missed(missed)),
             Err(RecvError::Closed) => return None,
         }
     }
 }
 
-/// The number of the last event a reconnecting client saw (`Last-Event-ID`), in this
-/// run of the host's numbering: an id of another run is past every number of this one.
-fn last_event_id(headers: &HeaderMap, epoch: i64) -> Result<Option<u64>, ApiError> {
-    let Some(value) = headers.get("last-event-id") else {
-        return Ok(None);
-    };
-    let id = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().split_once('-'))
-        .and_then(|(run, seq)| Some((run.parse::<i64>().ok()?, seq.parse::<u64>().ok()?)))
+/// The number of the last event a reconnecting client saw, in this run of the host's
+/// numbering: an id of another run is past every number of this one.
+fn last_seen(id: &str, run: i64) -> Result<u64, ApiError> {
+    let (id_run, number) = id
+        .trim()
+        .split_once('-')
+        .and_then(|(r, n)| Some((r.parse::<i64>().ok()?, n.parse::<u64>().ok()?)))
         .ok_or_else(|| {
-            ApiError::BadRequest("Last-Event-ID must be an event id as sent (RUN-NUMBER)".into())
+            ApiError::BadRequest(format!(
+                "last event id `{id}` is not an event id as sent (RUN-NUMBER)"
+            ))
         })?;
-    Ok(Some(if id.0 == epoch { id.1 } else { u64::MAX }))
+    Ok(if id_run == run { number } else { u64::MAX })
 }
 
-async fn events(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+/// A client's items: the kept events after `last` (if it resumes), then live ones.
+fn items(bus: &EventBus, wanted: Wanted, last: Option<u64>) -> impl Stream<Item = Item> + use<> {
+    let (first, live): (Vec<Item>, Subscription) = match last {
+        None => (Vec::new(), bus.subscribe()),
+        Some(last) => {
+            let resumed = bus.resume(last);
+            let notice = resumed.missed.map(Item::Missed);
+            let replay = resumed
+                .replay
+                .into_iter()
+                .filter(|p| wanted.admits(p))
+                .map(Item::Event);
+            (notice.into_iter().chain(replay).collect(), resumed.live)
+        }
+    };
+    let live = stream::unfold((live, wanted), |(mut live, wanted)| async move {
+        let item = next(&mut live, &wanted).await?;
+        Some((item, (live, wanted)))
+    });
+    stream::iter(first).chain(live)
+}
+
+/// Checks the query; the client's last seen id comes from the header, else the query.
+fn open(
+    state: &AppState,
     query: Result<Query<EventQuery>, QueryRejection>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    header: Option<&str>,
+) -> Result<(impl Stream<Item = Item> + use<>, i64), ApiError> {
     let Query(query) = query?;
     let wanted = Wanted {
         job: query.job_id.as_deref().map(parse_id).transpose()?,
@@ -131,24 +175,63 @@ async fn events(
             .map(|types| types.split(',').map(|t| t.trim().to_owned()).collect()),
     };
     let bus = state.scheduler.events();
-    let epoch = bus.epoch();
-    let (first, live): (Vec<Event>, Subscription) = match last_event_id(&headers, epoch)? {
-        None => (Vec::new(), bus.subscribe()),
-        Some(last) => {
-            let resumed = bus.resume(last);
-            let notice = resumed.missed.map(missed_notice);
-            let replay = resumed
-                .replay
-                .iter()
-                .filter(|p| wanted.admits(p))
-                .map(|p| to_sse(epoch, p));
-            (notice.into_iter().chain(replay).collect(), resumed.live)
-        }
+    let run = bus.epoch();
+    let last = header
+        .or(query.last_event_id.as_deref())
+        .map(|id| last_seen(id, run))
+        .transpose()?;
+    Ok((items(bus, wanted, last), run))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<EventQuery>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let header = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ApiError::BadRequest("Last-Event-ID must be an event id as sent".into())
+        })?),
     };
-    let live = stream::unfold((live, wanted), move |(mut live, wanted)| async move {
-        let event = next(&mut live, &wanted, epoch).await?;
-        Some((Ok(event), (live, wanted)))
-    });
-    let stream = stream::iter(first.into_iter().map(Ok)).chain(live);
+    let (items, run) = open(&state, query, header)?;
+    let stream = items.map(move |item| Ok(item.to_sse(run)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+async fn websocket(
+    State(state): State<AppState>,
+    query: Result<Query<EventQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|rejection| ApiError::Rejected {
+        status: rejection.status(),
+        message: rejection.body_text(),
+    })?;
+    let (items, run) = open(&state, query, None)?;
+    Ok(upgrade
+        .on_upgrade(move |socket| forward(socket, items, run))
+        .into_response())
+}
+
+/// Sends `items` as JSON text messages until the client leaves. A send waits for the
+/// client, so a slow one falls behind on the bus (and is told what it missed) instead of
+/// being buffered for.
+async fn forward(mut socket: WebSocket, items: impl Stream<Item = Item>, run: i64) {
+    let mut items = std::pin::pin!(items);
+    loop {
+        tokio::select! {
+            item = items.next() => {
+                let Some(item) = item else { return };
+                let text = item.json(run).to_string();
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -517,6 +517,45 @@ impl Orchestra {
         answer(self.agent.get(self.url(path)).call(), "GET", path)
     }
 
+    /// Opens the WebSocket event stream at `path` and delivers each message's JSON, in
+    /// order. (A minimal client: the handshake, then unmasked server frames.)
+    pub(crate) fn listen_ws(&self, path: &str) -> mpsc::Receiver<Value> {
+        let mut socket = TcpStream::connect(("127.0.0.1", self.port)).expect("connecting");
+        write!(
+            socket,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .expect("sending the handshake");
+        let mut reader = BufReader::new(socket);
+        let mut status = String::new();
+        reader.read_line(&mut status).expect("reading the status");
+        assert!(status.contains(" 101 "), "not upgraded: {status}");
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).expect("reading a header");
+            if header == "\r\n" {
+                break;
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            while let Some((opcode, payload)) = read_frame(&mut reader) {
+                if opcode == 8 {
+                    return;
+                }
+                if opcode == 1 {
+                    let event = serde_json::from_slice(&payload).expect("a JSON message");
+                    if tx.send(event).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
     /// `GET path` with one extra header.
     pub(crate) fn get_with_header(&self, path: &str, name: &str, value: &str) -> (u16, Value) {
         answer(
@@ -579,7 +618,7 @@ impl Orchestra {
     }
 
     /// Opens the event stream at `path` (resuming after event `last_event_id`, if
-    /// given) and delivers each event's JSON data, in order, with its SSE id as `sse_id`.
+    /// given) and delivers each event's JSON data, in order (checking that its `id` is the SSE id).
     pub(crate) fn listen(&self, path: &str, last_event_id: Option<&str>) -> mpsc::Receiver<Value> {
         let mut request = ureq::get(self.url(path));
         if let Some(last) = last_event_id {
@@ -601,8 +640,13 @@ impl Orchestra {
                 if let Some(sse_id) = line.strip_prefix("id: ") {
                     id = Some(sse_id.to_owned());
                 } else if let Some(data) = line.strip_prefix("data: ") {
-                    let mut event: Value = serde_json::from_str(data).expect("event data is JSON");
-                    event["sse_id"] = json!(id.take());
+                    let event: Value = serde_json::from_str(data).expect("event data is JSON");
+                    let sse_id = id.take();
+                    assert_eq!(
+                        event["id"].as_str(),
+                        sse_id.as_deref(),
+                        "the SSE id is the event's"
+                    );
                     if tx.send(event).is_err() {
                         return;
                     }
@@ -784,6 +828,28 @@ impl Orchestra {
 
 /// Turns a ureq outcome into `(status, body)`: JSON when the body is JSON, `null` when
 /// empty, else the text as a JSON string. Transport failures panic.
+/// One WebSocket frame from the server: its opcode and payload; `None` at the end.
+fn read_frame(reader: &mut impl Read) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    reader.read_exact(&mut head).ok()?;
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut bytes = [0u8; 2];
+            reader.read_exact(&mut bytes).ok()?;
+            u64::from(u16::from_be_bytes(bytes))
+        }
+        127 => {
+            let mut bytes = [0u8; 8];
+            reader.read_exact(&mut bytes).ok()?;
+            u64::from_be_bytes(bytes)
+        }
+        short => u64::from(short),
+    };
+    let mut payload = vec![0; usize::try_from(len).ok()?];
+    reader.read_exact(&mut payload).ok()?;
+    Some((head[0] & 0x0f, payload))
+}
+
 fn answer(
     result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     method: &str,

@@ -88,8 +88,9 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
         Some(agent_id) => Some(AgentRun::bind(shared, &job, agent_id, lease).await),
         None => None,
     };
-    if agent.is_some() {
-        agents::sync(shared).await;
+    if let Some(bound) = agent.as_ref().and_then(AgentRun::agent) {
+        // Holding it may have made the agent busy.
+        agents::publish_changes(shared, std::slice::from_ref(bound));
     }
     let ids = agent.as_ref().map_or_else(
         || Ids {
@@ -121,7 +122,7 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
         _ if job.plugin == agents::HEALTH_PLUGIN => {
             Ended::Ran(builtin(agents::health::check(shared)).await)
         }
-        Some(plugin) => run(shared, &job, lease, plugin, agent, &cancel).await,
+        Some(plugin) => run(shared, &job, lease, plugin, ids.clone(), agent, &cancel).await,
         None => Ended::Ran(RunReport {
             outcome: RunOutcome::Failed(JobError::new(
                 ErrorKind::Retryable,
@@ -178,6 +179,7 @@ async fn run(
     job: &Job,
     lease: LeaseId,
     plugin: &Plugin,
+    ids: Ids,
     agent: Option<AgentRun>,
     cancel: &CancellationToken,
 ) -> Ended {
@@ -194,6 +196,7 @@ async fn run(
         shared.events.clone(),
         job.id,
         lease,
+        ids,
         agent,
     ));
     let repo = job.repository_path.as_deref().map(Path::new);

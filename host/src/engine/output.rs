@@ -42,15 +42,9 @@ impl RunOutput {
         events: EventBus,
         id: JobId,
         lease: LeaseId,
+        ids: Ids,
         agent: Option<AgentRun>,
     ) -> Self {
-        let ids = agent.as_ref().map_or_else(
-            || Ids {
-                correlation: Some(lease),
-                ..Ids::job(id)
-            },
-            |agent| agent.ids().clone(),
-        );
         Self {
             store,
             events,

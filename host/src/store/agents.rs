@@ -91,16 +91,13 @@ pub struct TaskFilter {
 
 /// What [`AgentStore::acquire_agent`] got.
 #[derive(Debug, Clone)]
-pub enum Acquired {
-    /// The job holds the agent; the task it runs, if it is a task's job.
-    Held {
-        /// The agent.
-        agent: Box<Agent>,
-        /// The task.
-        task_id: Option<JobId>,
-    },
-    /// The agent cannot be had now, and why.
-    Unavailable(String),
+pub struct Acquired {
+    /// `Ok` when the job now holds the agent; why it cannot be had otherwise.
+    pub held: Result<(), String>,
+    /// The agent, if it is registered.
+    pub agent: Option<Agent>,
+    /// The task the job runs, if it is a task's job.
+    pub task_id: Option<JobId>,
 }
 
 /// Per-agent figures.
@@ -138,12 +135,13 @@ pub trait AgentStore: Send + Sync {
     /// Every agent, by id.
     async fn agents(&self) -> Result<Vec<Agent>>;
 
-    /// Removes an agent; returns the jobs that were holding it (with `force`).
+    /// Removes an agent; returns it as it was, with the jobs that were holding it (with
+    /// `force`).
     ///
     /// # Errors
     /// [`super::Error::AgentNotFound`]; [`super::Error::Conflict`] while it runs
     /// something, unless `force`.
-    async fn delete_agent(&self, id: &str, force: bool) -> Result<Vec<JobId>>;
+    async fn delete_agent(&self, id: &str, force: bool) -> Result<Agent>;
 
     /// Records a heartbeat from an agent managed outside the host: it is healthy.
     ///

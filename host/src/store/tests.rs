@@ -1034,10 +1034,7 @@ async fn acquire(store: &dyn JobStore, agent: &str, job: JobId, now: Millis) -> 
 }
 
 fn unavailable(acquired: Acquired) -> String {
-    match acquired {
-        Acquired::Unavailable(why) => why,
-        Acquired::Held { .. } => panic!("the agent should not be had"),
-    }
+    acquired.held.expect_err("the agent should not be had")
 }
 
 async fn check_agent_locks_respect_concurrency_and_go_with_their_job(store: &dyn JobStore) {
@@ -1051,10 +1048,8 @@ async fn check_agent_locks_respect_concurrency_and_go_with_their_job(store: &dyn
         .unwrap();
     assert_eq!(claimed.len(), 2);
     let lease = |id: JobId| claimed.iter().find(|c| c.job.id == id).unwrap().lease;
-    assert!(matches!(
-        acquire(store, "a1", first.id, NOW).await,
-        Acquired::Held { task_id: None, .. }
-    ));
+    let first_hold = acquire(store, "a1", first.id, NOW).await;
+    assert!(first_hold.held.is_ok() && first_hold.task_id.is_none());
     assert!(unavailable(acquire(store, "a1", second.id, NOW).await).contains("busy"));
     let agent = store.agent("a1").await.unwrap().unwrap();
     assert_eq!(
@@ -1067,10 +1062,7 @@ async fn check_agent_locks_respect_concurrency_and_go_with_their_job(store: &dyn
         .await
         .unwrap();
     assert!(holders(store, "a1").await.is_empty(), "completion lets go");
-    assert!(matches!(
-        acquire(store, "a1", second.id, NOW + 2).await,
-        Acquired::Held { .. }
-    ));
+    assert!(acquire(store, "a1", second.id, NOW + 2).await.held.is_ok());
     let retry = failure(ErrorKind::Retryable, AfterFailure::RetryAt(NOW + 10_000));
     store
         .fail(second.id, lease(second.id), retry, NOW + 3)
@@ -1080,10 +1072,7 @@ async fn check_agent_locks_respect_concurrency_and_go_with_their_job(store: &dyn
 
     let third = add(store, bound_job("a1")).await;
     claim_one(store, NOW + 4).await;
-    assert!(matches!(
-        acquire(store, "a1", third.id, NOW + 4).await,
-        Acquired::Held { .. }
-    ));
+    assert!(acquire(store, "a1", third.id, NOW + 4).await.held.is_ok());
     assert_eq!(store.release(OWNER, NOW + 5).await.unwrap(), 1);
     assert!(holders(store, "a1").await.is_empty(), "a release lets go");
 
@@ -1093,10 +1082,7 @@ async fn check_agent_locks_respect_concurrency_and_go_with_their_job(store: &dyn
         .await
         .unwrap();
     assert!(
-        matches!(
-            acquire(store, "a1", third.id, NOW + 11).await,
-            Acquired::Held { .. }
-        ),
+        acquire(store, "a1", third.id, NOW + 11).await.held.is_ok(),
         "an expired lock does not count"
     );
     assert_eq!(holders(store, "a1").await, vec![third.id]);
@@ -1165,15 +1151,15 @@ async fn check_agents_are_defined_replaced_and_deleted(store: &dyn JobStore) {
         .set_agent_health("a1", Health::Healthy, 0, None, NOW)
         .await
         .unwrap();
-    assert!(matches!(
-        acquire(store, "a1", job.id, NOW).await,
-        Acquired::Held { .. }
-    ));
+    assert!(acquire(store, "a1", job.id, NOW).await.held.is_ok());
     assert!(matches!(
         store.delete_agent("a1", false).await,
         Err(Error::Conflict(_))
     ));
-    assert_eq!(store.delete_agent("a1", true).await.unwrap(), vec![job.id]);
+    assert_eq!(
+        store.delete_agent("a1", true).await.unwrap().current_jobs,
+        vec![job.id]
+    );
     assert!(store.agent("a1").await.unwrap().is_none());
     assert!(matches!(
         store.delete_agent("a1", true).await,

@@ -148,12 +148,24 @@ pub struct TaskSubmitted {
     pub agent_id: String,
 }
 
-/// Of `agents`, the one `load` says is least loaded for its size, among those that take
-/// work; `None` if none does.
+/// Host variables an agent's executables get besides the agent's own `env`.
+const PASSED_VARIABLES: [&str; 3] = ["PATH", "HOME", "LANG"];
+
+/// The environment of an agent's commands and health command: [`PASSED_VARIABLES`] from
+/// the host, then the agent's `env`.
+fn environment(spec: &AgentSpec) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = PASSED_VARIABLES
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v)))
+        .collect();
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Of `agents`, the one `load` says is least loaded for its size.
 fn least_loaded<'a>(agents: &[&'a Agent], load: &HashMap<String, u64>) -> Option<&'a Agent> {
     agents
         .iter()
-        .filter(|a| a.status.takes_work())
         .min_by(|a, b| {
             let share = |a: &Agent| {
                 load.get(&a.spec.id).copied().unwrap_or(0) as f64
@@ -192,13 +204,8 @@ impl Scheduler {
     /// As [`crate::store::AgentStore::delete_agent`].
     pub async fn delete_agent(&self, id: &str, force: bool) -> store::Result<()> {
         let shared = &self.shared;
-        let agent = shared
-            .store
-            .agent(id)
-            .await?
-            .ok_or_else(|| store::Error::AgentNotFound(id.to_owned()))?;
-        let running = shared.store.delete_agent(id, force).await?;
-        for job in running {
+        let agent = shared.store.delete_agent(id, force).await?;
+        for job in agent.current_jobs {
             self.cancel(job, now_ms()).await.ok();
         }
         let waiting = shared.store.waiting_jobs(id).await?;
@@ -248,12 +255,13 @@ impl Scheduler {
             .filter(|a| a.spec.repository_path == request.repository_path)
             .collect();
         let load = shared.store.agent_load().await?;
-        let agent = least_loaded(&serving, &load)
-            .or_else(|| {
-                serving.iter().copied().min_by_key(|a| {
-                    load.get(&a.spec.id).copied().unwrap_or(0) / u64::from(a.spec.max_concurrency)
-                })
-            })
+        let working: Vec<&Agent> = serving
+            .iter()
+            .copied()
+            .filter(|a| a.status.takes_work())
+            .collect();
+        let agent = least_loaded(&working, &load)
+            .or_else(|| least_loaded(&serving, &load))
             .ok_or_else(|| TaskError::NoAgent(request.repository_path.clone()))?;
         let (task_id, job_id) = (new_job_id(), new_job_id());
         let queue = request.priority.queue(&agent.spec.id);
@@ -387,7 +395,7 @@ async fn declare_health_check(shared: &Shared, wanted: bool) {
 }
 
 /// Publishes `agent.status` for every agent whose status differs from the last published.
-fn publish_changes(shared: &Shared, agents: &[Agent]) {
+pub(super) fn publish_changes(shared: &Shared, agents: &[Agent]) {
     let mut statuses = shared
         .agents
         .statuses
@@ -420,8 +428,9 @@ async fn move_jobs(
     let peers: Vec<&Agent> = agents
         .iter()
         .filter(|a| a.spec.id != from && a.spec.repository_path == *repository)
+        .filter(|a| a.status.takes_work())
         .collect();
-    if jobs.is_empty() || peers.iter().all(|a| !a.status.takes_work()) {
+    if jobs.is_empty() || peers.is_empty() {
         return Ok(Vec::new());
     }
     let mut load = shared.store.agent_load().await?;

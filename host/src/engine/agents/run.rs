@@ -12,9 +12,6 @@ use crate::store::{JobStore, LeaseId};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Host variables an agent's executable gets besides its own `env`.
-const PASSED_VARIABLES: [&str; 3] = ["PATH", "HOME", "LANG"];
-
 /// A run's hold on the agent its job is bound to.
 pub(in crate::engine) struct AgentRun {
     job: JobId,
@@ -40,20 +37,17 @@ impl AgentRun {
         let store = &shared.store;
         let acquired = store
             .acquire_agent(agent_id, job.id, &shared.config.owner, until, now)
-            .await;
-        let (agent, held, task) = match acquired {
-            Ok(Acquired::Held { agent, task_id }) => (Some(*agent), Ok(()), task_id),
-            Ok(Acquired::Unavailable(why)) => (
-                store.agent(agent_id).await.ok().flatten(),
-                Err(why),
-                store.task_of_job(job.id).await.ok().flatten(),
-            ),
-            Err(e) => (
-                None,
-                Err(format!("agent {agent_id} cannot be locked: {e}")),
-                None,
-            ),
-        };
+            .await
+            .unwrap_or_else(|e| Acquired {
+                held: Err(format!("agent {agent_id} cannot be locked: {e}")),
+                agent: None,
+                task_id: None,
+            });
+        let Acquired {
+            held,
+            agent,
+            task_id: task,
+        } = acquired;
         AgentRun {
             job: job.id,
             agent,
@@ -67,6 +61,11 @@ impl AgentRun {
             store: store.clone(),
             events: shared.events.clone(),
         }
+    }
+
+    /// The bound agent as it was when the run took it, if it is registered.
+    pub(in crate::engine) fn agent(&self) -> Option<&Agent> {
+        self.agent.as_ref()
     }
 
     /// The ids of the run's events.
@@ -106,11 +105,7 @@ impl AgentRun {
             ));
         };
         let spec = &agent.spec;
-        let mut env: Vec<(String, String)> = PASSED_VARIABLES
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v)))
-            .collect();
-        env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut env = super::environment(spec);
         env.push(("ORCHESTRA_JOB_ID".into(), self.job.to_string()));
         env.push(("ORCHESTRA_AGENT_ID".into(), spec.id.clone()));
         if let Some(task) = self.ids.task {

@@ -264,7 +264,7 @@ impl AgentStore for SqliteStore {
         rows.into_iter().map(Agent::try_from).collect()
     }
 
-    async fn delete_agent(&self, id: &str, force: bool) -> Result<Vec<JobId>> {
+    async fn delete_agent(&self, id: &str, force: bool) -> Result<Agent> {
         let id = id.to_owned();
         self.exec(move |conn| {
             Box::pin(async move {
@@ -284,7 +284,7 @@ impl AgentStore for SqliteStore {
                     .bind(&id)
                     .execute(&mut *conn)
                     .await?;
-                Ok(agent.current_jobs)
+                Ok(agent)
             })
         })
         .await
@@ -372,16 +372,14 @@ impl AgentStore for SqliteStore {
                 .await?
                 .rows_affected();
                 let agent = match read_agent(conn, &agent_id).await {
-                    Ok(agent) => agent,
-                    Err(Error::AgentNotFound(_)) => {
-                        return Ok(Acquired::Unavailable(format!(
-                            "agent {agent_id} is not registered"
-                        )));
-                    }
+                    Ok(agent) => Some(agent),
+                    Err(Error::AgentNotFound(_)) => None,
                     Err(e) => return Err(e),
                 };
-                if taken == 0 {
-                    let why = match agent.status {
+                let held = match &agent {
+                    _ if taken > 0 => Ok(()),
+                    None => Err(format!("agent {agent_id} is not registered")),
+                    Some(agent) => Err(match agent.status {
                         AgentStatus::Offline | AgentStatus::Error => format!(
                             "agent {agent_id} is {}: {}",
                             agent.status.as_str(),
@@ -395,9 +393,8 @@ impl AgentStore for SqliteStore {
                             agent.current_jobs.len(),
                             agent.spec.max_concurrency
                         ),
-                    };
-                    return Ok(Acquired::Unavailable(why));
-                }
+                    }),
+                };
                 let task: Option<(String,)> =
                     sqlx::query_as("SELECT id FROM tasks WHERE job_id = ?1")
                         .bind(job.to_string())
@@ -406,8 +403,9 @@ impl AgentStore for SqliteStore {
                 let task_id = task
                     .map(|(id,)| id.parse().map_err(|e| corrupt("task id", e)))
                     .transpose()?;
-                Ok(Acquired::Held {
-                    agent: Box::new(agent),
+                Ok(Acquired {
+                    held,
+                    agent,
                     task_id,
                 })
             })
@@ -462,8 +460,8 @@ impl AgentStore for SqliteStore {
             Box::pin(async move {
                 let moved = sqlx::query(
                     "UPDATE jobs SET agent_id = ?3, \
-                     queue = CASE WHEN queue = ?4 THEN ?5 ELSE queue END, \
-                     state_reason = state_reason WHERE id = ?1 AND agent_id = ?2 \
+                     queue = CASE WHEN queue = ?4 THEN ?5 ELSE queue END \
+                     WHERE id = ?1 AND agent_id = ?2 \
                      AND state IN ('scheduled', 'enqueued')",
                 )
                 .bind(job.to_string())

@@ -6,7 +6,8 @@ use crate::engine::DEFAULT_QUEUES;
 use crate::engine::Retention;
 use crate::engine::agents::AgentSettings;
 use crate::engine::recurring::RecurringSpec;
-use crate::plugins::manifest::validate_queue_name;
+use crate::plugins::manifest::{MAX_ATTEMPTS_LIMIT, Maxima, validate_queue_name};
+use crate::runtime::limits::MAX_MEMORY_BYTES;
 use crate::schedule::Schedule;
 use crate::store::sqlite::Durability;
 use clap::Args;
@@ -73,6 +74,27 @@ pub struct ServeArgs {
     /// Seconds a job holds its agent without renewal [default: 1500].
     #[arg(long, env = "ORCHESTRA_AGENT_LOCK_SECONDS")]
     pub agent_lock_seconds: Option<u64>,
+    /// Most fuel a plugin may ask for per run [default: 1000000000000].
+    #[arg(long, env = "ORCHESTRA_MAX_FUEL")]
+    pub max_fuel: Option<u64>,
+    /// Longest run time a plugin may ask for, in ms [default: 3600000].
+    #[arg(long, env = "ORCHESTRA_MAX_TIMEOUT_MS")]
+    pub max_timeout_ms: Option<u64>,
+    /// Most linear memory a plugin may ask for, in MiB [default and at most: 4096].
+    #[arg(long, env = "ORCHESTRA_MAX_MEMORY_MB")]
+    pub max_memory_mb: Option<u64>,
+    /// Most attempts a plugin may give its jobs by default [default: 25].
+    #[arg(long, env = "ORCHESTRA_MAX_ATTEMPTS")]
+    pub max_attempts: Option<u32>,
+    /// Longest result a plugin may ask for, in MiB [default: 16].
+    #[arg(long, env = "ORCHESTRA_MAX_RESULT_MB")]
+    pub max_result_mb: Option<u64>,
+    /// Most log per run a plugin may ask for, in MiB [default: 64].
+    #[arg(long, env = "ORCHESTRA_MAX_LOG_MB")]
+    pub max_log_mb: Option<u64>,
+    /// Most bytes per run a plugin may ask to write under /repo, in MiB [default: 1024].
+    #[arg(long, env = "ORCHESTRA_MAX_DISK_QUOTA_MB")]
+    pub max_disk_quota_mb: Option<u64>,
     /// Settings file (TOML with the same names, snake_case).
     #[arg(long, env = "ORCHESTRA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -98,6 +120,13 @@ struct FileConfig {
     agent_health_schedule: Option<String>,
     agent_health_misses: Option<u32>,
     agent_lock_seconds: Option<u64>,
+    max_fuel: Option<u64>,
+    max_timeout_ms: Option<u64>,
+    max_memory_mb: Option<u64>,
+    max_attempts: Option<u32>,
+    max_result_mb: Option<u64>,
+    max_log_mb: Option<u64>,
+    max_disk_quota_mb: Option<u64>,
     /// `[[recurring]]` tables: only the file declares recurring jobs.
     #[serde(default)]
     recurring: Vec<RecurringSpec>,
@@ -138,6 +167,8 @@ pub struct Config {
     pub recurring: Vec<RecurringSpec>,
     /// Agent health checks and locks, and the agents the settings file declares.
     pub agents: AgentSettings,
+    /// Ceilings on the limits plugins ask for.
+    pub maxima: Maxima,
 }
 
 /// A retention in days (fractions allowed, at most ten years), or the default.
@@ -149,6 +180,69 @@ fn days(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, S
         }
         Some(days) => Err(format!("{name} must be between 0 and 3650, got {days}")),
     }
+}
+
+/// A maximum from the flags or the file, at least 1 and at most `limit`, or the default.
+fn maximum<T: Copy + PartialOrd + From<u8> + std::fmt::Display>(
+    name: &str,
+    value: Option<T>,
+    default: T,
+    limit: T,
+) -> Result<T, String> {
+    match value {
+        None => Ok(default),
+        Some(n) if n >= T::from(1) && n <= limit => Ok(n),
+        Some(n) => Err(format!("{name} must be between 1 and {limit}, got {n}")),
+    }
+}
+
+/// The operator's maxima from the flags over the file over the defaults.
+fn maxima(args: &ServeArgs, file: &FileConfig) -> Result<Maxima, String> {
+    let default = Maxima::default();
+    Ok(Maxima {
+        fuel: maximum(
+            "max_fuel",
+            args.max_fuel.or(file.max_fuel),
+            default.fuel,
+            u64::MAX,
+        )?,
+        timeout_ms: maximum(
+            "max_timeout_ms",
+            args.max_timeout_ms.or(file.max_timeout_ms),
+            default.timeout_ms,
+            u64::MAX,
+        )?,
+        memory_mb: maximum(
+            "max_memory_mb",
+            args.max_memory_mb.or(file.max_memory_mb),
+            default.memory_mb,
+            (MAX_MEMORY_BYTES >> 20) as u64,
+        )?,
+        max_attempts: maximum(
+            "max_attempts",
+            args.max_attempts.or(file.max_attempts),
+            default.max_attempts,
+            MAX_ATTEMPTS_LIMIT,
+        )?,
+        result_mb: maximum(
+            "max_result_mb",
+            args.max_result_mb.or(file.max_result_mb),
+            default.result_mb,
+            u64::MAX >> 20,
+        )?,
+        log_mb: maximum(
+            "max_log_mb",
+            args.max_log_mb.or(file.max_log_mb),
+            default.log_mb,
+            u64::MAX >> 20,
+        )?,
+        disk_quota_mb: maximum(
+            "max_disk_quota_mb",
+            args.max_disk_quota_mb.or(file.max_disk_quota_mb),
+            default.disk_quota_mb,
+            u64::MAX >> 20,
+        )?,
+    })
 }
 
 fn hostname() -> String {
@@ -173,6 +267,7 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let maxima = maxima(&args, &file)?;
         let listen = args
             .listen
             .or(file.listen)
@@ -267,6 +362,7 @@ impl Config {
                 },
                 declared: file.agents,
             },
+            maxima,
             db,
         })
     }
@@ -299,6 +395,38 @@ mod tests {
         assert_eq!(config.durability, Durability::Normal);
         assert_eq!(config.agents.health_misses, 3);
         assert_eq!(config.agents.lock, Duration::from_secs(1500));
+        assert_eq!(config.maxima, Maxima::default());
+    }
+
+    #[test]
+    fn maxima_come_from_flags_and_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("orchestra.toml");
+        std::fs::write(&file, "max_fuel = 5000\nmax_log_mb = 2\n").unwrap();
+        let args = ServeArgs {
+            max_fuel: Some(7000),
+            max_disk_quota_mb: Some(10),
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let maxima = Config::resolve(args).unwrap().maxima;
+        assert_eq!(maxima.fuel, 7000);
+        assert_eq!(maxima.log_mb, 2);
+        assert_eq!(maxima.disk_quota_mb, 10);
+        assert_eq!(maxima.result_mb, Maxima::default().result_mb);
+        for bad in [
+            ServeArgs {
+                max_memory_mb: Some(5000),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                max_attempts: Some(0),
+                ..ServeArgs::default()
+            },
+        ] {
+            let error = Config::resolve(bad).unwrap_err();
+            assert!(error.contains("must be between 1 and"), "{error}");
+        }
     }
 
     #[test]

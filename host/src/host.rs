@@ -81,8 +81,13 @@ impl Host {
         let runtime = Arc::new(Runtime::new(config.cache_dir.clone(), instances)?);
         let registry = Arc::new(Registry::default());
         let loader = Arc::new(
-            Loader::new(config.plugins.clone(), runtime.clone(), registry.clone())
-                .map_err(io(format!("plugin folder {}", config.plugins.display())))?,
+            Loader::new(
+                config.plugins.clone(),
+                runtime.clone(),
+                registry.clone(),
+                config.maxima,
+            )
+            .map_err(io(format!("plugin folder {}", config.plugins.display())))?,
         );
         let first_scan = loader.clone();
         tokio::task::spawn_blocking(move || first_scan.scan())

@@ -36,7 +36,11 @@ async fn plugins(State(state): State<AppState>) -> Json<Value> {
                     "fuel": s.limits.fuel,
                     "timeout_ms": s.limits.timeout.as_millis() as u64,
                     "memory_mb": s.limits.memory_bytes >> 20,
+                    "result_mb": s.limits.result_bytes >> 20,
+                    "log_mb": s.limits.log_bytes >> 20,
+                    "disk_quota_mb": s.limits.disk_quota_bytes >> 20,
                 });
+                body["clamped"] = json!(s.clamped);
                 body["max_attempts"] = json!(s.max_attempts);
                 body["retry"] = retry;
                 body["queue"] = json!(s.queue);

@@ -230,13 +230,15 @@ async fn record(
 ) -> Option<JobState> {
     let now = now_ms();
     let outcome = match report.outcome {
-        RunOutcome::Succeeded(text) => match serde_json::from_str(&text) {
-            Ok(result) => Ok(result),
-            Err(e) => Err(JobError::new(
-                ErrorKind::Fatal,
-                format!("handler returned a result that is not JSON ({e}): {text:.200}"),
-            )),
-        },
+        RunOutcome::Succeeded(text) => {
+            let start: String = text.chars().take(200).collect();
+            serde_json::value::RawValue::from_string(text).map_err(|e| {
+                JobError::new(
+                    ErrorKind::Fatal,
+                    format!("handler returned a result that is not JSON ({e}): {start}"),
+                )
+            })
+        }
         RunOutcome::Failed(error) => Err(error),
     };
     let (written, state) = match outcome {

@@ -9,16 +9,22 @@
 //! fuel = 5000000000             # instructions per run
 //! timeout_ms = 60000            # wall clock per run
 //! memory_mb = 128               # linear memory per instance
+//! result_mb = 1                 # longest result (JSON text) per run
+//! log_mb = 4                    # log bytes per run (stdout, stderr, log calls)
+//! disk_quota_mb = 1024          # bytes written under /repo per run
 //! max_attempts = 5              # default for jobs that do not say
 //! retry_delays_seconds = [10, 60, 300]   # else polynomial backoff with jitter
 //! queue = "long-running"        # default queue for its jobs
 //! ```
+//!
+//! The result is then held to the operator's [`Maxima`]: a limit above its maximum is
+//! lowered to it, and the settings say which were.
 
 use crate::model::DEFAULT_QUEUE;
 use crate::retry::RetryPolicy;
 use crate::runtime::Limits;
 use crate::runtime::limits::MAX_MEMORY_BYTES;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The name of the custom section that holds a module's embedded manifest.
@@ -28,6 +34,8 @@ pub const SECTION: &str = "orchestra-manifest";
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Most attempts a job may have.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
+/// Largest `result_mb`, `log_mb` or `disk_quota_mb` a manifest may name (1 TiB).
+const MAX_SIZE_MB: u64 = 1 << 20;
 
 /// What a manifest says; every field is optional.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -36,9 +44,56 @@ pub struct Manifest {
     fuel: Option<u64>,
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
+    result_mb: Option<u64>,
+    log_mb: Option<u64>,
+    disk_quota_mb: Option<u64>,
     max_attempts: Option<u32>,
     retry_delays_seconds: Option<Vec<u64>>,
     queue: Option<String>,
+}
+
+/// The operator's ceilings on the limits a plugin may ask for, in manifest units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Maxima {
+    /// Most fuel per run.
+    pub fuel: u64,
+    /// Longest wall-clock limit, in milliseconds.
+    pub timeout_ms: u64,
+    /// Most linear memory, in MiB.
+    pub memory_mb: u64,
+    /// Most attempts a plugin may give its jobs by default.
+    pub max_attempts: u32,
+    /// Longest result, in MiB.
+    pub result_mb: u64,
+    /// Most log per run, in MiB.
+    pub log_mb: u64,
+    /// Most bytes written under `/repo` per run, in MiB.
+    pub disk_quota_mb: u64,
+}
+
+impl Default for Maxima {
+    fn default() -> Self {
+        Self {
+            fuel: 1_000_000_000_000,
+            timeout_ms: 3_600_000,
+            memory_mb: (MAX_MEMORY_BYTES >> 20) as u64,
+            max_attempts: 25,
+            result_mb: 16,
+            log_mb: 64,
+            disk_quota_mb: 1024,
+        }
+    }
+}
+
+/// A limit a plugin asked for above the operator's maximum, which it gets instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Clamp {
+    /// The manifest field.
+    pub field: &'static str,
+    /// What the plugin asked for (or the host's default, when that is above).
+    pub asked: u64,
+    /// What it gets: the maximum.
+    pub max: u64,
 }
 
 /// A plugin's effective settings: its manifest over the host's defaults.
@@ -52,6 +107,8 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// Queue for jobs that do not say.
     pub queue: String,
+    /// The limits lowered to the operator's maxima.
+    pub clamped: Vec<Clamp>,
 }
 
 impl Default for Settings {
@@ -61,7 +118,62 @@ impl Default for Settings {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry: RetryPolicy::default(),
             queue: DEFAULT_QUEUE.to_owned(),
+            clamped: Vec::new(),
         }
+    }
+}
+
+impl Settings {
+    /// These settings with every limit above its maximum lowered to it, and noted in
+    /// [`Settings::clamped`].
+    pub fn clamped_to(mut self, max: &Maxima) -> Settings {
+        let mut clamps = Vec::new();
+        let mut cap = |field, asked: u64, max: u64| {
+            if asked > max {
+                clamps.push(Clamp { field, asked, max });
+                max
+            } else {
+                asked
+            }
+        };
+        let limits = &mut self.limits;
+        limits.fuel = cap("fuel", limits.fuel, max.fuel);
+        let timeout_ms = u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX);
+        limits.timeout = Duration::from_millis(cap("timeout_ms", timeout_ms, max.timeout_ms));
+        limits.memory_bytes = mib(cap("memory_mb", mb(limits.memory_bytes), max.memory_mb));
+        limits.result_bytes = mib(cap("result_mb", mb(limits.result_bytes), max.result_mb));
+        limits.log_bytes = mib(cap("log_mb", mb(limits.log_bytes), max.log_mb));
+        let disk_mb = limits.disk_quota_bytes >> 20;
+        limits.disk_quota_bytes = cap("disk_quota_mb", disk_mb, max.disk_quota_mb) << 20;
+        let attempts = cap(
+            "max_attempts",
+            self.max_attempts.into(),
+            max.max_attempts.into(),
+        );
+        self.max_attempts = u32::try_from(attempts).unwrap_or(max.max_attempts);
+        self.clamped = clamps;
+        self
+    }
+}
+
+/// Bytes in whole MiB.
+fn mb(bytes: usize) -> u64 {
+    (bytes >> 20) as u64
+}
+
+/// MiB in bytes.
+fn mib(mb: u64) -> usize {
+    usize::try_from(mb << 20).unwrap_or(usize::MAX)
+}
+
+/// Checks a size in MiB given for `field`.
+fn size_mb(field: &str, mb: u64) -> Result<u64, String> {
+    if (1..=MAX_SIZE_MB).contains(&mb) {
+        Ok(mb)
+    } else {
+        Err(format!(
+            "{field} must be between 1 and {MAX_SIZE_MB}, got {mb}"
+        ))
     }
 }
 
@@ -106,6 +218,9 @@ impl Manifest {
             fuel: over.fuel.or(self.fuel),
             timeout_ms: over.timeout_ms.or(self.timeout_ms),
             memory_mb: over.memory_mb.or(self.memory_mb),
+            result_mb: over.result_mb.or(self.result_mb),
+            log_mb: over.log_mb.or(self.log_mb),
+            disk_quota_mb: over.disk_quota_mb.or(self.disk_quota_mb),
             max_attempts: over.max_attempts.or(self.max_attempts),
             retry_delays_seconds: over.retry_delays_seconds.or(self.retry_delays_seconds),
             queue: over.queue.or(self.queue),
@@ -138,6 +253,15 @@ impl Manifest {
                 ));
             }
             settings.limits.memory_bytes = (mb as usize) << 20;
+        }
+        if let Some(mb) = self.result_mb {
+            settings.limits.result_bytes = mib(size_mb("result_mb", mb)?);
+        }
+        if let Some(mb) = self.log_mb {
+            settings.limits.log_bytes = mib(size_mb("log_mb", mb)?);
+        }
+        if let Some(mb) = self.disk_quota_mb {
+            settings.limits.disk_quota_bytes = size_mb("disk_quota_mb", mb)? << 20;
         }
         if let Some(attempts) = self.max_attempts {
             settings.max_attempts = validate_max_attempts(attempts)?;
@@ -208,9 +332,13 @@ mod tests {
     fn every_field_is_applied() {
         let settings = parse(
             "fuel = 1000\ntimeout_ms = 250\nmemory_mb = 32\nmax_attempts = 5\n\
-             retry_delays_seconds = [1, 2]\nqueue = \"long-running\"\n",
+             retry_delays_seconds = [1, 2]\nqueue = \"long-running\"\nresult_mb = 2\n\
+             log_mb = 3\ndisk_quota_mb = 5\n",
         )
         .unwrap();
+        assert_eq!(settings.limits.result_bytes, 2 << 20);
+        assert_eq!(settings.limits.log_bytes, 3 << 20);
+        assert_eq!(settings.limits.disk_quota_bytes, 5 << 20);
         assert_eq!(settings.limits.fuel, 1000);
         assert_eq!(settings.limits.timeout, Duration::from_millis(250));
         assert_eq!(settings.limits.memory_bytes, 32 << 20);
@@ -226,6 +354,9 @@ mod tests {
             ("timeout_ms = 0", "timeout_ms"),
             ("memory_mb = 0", "memory_mb"),
             ("memory_mb = 999999", "memory_mb"),
+            ("result_mb = 0", "result_mb"),
+            ("log_mb = 0", "log_mb"),
+            ("disk_quota_mb = 99999999", "disk_quota_mb"),
             ("max_attempts = 0", "max_attempts"),
             ("retry_delays_seconds = []", "retry_delays_seconds"),
             ("queue = \"Bad Queue\"", "queue name"),
@@ -258,6 +389,53 @@ mod tests {
             Settings::default().limits.fuel,
             "default"
         );
+    }
+
+    #[test]
+    fn limits_above_the_maxima_are_lowered_and_noted() {
+        let asked = parse("fuel = 5000\ntimeout_ms = 9000\nmemory_mb = 64\nlog_mb = 2").unwrap();
+        let max = Maxima {
+            fuel: 1000,
+            timeout_ms: 9000,
+            memory_mb: 32,
+            max_attempts: 2,
+            result_mb: 1,
+            log_mb: 1,
+            disk_quota_mb: 100,
+        };
+        let settings = asked.clamped_to(&max);
+        assert_eq!(settings.limits.fuel, 1000);
+        assert_eq!(
+            settings.limits.timeout,
+            Duration::from_millis(9000),
+            "at the max"
+        );
+        assert_eq!(settings.limits.memory_bytes, 32 << 20);
+        assert_eq!(settings.limits.log_bytes, 1 << 20);
+        assert_eq!(settings.limits.result_bytes, 1 << 20, "the default fits");
+        assert_eq!(
+            settings.limits.disk_quota_bytes,
+            100 << 20,
+            "the default is above"
+        );
+        assert_eq!(settings.max_attempts, 2);
+        let fields: Vec<_> = settings
+            .clamped
+            .iter()
+            .map(|c| (c.field, c.asked, c.max))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("fuel", 5000, 1000),
+                ("memory_mb", 64, 32),
+                ("log_mb", 2, 1),
+                ("disk_quota_mb", 1024, 100),
+                ("max_attempts", 3, 2),
+            ]
+        );
+        let within = parse("fuel = 10").unwrap().clamped_to(&Maxima::default());
+        assert!(within.clamped.is_empty(), "{:?}", within.clamped);
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! second catches whatever events miss. A file is reread only when its size or
 //! modification time changed, and recompiled only when its digest did.
 
-use super::manifest::{self, Manifest, Settings};
+use super::manifest::{self, Manifest, Maxima, Settings};
 use super::{Plugin, Registry};
 use crate::model::now_ms;
-use crate::runtime::{Runtime, digest};
+use crate::runtime::{Runtime, check_fits, digest};
 use notify::{RecursiveMode, Watcher};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ pub struct Loader {
     dir: PathBuf,
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
+    /// The operator's ceilings on every plugin's limits.
+    maxima: Maxima,
     seen: Mutex<HashMap<String, Seen>>,
 }
 
@@ -59,8 +61,9 @@ fn plugin_name(path: &Path) -> Option<String> {
     valid.then(|| stem.to_owned())
 }
 
-/// A plugin's settings: its embedded manifest, overridden field by field by `toml`.
-fn settings(wasm: &Path, bytes: &[u8], toml: &Path) -> Result<Settings, String> {
+/// A plugin's settings: its embedded manifest, overridden field by field by `toml`,
+/// held to the operator's `maxima`.
+fn settings(wasm: &Path, bytes: &[u8], toml: &Path, maxima: &Maxima) -> Result<Settings, String> {
     let invalid_embedded = |e| format!("invalid manifest embedded in {}: {e}", wasm.display());
     let embedded = match manifest::embedded(bytes).map_err(invalid_embedded)? {
         Some(text) => Manifest::parse(&text).map_err(invalid_embedded)?,
@@ -76,11 +79,13 @@ fn settings(wasm: &Path, bytes: &[u8], toml: &Path) -> Result<Settings, String> 
     embedded
         .overridden_by(file)
         .settings()
+        .map(|settings| settings.clamped_to(maxima))
         .map_err(|e| format!("invalid manifest for {}: {e}", wasm.display()))
 }
 
 impl Loader {
-    /// A loader for `dir` (created if missing).
+    /// A loader for `dir` (created if missing) whose plugins' limits are held to
+    /// `maxima`.
     ///
     /// # Errors
     /// The folder cannot be created.
@@ -88,12 +93,14 @@ impl Loader {
         dir: PathBuf,
         runtime: Arc<Runtime>,
         registry: Arc<Registry>,
+        maxima: Maxima,
     ) -> std::io::Result<Loader> {
         std::fs::create_dir_all(&dir)?;
         Ok(Loader {
             dir,
             runtime,
             registry,
+            maxima,
             seen: Mutex::default(),
         })
     }
@@ -166,7 +173,7 @@ impl Loader {
     fn read(&self, name: &str, wasm: &Path, toml: &Path) -> Result<Option<Plugin>, String> {
         let bytes =
             std::fs::read(wasm).map_err(|e| format!("cannot read {}: {e}", wasm.display()))?;
-        let settings = settings(wasm, &bytes, toml)?;
+        let settings = settings(wasm, &bytes, toml, &self.maxima)?;
         let digest = digest(&bytes);
         let unchanged = self.registry.status(name).is_some_and(|status| {
             status.error.is_none()
@@ -177,6 +184,7 @@ impl Loader {
         if unchanged {
             return Ok(None);
         }
+        check_fits(&bytes, &settings.limits).map_err(|e| e.to_string())?;
         let prepared = self
             .runtime
             .prepare(&bytes, &digest)

@@ -11,11 +11,13 @@ mod bindings;
 mod cache;
 mod deadline;
 mod host;
+mod inspect;
 pub mod limits;
 mod output;
 
 pub use cache::digest;
 pub use host::{MAX_COMMAND_CHARS, MAX_PROGRESS_MESSAGE_CHARS};
+pub use inspect::check_fits;
 pub use limits::Limits;
 
 use crate::model::{ErrorKind, JobError, Usage};
@@ -57,6 +59,9 @@ pub enum Error {
     /// The engine could not be set up.
     #[error("wasm engine: {0}")]
     Engine(String),
+    /// The component can never run under its limits.
+    #[error("module cannot run under its limits: {0}")]
+    Limits(String),
 }
 
 /// The agent a job is bound to, as the guest sees it.
@@ -249,7 +254,7 @@ impl Runtime {
         host: Arc<dyn RunHost>,
     ) -> RunReport {
         let started = Instant::now();
-        let sink = Arc::new(Mutex::new(LineSink::new(host.clone())));
+        let sink = Arc::new(Mutex::new(LineSink::new(host.clone(), limits.log_bytes)));
         let stdout = OutputCapture::new(sink.clone(), "stdout");
         let stderr = OutputCapture::new(sink.clone(), "stderr");
         let mut wasi = WasiCtxBuilder::new();
@@ -302,8 +307,15 @@ impl Runtime {
             args: input.args.clone(),
         };
         let call = async {
-            let instance = prepared.pre.instantiate_async(&mut store).await?;
-            instance.call_handle(&mut store, &context).await
+            let instance = prepared
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Failure::Instantiate)?;
+            instance
+                .call_handle(&mut store, &context)
+                .await
+                .map_err(Failure::Run)
         };
         // The epoch callback stops a spinning guest; this outer timer stops one blocked in
         // a host call (a WASI sleep), which never reaches an epoch check. Neither counts
@@ -319,13 +331,32 @@ impl Runtime {
         let state = store.data();
         let outcome = match result {
             Err(_) => timed_out(limits),
+            Ok(Ok(Ok(text))) if text.len() > limits.result_bytes => failed(
+                ErrorKind::ResultTooLarge,
+                format!(
+                    "result of {} bytes is larger than its limit of {} bytes",
+                    text.len(),
+                    limits.result_bytes
+                ),
+            ),
             Ok(Ok(Ok(text))) => RunOutcome::Succeeded(text),
             Ok(Ok(Err(GuestError::Retryable(m)))) => failed(ErrorKind::Retryable, m),
             Ok(Ok(Err(GuestError::Fatal(m)))) => failed(ErrorKind::Fatal, m),
-            Ok(Err(e)) => classify_error(&e, limits, state.limiter.denied, &stderr.tail()),
+            Ok(Err(Failure::Run(e))) => {
+                classify_error(&e, limits, state.limiter.denied, &stderr.tail())
+            }
+            Ok(Err(Failure::Instantiate(e))) => classify_instantiation(&e, limits),
         };
         report(outcome, started, fuel_used, state.limiter.peak)
     }
+}
+
+/// Where a run's wasmtime error came from.
+enum Failure {
+    /// Creating the instance.
+    Instantiate(wasmtime::Error),
+    /// Calling `handle`.
+    Run(wasmtime::Error),
 }
 
 fn report(outcome: RunOutcome, started: Instant, fuel: u64, memory: usize) -> RunReport {
@@ -378,13 +409,29 @@ fn classify_error(
                 limits.memory_bytes >> 20
             ),
         ),
+        _ => failed(ErrorKind::Trap, format!("{e:#}{detail}")),
+    }
+}
+
+/// Names the failure to create an instance: a full pool passes, and a deadline is a
+/// deadline, but anything else fails the same way every time.
+fn classify_instantiation(e: &wasmtime::Error, limits: &Limits) -> RunOutcome {
+    match e.downcast_ref::<Trap>() {
         _ if e
             .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
             .is_some() =>
         {
             failed(ErrorKind::Retryable, format!("no free instance slot: {e}"))
         }
-        _ => failed(ErrorKind::Trap, format!("{e:#}{detail}")),
+        Some(Trap::Interrupt) => timed_out(limits),
+        Some(Trap::OutOfFuel) => failed(
+            ErrorKind::OutOfFuel,
+            format!("run used its whole fuel budget of {}", limits.fuel),
+        ),
+        _ => failed(
+            ErrorKind::Fatal,
+            format!("the component cannot be instantiated: {e:#}"),
+        ),
     }
 }
 

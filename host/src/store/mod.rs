@@ -211,8 +211,8 @@ pub struct Claimed {
 /// A successful run's outcome.
 #[derive(Debug, Clone)]
 pub struct Completion {
-    /// The handler's result.
-    pub result: serde_json::Value,
+    /// The handler's result: validated JSON text, kept as text.
+    pub result: Box<serde_json::value::RawValue>,
     /// sha256 of the module that ran.
     pub plugin_digest: String,
     /// What the run used.

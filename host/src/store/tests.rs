@@ -45,9 +45,14 @@ fn claim_params(queues: &[&str], limit: u32) -> ClaimParams {
     }
 }
 
+/// A result as the executor hands it over: JSON text.
+fn raw(value: serde_json::Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(&value).unwrap()
+}
+
 fn completion() -> Completion {
     Completion {
-        result: json!({"ok": true}),
+        result: raw(json!({"ok": true})),
         plugin_digest: "d1".into(),
         usage: Usage {
             fuel_consumed: 10,
@@ -922,7 +927,7 @@ async fn check_workflow_runs_advance_stage_by_stage_creating_each_job_once(store
     assert_eq!(job.args, json!({"x": 1}), "the parameter keeps its type");
     let claimed = claim_one(store, NOW).await;
     let done = Completion {
-        result: json!({"x": 1}),
+        result: raw(json!({"x": 1})),
         ..completion()
     };
     store

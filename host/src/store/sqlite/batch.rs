@@ -367,7 +367,7 @@ fn complete_jobs(
     let items = completions
         .iter()
         .map(|(id, lease, done, now, _)| {
-            json!({"id": id.to_string(), "lease": lease.to_string(), "result": done.result.to_string(),
+            json!({"id": id.to_string(), "lease": lease.to_string(), "result": done.result.get(),
                    "now": now, "digest": done.plugin_digest, "fuel": sql_int(done.usage.fuel_consumed),
                    "wall": sql_int(done.usage.wall_ms), "mem": sql_int(done.usage.memory_peak_bytes)})
         })

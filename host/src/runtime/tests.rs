@@ -11,32 +11,42 @@ struct Fixture {
     task_execution: Prepared,
     flaky: Prepared,
     sleep: Prepared,
+    bigmem: Prepared,
 }
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-        let runtime = Runtime::new(target.join("runtime-tests-cache"), 16).expect("an engine");
-        let prepare = |name: &str| {
-            let path = target.join(format!("wasm32-wasip2/plugin/{name}.wasm"));
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e}; build the plugins first: cargo plugins",
-                    path.display()
-                )
-            });
-            runtime
-                .prepare(&bytes, &digest(&bytes))
-                .unwrap_or_else(|e| panic!("{name}: {e}"))
-        };
+        let runtime = Runtime::new(cache_dir(), 16).expect("an engine");
+        let prepare = |name: &str| prepare(&runtime, name);
         Fixture {
             task_execution: prepare("task_execution"),
             flaky: prepare("flaky"),
             sleep: prepare("sleep"),
+            bigmem: prepare("bigmem"),
             runtime,
         }
     })
+}
+
+/// Where the tests' compiled plugins are cached.
+fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/runtime-tests-cache")
+}
+
+/// The built example plugin `name`, prepared on `runtime`.
+fn prepare(runtime: &Runtime, name: &str) -> Prepared {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../target/wasm32-wasip2/plugin/{name}.wasm"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the plugins first: cargo plugins",
+            path.display()
+        )
+    });
+    runtime
+        .prepare(&bytes, &digest(&bytes))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// A [`RunHost`] with a scripted agent that records what the guest did.
@@ -120,18 +130,22 @@ async fn run_with(
     limits: Limits,
     host: Arc<dyn RunHost>,
 ) -> RunReport {
-    let input = RunInput {
+    fixture()
+        .runtime
+        .run(plugin, &input(args), &limits, None, host)
+        .await
+}
+
+/// The first attempt of a job with `args`.
+fn input(args: Value) -> RunInput {
+    RunInput {
         id: "job-1".into(),
         plugin: "test".into(),
         queue: "default".into(),
         attempt: 1,
         max_attempts: 3,
         args: args.to_string(),
-    };
-    fixture()
-        .runtime
-        .run(plugin, &input, &limits, None, host)
-        .await
+    }
 }
 
 /// Runs task-execution for `task-7` running `cargo build` on `agent`.
@@ -350,4 +364,64 @@ async fn a_component_built_against_0_1_0_still_runs() {
             .any(|(level, message)| level == "info" && message == "flaky: attempt 1"),
         "its 0.1.0 log import reached the host: {logs:?}"
     );
+}
+
+#[tokio::test]
+async fn an_instance_that_can_never_be_made_is_fatal() {
+    let host: Arc<dyn RunHost> = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let report = run_with(&fixture().bigmem, json!({}), limits, host).await;
+    let error = failure(report.outcome);
+    assert_eq!(error.kind, ErrorKind::Fatal, "{error:?}");
+    assert!(
+        error.message.contains("cannot be instantiated"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_free_instance_slot_is_retryable() {
+    let runtime = Runtime::new(cache_dir(), 1).expect("an engine");
+    let sleep = prepare(&runtime, "sleep");
+    let holder = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    let (long, limits) = (input(json!({"ms": 60_000})), Limits::default());
+    let holds = runtime.run(&sleep, &long, &limits, None, holder.clone());
+    tokio::pin!(holds);
+    // Runs the first guest until it has logged: it holds the only slot.
+    while holder.logs.lock().unwrap().is_empty() {
+        tokio::select! {
+            report = &mut holds => panic!("the first run ended: {:?}", report.outcome),
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    let host: Arc<dyn RunHost> = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    let report = runtime
+        .run(
+            &sleep,
+            &input(json!({"ms": 1})),
+            &Limits::default(),
+            None,
+            host,
+        )
+        .await;
+    let error = failure(report.outcome);
+    assert_eq!(error.kind, ErrorKind::Retryable, "{error:?}");
+    assert!(error.message.contains("no free instance slot"), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_result_over_its_limit_is_result_too_large() {
+    let agent = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    let limits = Limits {
+        result_bytes: 8,
+        ..Limits::default()
+    };
+    let host: Arc<dyn RunHost> = agent.clone();
+    let report = run_with(&fixture().flaky, json!({"succeed_on": 1}), limits, host).await;
+    let error = failure(report.outcome);
+    assert_eq!(error.kind, ErrorKind::ResultTooLarge, "{error:?}");
+    assert!(error.message.contains("limit of 8 bytes"), "{error:?}");
 }

@@ -6,7 +6,7 @@
 use super::agents::AgentRun;
 use crate::events::{Event, EventBus, Ids};
 use crate::model::{JobId, LogLine, Progress, now_ms};
-use crate::runtime::{AgentInfo, ExecError, ExecResult, RunHost};
+use crate::runtime::{AgentInfo, ExecError, ExecLog, ExecResult, RunHost};
 use crate::store::{JobStore, LeaseId};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -123,16 +123,19 @@ impl RunHost for RunOutput {
         self.agent.as_ref().and_then(AgentRun::info)
     }
 
-    async fn exec(&self, command: String, timeout: Duration) -> Result<ExecResult, ExecError> {
+    async fn exec(
+        &self,
+        command: String,
+        timeout: Duration,
+        log: &ExecLog,
+    ) -> Result<ExecResult, ExecError> {
         let Some(agent) = &self.agent else {
             return Err(ExecError::Unavailable(
                 "this job is not bound to an agent".into(),
             ));
         };
         agent
-            .exec(command, timeout, &|stream, line| {
-                self.log(stream.level(), line)
-            })
+            .exec(command, timeout, &|stream, line| log(stream.level(), line))
             .await
     }
 }

@@ -99,10 +99,17 @@ impl RunState {
         validate_command(&command, timeout_ms).map_err(ExecError::Spawn)?;
         let timeout = Duration::from_millis(timeout_ms.into());
         let host = self.host.clone();
+        let sink = self.sink.clone();
+        let log = move |level: &str, line: &str| {
+            sink.lock()
+                .expect("log sink lock poisoned")
+                .line(level, line);
+        };
         self.deadline.pause();
         let started = Instant::now();
         // A host that overruns the command's timeout is not waited for forever.
-        let result = tokio::time::timeout(timeout + EXEC_GRACE, host.exec(command, timeout))
+        let exec = host.exec(command, timeout, &log);
+        let result = tokio::time::timeout(timeout + EXEC_GRACE, exec)
             .await
             .unwrap_or_else(|_| {
                 Err(ExecError::Timeout(ExecResult {

@@ -104,6 +104,9 @@ pub enum ExecError {
     Spawn(String),
 }
 
+/// Where an agent command's output lines go, as `(level, line)`.
+pub type ExecLog = dyn Fn(&str, &str) + Send + Sync;
+
 /// Where the guest's imports lead: implemented by the engine over the job store.
 #[async_trait::async_trait]
 pub trait RunHost: Send + Sync {
@@ -121,13 +124,15 @@ pub trait RunHost: Send + Sync {
     /// [`MAX_COMMAND_CHARS`] and a zero timeout, and stops its run's wall clock while
     /// this runs. The implementation must honour `timeout` itself (kill the process, return
     /// [`ExecError::Timeout`] with the output so far); a little after it the runtime stops
-    /// waiting and drops this future.
+    /// waiting and drops this future. The command's output lines go to `log` (level
+    /// `stdout` or `stderr`), which counts them against the run's log allowance.
     async fn exec(
         &self,
         command: String,
         timeout: std::time::Duration,
+        log: &ExecLog,
     ) -> Result<ExecResult, ExecError> {
-        let _ = (command, timeout);
+        let _ = (command, timeout, log);
         Err(ExecError::Unavailable(
             "this job is not bound to an agent".into(),
         ))

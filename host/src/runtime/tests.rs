@@ -107,7 +107,13 @@ impl RunHost for FakeAgent {
         self.agent.clone()
     }
 
-    async fn exec(&self, command: String, timeout: Duration) -> Result<ExecResult, ExecError> {
+    async fn exec(
+        &self,
+        command: String,
+        timeout: Duration,
+        log: &ExecLog,
+    ) -> Result<ExecResult, ExecError> {
+        log("stdout", &format!("running {command}"));
         self.commands.lock().unwrap().push((command, timeout));
         tokio::time::sleep(self.delay).await;
         self.reply.clone()
@@ -424,4 +430,35 @@ async fn a_result_over_its_limit_is_result_too_large() {
     let error = failure(report.outcome);
     assert_eq!(error.kind, ErrorKind::ResultTooLarge, "{error:?}");
     assert!(error.message.contains("limit of 8 bytes"), "{error:?}");
+}
+
+#[tokio::test]
+async fn agent_output_counts_against_the_log_allowance() {
+    let lines = |limits: Limits| async move {
+        let agent = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+        let host: Arc<dyn RunHost> = agent.clone();
+        let args = json!({"task_id": "task-7", "command": "cargo build"});
+        run_with(&fixture().task_execution, args, limits, host).await;
+        agent.logs.lock().unwrap().clone()
+    };
+    let running = |logs: &[(String, String)]| {
+        logs.iter()
+            .any(|(level, line)| level == "stdout" && line == "running cargo build")
+    };
+    let all = lines(Limits::default()).await;
+    assert!(
+        running(&all),
+        "the command's output reaches the log: {all:?}"
+    );
+    let limits = Limits {
+        log_bytes: 1,
+        ..Limits::default()
+    };
+    let cut = lines(limits).await;
+    assert!(!running(&cut), "nothing past the allowance: {cut:?}");
+    let notes = cut
+        .iter()
+        .filter(|(_, line)| line.starts_with("log truncated"))
+        .count();
+    assert_eq!(notes, 1, "{cut:?}");
 }

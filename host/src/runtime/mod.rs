@@ -316,11 +316,11 @@ impl Runtime {
                 .pre
                 .instantiate_async(&mut store)
                 .await
-                .map_err(Failure::Instantiate)?;
+                .map_err(CallError::Instantiate)?;
             instance
                 .call_handle(&mut store, &context)
                 .await
-                .map_err(Failure::Run)
+                .map_err(CallError::Run)
         };
         // The epoch callback stops a spinning guest; this outer timer stops one blocked in
         // a host call (a WASI sleep), which never reaches an epoch check. Neither counts
@@ -347,17 +347,17 @@ impl Runtime {
             Ok(Ok(Ok(text))) => RunOutcome::Succeeded(text),
             Ok(Ok(Err(GuestError::Retryable(m)))) => failed(ErrorKind::Retryable, m),
             Ok(Ok(Err(GuestError::Fatal(m)))) => failed(ErrorKind::Fatal, m),
-            Ok(Err(Failure::Run(e))) => {
+            Ok(Err(CallError::Run(e))) => {
                 classify_error(&e, limits, state.limiter.denied, &stderr.tail())
             }
-            Ok(Err(Failure::Instantiate(e))) => classify_instantiation(&e, limits),
+            Ok(Err(CallError::Instantiate(e))) => classify_instantiation(&e, limits),
         };
         report(outcome, started, fuel_used, state.limiter.peak)
     }
 }
 
 /// Where a run's wasmtime error came from.
-enum Failure {
+enum CallError {
     /// Creating the instance.
     Instantiate(wasmtime::Error),
     /// Calling `handle`.
@@ -418,21 +418,16 @@ fn classify_error(
     }
 }
 
-/// Names the failure to create an instance: a full pool passes, and a deadline is a
-/// deadline, but anything else fails the same way every time.
+/// Names the failure to create an instance: a full pool passes, and fuel and deadlines
+/// are what they are, but anything else fails the same way every time.
 fn classify_instantiation(e: &wasmtime::Error, limits: &Limits) -> RunOutcome {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return failed(ErrorKind::Retryable, format!("no free instance slot: {e}"));
+    }
     match e.downcast_ref::<Trap>() {
-        _ if e
-            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-            .is_some() =>
-        {
-            failed(ErrorKind::Retryable, format!("no free instance slot: {e}"))
-        }
-        Some(Trap::Interrupt) => timed_out(limits),
-        Some(Trap::OutOfFuel) => failed(
-            ErrorKind::OutOfFuel,
-            format!("run used its whole fuel budget of {}", limits.fuel),
-        ),
+        Some(Trap::OutOfFuel | Trap::Interrupt) => classify_error(e, limits, false, ""),
         _ => failed(
             ErrorKind::Fatal,
             format!("the component cannot be instantiated: {e:#}"),

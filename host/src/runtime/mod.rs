@@ -53,6 +53,9 @@ pub enum Error {
     /// The bytes are not a valid component for this engine.
     #[error("module does not compile: {0}")]
     Compile(String),
+    /// The component imports something the host does not provide.
+    #[error("module imports what the host does not provide: {0}")]
+    Imports(String),
     /// The component does not implement the `task-handler` world.
     #[error("module does not implement world orchestra:plugin/task-handler: {0}")]
     World(String),
@@ -235,7 +238,8 @@ impl Runtime {
     /// of the plugin contract.
     ///
     /// # Errors
-    /// The module is not a component, or does not implement the world.
+    /// The module is not a component, imports what the host does not provide, or does
+    /// not implement the world.
     pub fn prepare(&self, bytes: &[u8], digest: &str) -> Result<Prepared, Error> {
         let component = self
             .cache
@@ -244,8 +248,8 @@ impl Runtime {
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .and_then(TaskHandlerPre::new)
-            .map_err(|e| Error::World(format!("{e:#}")))?;
+            .map_err(|e| Error::Imports(format!("{e:#}")))?;
+        let pre = TaskHandlerPre::new(pre).map_err(|e| Error::World(format!("{e:#}")))?;
         Ok(Prepared { pre })
     }
 

@@ -94,12 +94,15 @@ pub(super) struct OutputCapture {
     level: &'static str,
     /// The line being written: shorter than [`MAX_LINE_BYTES`], without a newline.
     partial: Arc<Mutex<Vec<u8>>>,
-    /// The last few lines, to explain a trap (a panic message is on stderr).
-    recent: Arc<Mutex<VecDeque<String>>>,
+    /// The stream's last bytes, kept even past the allowance, to explain a trap (a
+    /// panic message is on stderr).
+    end: Arc<Mutex<VecDeque<u8>>>,
 }
 
-/// Lines kept for [`OutputCapture::tail`].
-const RECENT_LINES: usize = 5;
+/// Bytes of the stream's end kept for [`OutputCapture::tail`].
+const END_BYTES: usize = 1024;
+/// Lines [`OutputCapture::tail`] shows.
+const TAIL_LINES: usize = 5;
 
 impl OutputCapture {
     pub(super) fn new(sink: SharedSink, level: &'static str) -> Self {
@@ -107,23 +110,36 @@ impl OutputCapture {
             sink,
             level,
             partial: Arc::default(),
-            recent: Arc::default(),
+            end: Arc::default(),
         }
     }
 
-    /// The last few lines written, joined.
+    /// The last few lines written (that are not empty), joined.
     pub(super) fn tail(&self) -> String {
-        let recent = self.recent.lock().expect("output buffer lock poisoned");
-        recent
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(" | ")
+        let end = self.end.lock().expect("output buffer lock poisoned");
+        let (front, back) = end.as_slices();
+        let text = String::from_utf8_lossy(&[front, back].concat()).into_owned();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|line| !line.is_empty())
+            .collect();
+        lines[lines.len().saturating_sub(TAIL_LINES)..].join(" | ")
+    }
+
+    /// Keeps the last [`END_BYTES`] of `bytes` as the stream's end: bounded work.
+    fn keep_end(&self, bytes: &[u8]) {
+        let last = &bytes[bytes.len().saturating_sub(END_BYTES)..];
+        let mut end = self.end.lock().expect("output buffer lock poisoned");
+        let excess = (end.len() + last.len()).saturating_sub(END_BYTES);
+        end.drain(..excess);
+        end.extend(last);
     }
 
     /// Splits `bytes` into lines, looking at each byte once; once the run's allowance
     /// is spent, drops them unread.
     fn write_bytes(&self, mut bytes: &[u8]) {
+        self.keep_end(bytes);
         let mut partial = self.partial.lock().expect("output buffer lock poisoned");
         let mut sink = self.sink.lock().expect("log sink lock poisoned");
         while !bytes.is_empty() {
@@ -173,12 +189,6 @@ impl OutputCapture {
         }
         let text = String::from_utf8_lossy(line);
         let text = text.strip_suffix('\r').unwrap_or(&text);
-        let mut recent = self.recent.lock().expect("output buffer lock poisoned");
-        if recent.len() == RECENT_LINES {
-            recent.pop_front();
-        }
-        recent.push_back(text.to_owned());
-        drop(recent);
         sink.line(self.level, text);
     }
 }
@@ -335,6 +345,23 @@ mod tests {
         assert_eq!(lines.len(), 11, "{lines:?}");
         assert!(lines[..10].iter().all(|line| line == "123456789"));
         assert!(lines[10].starts_with("log truncated"), "{lines:?}");
+    }
+
+    #[test]
+    fn the_tail_shows_the_last_lines_even_past_the_allowance() {
+        let (_, out) = capture(10);
+        out.write_bytes(&[b'x'; 5000]);
+        out.write_bytes(b"\nfirst\n\nsecond\r\nthird");
+        let tail = out.tail();
+        assert!(tail.ends_with("xx | first | second | third"), "{tail}");
+        assert!(
+            tail.split(" | ").next().unwrap().len() < END_BYTES,
+            "{tail}"
+        );
+        for n in 0..10 {
+            out.write_bytes(format!("line {n}\n").as_bytes());
+        }
+        assert_eq!(out.tail(), "line 5 | line 6 | line 7 | line 8 | line 9");
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub struct ServeArgs {
     /// Most fuel a plugin may ask for per run [default: 1000000000000].
     #[arg(long, env = "ORCHESTRA_MAX_FUEL")]
     pub max_fuel: Option<u64>,
-    /// Longest run time a plugin may ask for, in ms [default: 3600000].
+    /// Longest run time a plugin may ask for, in ms (at most 30 days) [default: 3600000].
     #[arg(long, env = "ORCHESTRA_MAX_TIMEOUT_MS")]
     pub max_timeout_ms: Option<u64>,
     /// Most linear memory a plugin may ask for, in MiB [default and at most: 4096].
@@ -182,6 +182,9 @@ fn days(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, S
     }
 }
 
+/// The longest run time an operator may allow: 30 days.
+const LONGEST_TIMEOUT_MS: u64 = 30 * 24 * 3_600_000;
+
 /// A maximum from the flags or the file, at least 1 and at most `limit`, or the default.
 fn maximum<T: Copy + PartialOrd + From<u8> + std::fmt::Display>(
     name: &str,
@@ -210,7 +213,7 @@ fn maxima(args: &ServeArgs, file: &FileConfig) -> Result<Maxima, String> {
             "max_timeout_ms",
             args.max_timeout_ms.or(file.max_timeout_ms),
             default.timeout_ms,
-            u64::MAX,
+            LONGEST_TIMEOUT_MS,
         )?,
         memory_mb: maximum(
             "max_memory_mb",
@@ -421,6 +424,10 @@ mod tests {
             },
             ServeArgs {
                 max_attempts: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                max_timeout_ms: Some(u64::MAX),
                 ..ServeArgs::default()
             },
         ] {

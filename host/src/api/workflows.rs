@@ -5,6 +5,7 @@ use super::AppState;
 use super::error::{ApiError, ApiJson};
 use crate::engine::workflows::{RunError, create_run, validate_id};
 use crate::model::{JobId, now_ms, rfc3339};
+use crate::names::shown;
 use crate::store::workflows::{StoredWorkflow, WorkflowRun};
 use crate::workflow::Definition;
 use axum::extract::{Path, State};
@@ -43,7 +44,7 @@ fn checked(id: &str) -> Result<&str, ApiError> {
 /// The path's run id, parsed.
 fn run_id(id: &str) -> Result<JobId, ApiError> {
     id.parse()
-        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a workflow run id")))
+        .map_err(|_| ApiError::BadRequest(format!("`{}` is not a workflow run id", shown(id))))
 }
 
 /// A stored workflow as clients see it.

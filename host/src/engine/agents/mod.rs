@@ -92,6 +92,15 @@ impl Agents {
             .clone()
     }
 
+    /// Whether `queue` is the queue of an agent that takes work.
+    pub(super) fn serves(&self, queue: &str) -> bool {
+        self.queues
+            .read()
+            .expect("agent queues lock poisoned")
+            .iter()
+            .any(|q| q == queue)
+    }
+
     /// The queues to claim from: the configured ones, with the agent queues after
     /// `default` (or last).
     pub(super) fn queues(&self, configured: &[String]) -> Vec<String> {
@@ -146,6 +155,8 @@ pub struct TaskSubmitted {
     pub job_id: JobId,
     /// The agent it went to.
     pub agent_id: String,
+    /// The queue its job waits in.
+    pub queue: String,
 }
 
 /// Host variables an agent's executables get besides the agent's own `env`.
@@ -298,15 +309,19 @@ impl Scheduler {
         } else {
             JobState::Enqueued
         };
-        shared
-            .events
-            .publish(ids.clone(), Event::TaskCreated { queue });
+        shared.events.publish(
+            ids.clone(),
+            Event::TaskCreated {
+                queue: queue.clone(),
+            },
+        );
         shared.events.publish(ids, Event::Enqueued { state });
         shared.wake.notify_one();
         Ok(TaskSubmitted {
             task_id,
             job_id,
             agent_id: agent.spec.id.clone(),
+            queue,
         })
     }
 }

@@ -1,6 +1,6 @@
-//! Queues no worker of this host serves: jobs, batches and tasks sent there are kept, and
-//! the answer warns; `GET /api/queues` tells served queues (agent queues included) from
-//! unserved ones.
+//! Queues no worker of this host serves: jobs, batches, recurring jobs and tasks sent there
+//! are kept, and the answer warns; `GET /api/queues` tells served queues (agent queues
+//! included) from unserved ones.
 
 use crate::common::agents::Workspace;
 use crate::common::{Options, Orchestra, TIMEOUT, wait_until};
@@ -26,7 +26,7 @@ fn assert_warns(answer: &Value, unserved: &[&str], served: &[&str]) {
 }
 
 #[test]
-fn jobs_and_batches_for_an_unserved_queue_are_kept_with_a_warning() {
+fn jobs_batches_and_recurring_jobs_for_an_unserved_queue_are_kept_with_a_warning() {
     let host = Orchestra::start(Options::new().plugin("echo"));
     let (status, answer) = host.post(
         "/api/jobs",
@@ -47,6 +47,13 @@ fn jobs_and_batches_for_an_unserved_queue_are_kept_with_a_warning() {
     let (status, answer) = host.post("/api/batches", &batch);
     assert_eq!(status, 201, "{answer}");
     assert_warns(&answer, &["elsewhere"], &["default"]);
+
+    let (status, answer) = host.put(
+        "/api/recurring/nightly",
+        &json!({"cron": "0 3 * * *", "plugin": "echo", "queue": "night-shift"}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    assert_warns(&answer, &["night-shift"], &[]);
 
     let done = served["id"].as_str().expect("an id");
     host.wait_for_state(done, &["succeeded"], TIMEOUT);

@@ -272,6 +272,28 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// A log line as stored: its place in the job's log and the attempt that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLogLine {
+    /// Its cursor: a job's lines are read by attempt, then in the order written (`seq`).
+    pub seq: i64,
+    /// The attempt that wrote it; lines written while the job waited belong to its last
+    /// attempt (0 before the first).
+    pub attempt: u32,
+    /// The line.
+    #[serde(flatten)]
+    pub line: LogLine,
+}
+
+/// How many lines one attempt logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptLogCount {
+    /// The attempt.
+    pub attempt: u32,
+    /// Its lines.
+    pub count: u64,
+}
+
 /// One recorded state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
@@ -331,7 +353,7 @@ pub struct Job {
     pub usage: Option<Usage>,
 }
 
-/// A job with its history and log, as `GET /api/jobs/{id}` shows it.
+/// A job with its history and the end of its log, as `GET /api/jobs/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobDetail {
     /// The job.
@@ -339,8 +361,13 @@ pub struct JobDetail {
     pub job: Job,
     /// Every state change, oldest first.
     pub history: Vec<Transition>,
-    /// Log lines, oldest first.
-    pub logs: Vec<LogLine>,
+    /// The latest log lines (a bounded number), in reading order; the whole log is read
+    /// page by page from `GET /api/jobs/{id}/logs`.
+    pub logs: Vec<StoredLogLine>,
+    /// Lines in the whole log.
+    pub log_count: u64,
+    /// Lines in the whole log per attempt, by attempt.
+    pub log_counts: Vec<AttemptLogCount>,
 }
 
 /// Lowest allowed priority.

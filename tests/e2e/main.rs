@@ -15,6 +15,7 @@ mod events;
 mod jobs;
 mod lifecycle;
 mod limits;
+mod logs;
 mod queues;
 mod recurring;
 mod reload;

@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod jobs;
 mod json_errors;
+mod logs;
 mod maintenance;
 mod queues;
 mod recurring;
@@ -46,6 +47,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(logs::routes())
         .merge(agents::routes())
         .merge(tasks::routes())
         .merge(events::routes())

@@ -195,6 +195,7 @@ async fn run(
         shared.store.clone(),
         shared.events.clone(),
         job.id,
+        job.attempt,
         lease,
         ids,
         agent,

@@ -5,7 +5,7 @@ use super::error::{ApiError, ApiJson};
 use super::queues::unserved_warning;
 use super::times::run_at;
 use crate::events::{Event, Ids};
-use crate::model::{JobId, JobState, Millis, new_job_id, now_ms, validate_priority};
+use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, now_ms, validate_priority};
 use crate::names::{check_length, shown};
 use crate::plugins::manifest::{validate_max_attempts, validate_queue_name};
 use crate::store::{AwaitOn, CancelOutcome, JobFilter, NewJob, Parents};
@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Default and largest page of `GET /api/jobs`.
@@ -38,7 +38,7 @@ pub(super) fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(super) struct SubmitJob {
     plugin: String,
-    args: Option<Value>,
+    args: Option<JsonText>,
     queue: Option<String>,
     priority: Option<i32>,
     max_attempts: Option<u32>,
@@ -79,17 +79,23 @@ fn parents(after: Option<Vec<String>>, on: Option<String>) -> Result<Option<Pare
     Ok(Some(Parents { ids, on }))
 }
 
-/// Args must be a JSON object; a string holding a JSON object is accepted too.
-fn parse_args(args: Option<Value>) -> Result<Value, ApiError> {
-    match args {
-        None | Some(Value::Null) => Ok(json!({})),
-        Some(Value::Object(map)) => Ok(Value::Object(map)),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(map)) => Ok(Value::Object(map)),
-            Ok(_) => Err(ApiError::Unprocessable("args must be a JSON object".into())),
-            Err(e) => Err(ApiError::BadRequest(format!("args is not JSON: {e}"))),
-        },
-        Some(_) => Err(ApiError::Unprocessable("args must be a JSON object".into())),
+/// Args must be a JSON object; a string holding a JSON object is accepted too. The text is
+/// checked, not parsed into a tree, and kept as sent.
+fn parse_args(args: Option<JsonText>) -> Result<JsonText, ApiError> {
+    let Some(args) = args else {
+        return Ok(JsonText::from_value(&json!({})));
+    };
+    if args.is_object() {
+        return Ok(args);
+    }
+    let not_an_object = || ApiError::Unprocessable("args must be a JSON object".into());
+    let text = serde_json::from_str::<String>(args.as_str()).map_err(|_| not_an_object())?;
+    let inner = JsonText::parse(text)
+        .map_err(|e| ApiError::BadRequest(format!("args is not JSON: {e}")))?;
+    if inner.is_object() {
+        Ok(inner)
+    } else {
+        Err(not_an_object())
     }
 }
 
@@ -305,26 +311,22 @@ async fn delete(
 mod tests {
     use super::*;
 
+    fn args(text: &str) -> Result<String, StatusCode> {
+        let sent = JsonText::parse(text.to_owned()).expect("test args are JSON");
+        parse_args(Some(sent))
+            .map(|args| args.as_str().to_owned())
+            .map_err(|e| e.status())
+    }
+
     #[test]
-    fn args_must_be_an_object() {
-        assert_eq!(parse_args(None).unwrap(), json!({}));
-        assert_eq!(parse_args(Some(json!({"a": 1}))).unwrap(), json!({"a": 1}));
-        assert_eq!(
-            parse_args(Some(json!("{\"a\":1}"))).unwrap(),
-            json!({"a": 1})
-        );
-        assert_eq!(
-            parse_args(Some(json!("{oops"))).unwrap_err().status(),
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(
-            parse_args(Some(json!([1]))).unwrap_err().status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            parse_args(Some(json!(3))).unwrap_err().status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
+    fn args_must_be_an_object_and_are_kept_as_sent() {
+        assert_eq!(parse_args(None).unwrap().as_str(), "{}");
+        assert_eq!(args(r#"{"b": 1, "a":2}"#), Ok(r#"{"b": 1, "a":2}"#.into()));
+        assert_eq!(args(r#""{\"a\":1}""#), Ok(r#"{"a":1}"#.into()));
+        assert_eq!(args(r#""{oops""#), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(args("[1]"), Err(StatusCode::UNPROCESSABLE_ENTITY));
+        assert_eq!(args(r#""[1]""#), Err(StatusCode::UNPROCESSABLE_ENTITY));
+        assert_eq!(args("3"), Err(StatusCode::UNPROCESSABLE_ENTITY));
     }
 
     #[test]

@@ -189,7 +189,7 @@ async fn run(
         queue: job.queue.clone(),
         attempt: job.attempt,
         max_attempts: job.max_attempts,
-        args: job.args.to_string(),
+        args: job.args.as_str().to_owned(),
     };
     let output = Arc::new(RunOutput::new(
         shared.store.clone(),

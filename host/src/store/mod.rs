@@ -13,7 +13,8 @@ mod tests;
 pub mod workflows;
 
 use crate::model::{
-    Job, JobDetail, JobError, JobId, JobState, LogLine, Millis, Progress, StoredLogLine, Usage,
+    Job, JobDetail, JobError, JobId, JobState, JsonText, LogLine, Millis, Progress, StoredLogLine,
+    Usage,
 };
 pub use agents::AgentStore;
 use async_trait::async_trait;
@@ -72,8 +73,8 @@ pub struct NewJob {
     pub id: JobId,
     /// The plugin that handles it.
     pub plugin: String,
-    /// Arguments for the handler.
-    pub args: serde_json::Value,
+    /// Arguments for the handler: a JSON object.
+    pub args: JsonText,
     /// The queue.
     pub queue: String,
     /// -100..=100.

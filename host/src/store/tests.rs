@@ -4,7 +4,7 @@
 use super::agents::{Acquired, ExecRecord, NewTask, TaskFilter};
 use super::*;
 use crate::model::{
-    ErrorKind, JobError, JobState, LogLine, Progress, StoredLogLine, Usage, new_job_id,
+    ErrorKind, JobError, JobState, JsonText, LogLine, Progress, StoredLogLine, Usage, new_job_id,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ fn new_job(queue: &str, priority: i32) -> NewJob {
     NewJob {
         id: new_job_id(),
         plugin: "echo".into(),
-        args: json!({"n": 1}),
+        args: JsonText::from_value(&json!({"n": 1})),
         queue: queue.into(),
         priority,
         max_attempts: 3,
@@ -805,7 +805,7 @@ async fn jobs_of(store: &dyn JobStore, id: &str) -> Vec<(Job, String)> {
     };
     let mut found = Vec::new();
     for job in store.list(&filter).await.unwrap().jobs.into_iter().rev() {
-        if job.args["from"] == id {
+        if job.args.to_value()["from"] == id {
             let detail = store.get(job.id).await.unwrap().unwrap();
             found.push((job, detail.history[0].reason.clone()));
         }
@@ -961,7 +961,7 @@ async fn check_put_recurring_updates_and_recomputes_the_schedule(store: &dyn Job
     assert_eq!(store.fire_recurring(NOW + 39_999).await.unwrap(), 0);
     assert_eq!(store.fire_recurring(NOW + 40_000).await.unwrap(), 1);
     let jobs = jobs_of(store, "r").await;
-    assert_eq!(jobs[0].0.args, json!({"from": "r", "v": 2}));
+    assert_eq!(jobs[0].0.args.to_value(), json!({"from": "r", "v": 2}));
 }
 
 async fn check_delete_recurring_keeps_its_jobs(store: &dyn JobStore) {
@@ -1037,7 +1037,11 @@ async fn check_workflow_runs_advance_stage_by_stage_creating_each_job_once(store
     let again = store.advance_workflow_run(run, NOW).await.unwrap();
     assert!(again.enqueued.is_empty(), "a step's job is created once");
     let job = store.get(first.enqueued[0]).await.unwrap().unwrap().job;
-    assert_eq!(job.args, json!({"x": 1}), "the parameter keeps its type");
+    assert_eq!(
+        job.args.to_value(),
+        json!({"x": 1}),
+        "the parameter keeps its type"
+    );
     let claimed = claim_one(store, NOW).await;
     let done = Completion {
         result: json!({"x": 1}),

@@ -16,7 +16,7 @@ pub(super) use run::AgentRun;
 use super::{Scheduler, Shared};
 use crate::agent::{Agent, AgentSpec, AgentStatus, TaskPriority};
 use crate::events::{Event, Ids};
-use crate::model::{JobId, JobState, Millis, new_job_id, now_ms};
+use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, now_ms};
 use crate::schedule::Schedule;
 use crate::store::agents::NewTask;
 use crate::store::{self, Misfire, NewJob, RecurringDefinition};
@@ -279,7 +279,9 @@ impl Scheduler {
         let job = NewJob {
             id: job_id,
             plugin: TASK_PLUGIN.to_owned(),
-            args: serde_json::json!({"task_id": task_id, "command": request.command}),
+            args: JsonText::from_value(
+                &serde_json::json!({"task_id": task_id, "command": request.command}),
+            ),
             queue: queue.clone(),
             priority: request.priority.job_priority(),
             max_attempts: plugin.settings.max_attempts,

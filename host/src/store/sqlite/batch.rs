@@ -286,7 +286,7 @@ fn insert_jobs<'a>(script: &mut Script, jobs: impl IntoIterator<Item = (&'a NewJ
                 _ => "submitted",
             };
             json!({
-                "id": job.id.to_string(), "plugin": job.plugin, "args": job.args.to_string(),
+                "id": job.id.to_string(), "plugin": job.plugin, "args": job.args.as_str(),
                 "queue": job.queue, "priority": job.priority, "state": state.as_str(),
                 "max_attempts": job.max_attempts, "run_at": job.run_at.unwrap_or(now),
                 "now": now, "repo": job.repository_path, "reason": reason,

@@ -1,7 +1,8 @@
 //! Mapping between SQLite rows and model types.
 
 use crate::model::{
-    ErrorKind, Job, JobError, JobState, LogLine, Progress, StoredLogLine, Transition, Usage,
+    ErrorKind, Job, JobError, JobState, JsonText, LogLine, Progress, StoredLogLine, Transition,
+    Usage,
 };
 use crate::store::{Error, Result};
 use sqlx::FromRow;
@@ -104,7 +105,7 @@ impl TryFrom<JobRow> for Job {
         Ok(Job {
             id: row.id.parse().map_err(|e| corrupt("id", e))?,
             plugin: row.plugin,
-            args: parse_json("args", &row.args)?,
+            args: JsonText::parse(row.args).map_err(|e| corrupt("args", e))?,
             queue: row.queue,
             priority: row.priority as i32,
             state: parse_state(&row.state)?,

@@ -133,7 +133,6 @@ impl SubmitJob {
                 "on needs after: the jobs to wait for".into(),
             ));
         }
-        check_length("plugin", &self.plugin).map_err(ApiError::Unprocessable)?;
         let plugin = state
             .registry
             .require(&self.plugin)

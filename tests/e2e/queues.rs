@@ -1,5 +1,5 @@
-//! Queues no worker of this host serves: jobs, batches, recurring jobs and tasks sent there
-//! are kept, and the answer warns; `GET /api/queues` tells served queues (agent queues
+//! Queues no worker of this host serves: jobs, batches, recurring jobs, workflow steps and
+//! tasks sent there are kept, and the answer warns; `GET /api/queues` tells served queues (agent queues
 //! included) from unserved ones.
 
 use crate::common::agents::Workspace;
@@ -26,7 +26,7 @@ fn assert_warns(answer: &Value, unserved: &[&str], served: &[&str]) {
 }
 
 #[test]
-fn jobs_batches_and_recurring_jobs_for_an_unserved_queue_are_kept_with_a_warning() {
+fn jobs_batches_recurring_jobs_and_workflows_for_an_unserved_queue_are_kept_with_a_warning() {
     let host = Orchestra::start(Options::new().plugin("echo"));
     let (status, answer) = host.post(
         "/api/jobs",
@@ -54,6 +54,14 @@ fn jobs_batches_and_recurring_jobs_for_an_unserved_queue_are_kept_with_a_warning
     );
     assert_eq!(status, 201, "{answer}");
     assert_warns(&answer, &["night-shift"], &[]);
+
+    let workflow = json!({"name": "wf", "stages": [{"name": "only", "mode": "sequential", "steps": [
+        {"id": "here", "plugin": "echo"},
+        {"id": "there", "plugin": "echo", "queue": "wf-only"},
+    ]}]});
+    let (status, answer) = host.put("/api/workflows/wf", &workflow);
+    assert_eq!(status, 201, "{answer}");
+    assert_warns(&answer, &["wf-only"], &["default"]);
 
     let done = served["id"].as_str().expect("an id");
     host.wait_for_state(done, &["succeeded"], TIMEOUT);

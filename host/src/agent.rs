@@ -7,6 +7,7 @@
 //! the `task-execution` plugin bound to the agent.
 
 use crate::model::{JobId, Millis, rfc3339};
+use crate::names::{MAX_NAME_CHARS, check_length, shown};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -31,7 +32,8 @@ pub struct AgentSpec {
     pub name: String,
     /// The repository it acts on (canonical, under an allowed repository root).
     pub repository_path: String,
-    /// The executable and its argument template; one element holds `{command}`.
+    /// The executable and its argument template: `{command}` appears once, in an argument
+    /// (never in the executable).
     pub command: Vec<String>,
     /// Environment variables the executable gets.
     #[serde(default)]
@@ -66,21 +68,26 @@ impl AgentSpec {
     /// What is wrong, naming the field.
     pub fn validate(&self) -> Result<(), String> {
         validate_agent_id(&self.id)?;
-        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
-            return Err("name must be 1 to 200 characters".into());
+        if self.name.trim().is_empty() || self.name.chars().count() > MAX_NAME_CHARS {
+            return Err(format!("name must be 1 to {MAX_NAME_CHARS} characters"));
         }
         validate_argv("command", &self.command)?;
-        if !self.command.iter().any(|a| a.contains(COMMAND_PLACEHOLDER)) {
-            return Err(format!(
-                "command must pass the task's command: put {COMMAND_PLACEHOLDER} in one of its arguments"
-            ));
-        }
+        validate_template(&self.command)?;
         if let Some(health) = &self.health_command {
             validate_argv("health_command", health)?;
         }
         for key in self.env.keys() {
-            if key.is_empty() || key.contains(['=', '\0']) {
+            check_length("env name", key)?;
+            if key.contains(['=', '\0']) {
                 return Err(format!("env name `{key}` is invalid"));
+            }
+        }
+        for (key, value) in &self.labels {
+            check_length("label key", key)?;
+            if value.chars().count() > MAX_NAME_CHARS {
+                return Err(format!(
+                    "label `{key}` must have at most {MAX_NAME_CHARS} characters"
+                ));
             }
         }
         if self.env.values().any(|v| v.contains('\0')) {
@@ -122,7 +129,28 @@ pub fn validate_agent_id(id: &str) -> Result<(), String> {
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if id.is_empty() || id.len() > MAX_AGENT_ID_LEN || !valid {
         return Err(format!(
-            "agent id `{id}` is invalid: use 1 to {MAX_AGENT_ID_LEN} characters of a-z, 0-9, - and _"
+            "agent id `{}` is invalid: use 1 to {MAX_AGENT_ID_LEN} characters of a-z, 0-9, - and _",
+            shown(id)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that an argument template names a program of its own and passes the task's
+/// command exactly once, never as the program.
+fn validate_template(command: &[String]) -> Result<(), String> {
+    let uses: usize = command
+        .iter()
+        .map(|arg| arg.matches(COMMAND_PLACEHOLDER).count())
+        .sum();
+    if command[0].contains(COMMAND_PLACEHOLDER) {
+        return Err(format!(
+            "command must name a program of its own: {COMMAND_PLACEHOLDER} cannot be (part of) the executable"
+        ));
+    }
+    if uses != 1 {
+        return Err(format!(
+            "command must pass the task's command once: put {COMMAND_PLACEHOLDER} in exactly one of its arguments, found it {uses} times"
         ));
     }
     Ok(())
@@ -361,6 +389,44 @@ mod tests {
             (
                 Box::new(|s| s.command = vec!["/bin/true".into()]),
                 "{command}",
+            ),
+            (
+                Box::new(|s| s.command = vec!["{command}".into()]),
+                "program of its own",
+            ),
+            (
+                Box::new(|s| s.command = vec!["run-{command}".into(), "x".into()]),
+                "program of its own",
+            ),
+            (
+                Box::new(|s| {
+                    s.command = vec!["/bin/sh".into(), "{command}".into(), "{command}".into()]
+                }),
+                "2 times",
+            ),
+            (
+                Box::new(|s| {
+                    s.command = vec!["/bin/sh".into(), "-c".into(), "{command};{command}".into()]
+                }),
+                "2 times",
+            ),
+            (
+                Box::new(|s| {
+                    s.labels.insert("k".repeat(201), "v".into());
+                }),
+                "label key",
+            ),
+            (
+                Box::new(|s| {
+                    s.labels.insert("team".into(), "v".repeat(201));
+                }),
+                "label `team`",
+            ),
+            (
+                Box::new(|s| {
+                    s.env.insert("E".repeat(201), "v".into());
+                }),
+                "env name",
             ),
             (
                 Box::new(|s| s.health_command = Some(vec![])),

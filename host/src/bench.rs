@@ -10,7 +10,7 @@
 use crate::config::{Config, ServeArgs};
 use crate::events::Event;
 use crate::host::{self, Host};
-use crate::model::{new_job_id, now_ms};
+use crate::model::{JsonText, new_job_id, now_ms};
 use crate::runtime::{Limits, RunHost, RunInput, RunOutcome};
 use crate::store::NewJob;
 use crate::store::sqlite::Durability;
@@ -160,7 +160,7 @@ fn echo_job() -> NewJob {
     NewJob {
         id: new_job_id(),
         plugin: "echo".into(),
-        args: serde_json::json!({}),
+        args: JsonText::from_value(&serde_json::json!({})),
         queue: "default".into(),
         priority: 0,
         max_attempts: 3,

@@ -127,7 +127,6 @@ impl Host {
             scheduler: scheduler.clone(),
             registry: registry.clone(),
             repo_roots: config.repo_roots.clone().into(),
-            queues: config.queues.clone().into(),
         });
         let stop_serving = CancellationToken::new();
         let until = stop_serving.clone();

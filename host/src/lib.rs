@@ -9,7 +9,7 @@
 //! - [`plugins`]: the plugin folder, its manifests and the [`plugins::Registry`].
 //! - [`runtime`]: wasmtime; compiles plugins and runs one attempt under limits.
 //! - [`store`]: the [`store::JobStore`] trait and its SQLite implementation.
-//! - [`model`], [`agent`], [`retry`], [`events`], [`config`]: plain data and pure logic.
+//! - [`model`], [`names`], [`agent`], [`retry`], [`events`], [`config`]: plain data and pure logic.
 //! - [`bench`]: the benchmark behind `orchestra bench`.
 
 pub mod agent;
@@ -20,6 +20,7 @@ pub mod engine;
 pub mod events;
 pub mod host;
 pub mod model;
+pub mod names;
 pub mod plugins;
 pub mod retry;
 pub mod runtime;

@@ -67,6 +67,49 @@ pub mod rfc3339 {
     }
 }
 
+/// JSON text, validated once and then kept and passed on as text: never parsed into a
+/// tree or written out again on its way from a client to a guest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    /// `text`, if it is JSON.
+    ///
+    /// # Errors
+    /// Where the text stops being JSON.
+    pub fn parse(text: String) -> Result<JsonText, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(JsonText)
+    }
+
+    /// The text of `value`.
+    pub fn from_value(value: &serde_json::Value) -> JsonText {
+        JsonText(serde_json::value::to_raw_value(value).expect("a JSON value serialises"))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Whether the text is a JSON object.
+    pub fn is_object(&self) -> bool {
+        self.as_str().trim_start().starts_with('{')
+    }
+
+    /// The text parsed into a tree (off the hot path: for inspection and templates).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.as_str()).expect("JsonText holds valid JSON")
+    }
+}
+
+/// Texts are equal when they are the same text.
+impl PartialEq for JsonText {
+    fn eq(&self, other: &JsonText) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
 /// A job's id: a UUID v7, so ids sort by creation time.
 pub type JobId = Uuid;
 
@@ -279,6 +322,28 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// A log line as stored: its place in the job's log and the attempt that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLogLine {
+    /// Its cursor: a job's lines are read by attempt, then in the order written (`seq`).
+    pub seq: i64,
+    /// The attempt that wrote it; lines written while the job waited belong to its last
+    /// attempt (0 before the first).
+    pub attempt: u32,
+    /// The line.
+    #[serde(flatten)]
+    pub line: LogLine,
+}
+
+/// How many lines one attempt logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptLogCount {
+    /// The attempt.
+    pub attempt: u32,
+    /// Its lines.
+    pub count: u64,
+}
+
 /// One recorded state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
@@ -298,8 +363,8 @@ pub struct Job {
     pub id: JobId,
     /// The plugin that handles it.
     pub plugin: String,
-    /// Arguments handed to the handler.
-    pub args: serde_json::Value,
+    /// Arguments handed to the handler: a JSON object, as the client sent it.
+    pub args: JsonText,
     /// The queue it waits in.
     pub queue: String,
     /// -100..=100, higher first within a queue.
@@ -338,7 +403,7 @@ pub struct Job {
     pub usage: Option<Usage>,
 }
 
-/// A job with its history and log, as `GET /api/jobs/{id}` shows it.
+/// A job with its history and the end of its log, as `GET /api/jobs/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobDetail {
     /// The job.
@@ -346,8 +411,13 @@ pub struct JobDetail {
     pub job: Job,
     /// Every state change, oldest first.
     pub history: Vec<Transition>,
-    /// Log lines, oldest first.
-    pub logs: Vec<LogLine>,
+    /// The latest log lines (a bounded number), in reading order; the whole log is read
+    /// page by page from `GET /api/jobs/{id}/logs`.
+    pub logs: Vec<StoredLogLine>,
+    /// Lines in the whole log.
+    pub log_count: u64,
+    /// Lines in the whole log per attempt, by attempt.
+    pub log_counts: Vec<AttemptLogCount>,
 }
 
 /// Lowest allowed priority.
@@ -383,6 +453,21 @@ mod tests {
             Ok(1_700_000_000_123)
         );
         assert!(rfc3339::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn json_text_is_kept_as_sent() {
+        let text = JsonText::parse(r#"{ "b": 1,  "a": [true] }"#.to_owned()).unwrap();
+        assert_eq!(text.as_str(), r#"{ "b": 1,  "a": [true] }"#);
+        assert!(text.is_object());
+        assert_eq!(text.to_value(), serde_json::json!({"a": [true], "b": 1}));
+        let shown = serde_json::to_string(&[&text]).unwrap();
+        assert_eq!(
+            shown, r#"[{ "b": 1,  "a": [true] }]"#,
+            "written out as it came"
+        );
+        assert!(JsonText::parse("{oops".to_owned()).is_err());
+        assert!(!JsonText::from_value(&serde_json::json!([1])).is_object());
     }
 
     #[test]

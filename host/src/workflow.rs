@@ -20,6 +20,7 @@
 //! Nothing here does I/O or scheduling.
 
 use crate::model::{JobState, MAX_PRIORITY, MIN_PRIORITY};
+use crate::names::MAX_NAME_CHARS;
 use crate::plugins::manifest::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -241,15 +242,15 @@ pub enum DefinitionError {
         /// What is wrong.
         message: String,
     },
-    /// The workflow's name is empty.
-    #[error("workflow: name must not be empty")]
-    EmptyName,
+    /// The workflow's name is empty or too long.
+    #[error("workflow: name must have 1 to {MAX_NAME_CHARS} characters")]
+    BadName,
     /// The workflow has no stages.
     #[error("workflow: needs at least one stage")]
     NoStages,
-    /// A stage's name is empty.
-    #[error("stage #{position}: name must not be empty")]
-    EmptyStageName {
+    /// A stage's name is empty or too long.
+    #[error("stage #{position}: name must have 1 to {MAX_NAME_CHARS} characters")]
+    BadStageName {
         /// The stage's position, from 1.
         position: usize,
     },
@@ -485,8 +486,8 @@ impl Definition {
             at: "workflow".into(),
             message: e.to_string(),
         })?;
-        if raw.name.trim().is_empty() {
-            return Err(DefinitionError::EmptyName);
+        if !name_fits(&raw.name) {
+            return Err(DefinitionError::BadName);
         }
         if raw.stages.is_empty() {
             return Err(DefinitionError::NoStages);
@@ -600,6 +601,11 @@ fn label(value: &Value, key: &str, position: usize) -> String {
 }
 
 /// Parses and validates one stage; `step_stages` maps step ids seen so far to stages.
+/// Whether a workflow or stage name is not blank and at most [`MAX_NAME_CHARS`] long.
+fn name_fits(name: &str) -> bool {
+    !name.trim().is_empty() && name.chars().count() <= MAX_NAME_CHARS
+}
+
 fn parse_stage(
     value: &Value,
     position: usize,
@@ -610,8 +616,8 @@ fn parse_stage(
         at: format!("stage {}", label(value, "name", position)),
         message: e.to_string(),
     })?;
-    if raw.name.trim().is_empty() {
-        return Err(DefinitionError::EmptyStageName { position });
+    if !name_fits(&raw.name) {
+        return Err(DefinitionError::BadStageName { position });
     }
     let mode = match raw.mode.as_str() {
         "sequential" => Mode::Sequential,
@@ -1143,7 +1149,7 @@ mod tests {
     fn empty_name_is_refused() {
         let mut json = valid();
         json["name"] = json!(" ");
-        assert_eq!(refused(json, &["name"]), DefinitionError::EmptyName);
+        assert_eq!(refused(json, &["name"]), DefinitionError::BadName);
     }
 
     #[test]
@@ -1165,8 +1171,11 @@ mod tests {
     fn empty_stage_name_is_refused() {
         let mut json = valid();
         json["stages"][1]["name"] = json!("");
-        let error = refused(json, &["stage #2"]);
-        assert_eq!(error, DefinitionError::EmptyStageName { position: 2 });
+        let error = refused(json.clone(), &["stage #2"]);
+        assert_eq!(error, DefinitionError::BadStageName { position: 2 });
+        json["stages"][1]["name"] = json!("s".repeat(MAX_NAME_CHARS + 1));
+        let error = refused(json, &["stage #2", "200"]);
+        assert_eq!(error, DefinitionError::BadStageName { position: 2 });
     }
 
     #[test]

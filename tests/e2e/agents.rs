@@ -34,9 +34,49 @@ fn every_agent_and_task_rule_answers_its_4xx_and_stores_nothing() {
         }
         spec
     };
+    // From any working directory, this climbs to `/` and comes down to the repository.
+    let relative_repo = format!("{}{}", "../".repeat(64), ws.repo().trim_start_matches('/'));
     let bad_agents = [
         (with(json!({"id": "Not Valid"})), 422, "agent id"),
         (with(json!({"command": ["/bin/true"]})), 422, "{command}"),
+        (
+            with(json!({"command": ["{command}"]})),
+            422,
+            "program of its own",
+        ),
+        (
+            with(json!({"command": ["{command}.sh", "-x"]})),
+            422,
+            "program of its own",
+        ),
+        (
+            with(json!({"command": ["/bin/sh", "-c", "{command}", "{command}"]})),
+            422,
+            "found it 2 times",
+        ),
+        (
+            with(json!({"command": ["/bin/sh", "-c", "{command} && {command}"]})),
+            422,
+            "found it 2 times",
+        ),
+        (
+            with(json!({"repository_path": relative_repo})),
+            422,
+            "absolute",
+        ),
+        (
+            with(
+                json!({"labels": Value::Object([("k".repeat(201), json!("v"))].into_iter().collect())}),
+            ),
+            422,
+            "label key",
+        ),
+        (
+            with(json!({"labels": {"kind": "v".repeat(201)}})),
+            422,
+            "label `kind`",
+        ),
+        (with(json!({"name": "n".repeat(201)})), 422, "name"),
         (with(json!({"command": []})), 422, "executable"),
         (with(json!({"max_concurrency": 0})), 422, "max_concurrency"),
         (
@@ -128,6 +168,26 @@ fn every_agent_and_task_rule_answers_its_4xx_and_stores_nothing() {
             json!({"command": "ls", "repository_path": ws.repo(), "execute_at": "soon"}),
             422,
             "execute_at",
+        ),
+        (
+            json!({"command": "ls", "repository_path": ws.repo(), "execute_at": "0000-01-01T00:00:00Z"}),
+            422,
+            "execute_at",
+        ),
+        (
+            json!({"command": "ls", "repository_path": ws.repo(), "execute_at": "1999-12-31T23:59:59Z"}),
+            422,
+            "execute_at",
+        ),
+        (
+            json!({"command": "ls", "repository_path": ws.repo(), "execute_at": "9999-12-31T23:59:59Z"}),
+            422,
+            "execute_at",
+        ),
+        (
+            json!({"command": "ls", "repository_path": relative_repo}),
+            422,
+            "absolute",
         ),
         (json!({"command": "ls"}), 422, "repository_path"),
         (

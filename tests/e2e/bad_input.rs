@@ -1,6 +1,7 @@
 //! Bad input: every malformed or refused request gets the right 4xx with a JSON body
 //! `{"error": "<non-empty>"}`, never a 5xx, and stores nothing.
 
+use crate::common::agents::Workspace;
 use crate::common::{Options, Orchestra, TIMEOUT, state};
 use serde_json::{Value, json};
 
@@ -93,6 +94,11 @@ fn bad_submissions() -> Vec<Submission> {
         json_body("max_attempts 101", json!({"plugin": "echo", "max_attempts": 101}), Status(422)),
         json_body("a negative delay", json!({"plugin": "echo", "delay_seconds": -1}), ClientError),
         json_body("a delay beyond ten years", json!({"plugin": "echo", "delay_seconds": 400_000_000}), Status(422)),
+        json_body("run_at in year 0", json!({"plugin": "echo", "run_at": "0000-01-01T00:00:00Z"}), Status(422)),
+        json_body("run_at before 2000", json!({"plugin": "echo", "run_at": "1999-12-31T23:59:59Z"}), Status(422)),
+        json_body("run_at in year 9999", json!({"plugin": "echo", "run_at": "9999-12-31T23:59:59Z"}), Status(422)),
+        json_body("a plugin name of 201 characters", json!({"plugin": "p".repeat(201)}), Status(422)),
+        json_body("a unique_key of 201 characters", json!({"plugin": "echo", "unique_key": "k".repeat(201)}), Status(422)),
         json_body("an invalid queue name", json!({"plugin": "echo", "queue": "Bad Queue!"}), Status(422)),
         json_body("a repository without a repo root", json!({"plugin": "echo", "repository_path": "/tmp"}), Status(422)),
         json_body("an unknown field", json!({"plugin": "echo", "colour": "red"}), ClientError),
@@ -171,6 +177,24 @@ fn bad_requests(done: &str, running: &str) -> Vec<Request> {
         request("an unknown route", Get, "/nope".into(), Status(404)),
         request("an unknown API route", Get, "/api/nope".into(), Status(404)),
         request("an unknown job action", Post, format!("/api/jobs/{done}/explode"), Status(404)),
+        request("a job id that is not UTF-8", Get, "/api/jobs/%ff%fe".into(), Status(400)),
+        request("cancel of a job id that is not UTF-8", Post, "/api/jobs/%ff%fe/cancel".into(), Status(400)),
+        request("delete of a job id that is not UTF-8", Delete, "/api/jobs/%ff".into(), Status(400)),
+        request("a task id that is not UTF-8", Get, "/api/tasks/%ff%fe".into(), Status(400)),
+        request("an agent id that is not UTF-8", Get, "/api/agents/%ff%fe".into(), Status(400)),
+        request("a batch id that is not UTF-8", Get, "/api/batches/%ff%fe".into(), Status(400)),
+        request("a queue name that is not UTF-8", Post, "/api/queues/%ff%fe/pause".into(), Status(400)),
+        request("a recurring id that is not UTF-8", Post, "/api/recurring/%ff%fe/trigger".into(), Status(400)),
+        request("a workflow id that is not UTF-8", Get, "/api/workflows/%ff%fe".into(), Status(400)),
+        request("a workflow run id that is not UTF-8", Get, "/api/workflow-runs/%ff%fe".into(), Status(400)),
+        request("a queue filter of 201 characters", Get, format!("/api/jobs?queue={}", "q".repeat(201)), Status(400)),
+        request("a plugin filter of 201 characters", Get, format!("/api/jobs?plugin={}", "p".repeat(201)), Status(400)),
+        request("a query that is not UTF-8", Get, "/api/jobs?state=%ff".into(), Status(400)),
+        request("a queue name of 201 characters", Post, format!("/api/queues/{}/pause", "q".repeat(201)), Status(400)),
+        request("a recurring id of 201 characters", Get, format!("/api/recurring/{}", "r".repeat(201)), Status(400)),
+        request("a workflow id of 201 characters", Get, format!("/api/workflows/{}", "w".repeat(201)), Status(400)),
+        request("a request target over 8 KiB", Get, format!("/api/jobs/{}", "x".repeat(9000)), Status(414)),
+        request("a WebSocket request without an upgrade", Get, "/api/events/ws".into(), ClientError),
     ]
 }
 
@@ -213,6 +237,49 @@ fn a_wrong_method_gets_a_json_error() {
         ),
         problem("POST /healthz", host.post_empty("/healthz"), Status(405)),
     ]);
+}
+
+#[test]
+fn headers_over_the_limit_get_a_json_431_and_the_host_goes_on() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    let padding = "x".repeat(100 * 1024);
+    assert_no_problems([
+        problem(
+            "a 100 KiB header",
+            host.get_with_header("/api/jobs", "x-padding", &padding),
+            Status(431),
+        ),
+        problem(
+            "a 100 KiB header on the queue list",
+            host.get_with_header("/api/queues", "x-padding", &padding),
+            Status(431),
+        ),
+    ]);
+    let (status, _) = host.get_with_header("/api/jobs", "x-padding", &"x".repeat(1024));
+    assert_eq!(status, 200, "a header under the limit is fine");
+    let id = host.submit("echo", json!({}));
+    host.wait_for_state(&id, &["succeeded"], TIMEOUT);
+}
+
+#[test]
+fn relative_repository_paths_are_refused_not_resolved() {
+    let ws = Workspace::new();
+    let host = Orchestra::start(ws.options().plugin("echo"));
+    // From any working directory, this climbs to `/` and comes down to the repository.
+    let relative = format!("{}{}", "../".repeat(64), ws.repo().trim_start_matches('/'));
+    let (status, answer) = host.post(
+        "/api/jobs",
+        &json!({"plugin": "echo", "repository_path": relative}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("absolute")),
+        "{answer}"
+    );
+    host.submit_job(json!({"plugin": "echo", "repository_path": ws.repo()}));
+    assert_eq!(host.count_jobs(), 1, "only the absolute path was accepted");
 }
 
 #[test]

@@ -121,6 +121,39 @@ fn echo_job_succeeds_with_result_logs_progress_history_and_digest() {
 }
 
 #[test]
+fn the_guest_gets_the_args_text_as_sent() {
+    let host = host_with(&["echo"]);
+    // Spacing, key order and a number no float holds survive only if nothing re-encodes it.
+    let args = r#"{"text":   "spaced",  "big": 123456789012345678901234567890, "a": [ 1 ]}"#;
+    let body = format!(r#"{{"plugin": "echo", "args": {args}}}"#);
+    let (status, answer) = host.post_raw("/api/jobs", Some("application/json"), body.as_bytes());
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["id"].as_str().expect("an id");
+    let job = host.wait_for_state(id, &["succeeded"], TIMEOUT);
+    let echoed = format!("echoes {} bytes", args.len());
+    assert!(
+        has_log(&job, "stdout", &echoed),
+        "{echoed}: {:#}",
+        job["logs"]
+    );
+
+    let quoted = serde_json::to_string(args).expect("a string");
+    let body = format!(r#"{{"plugin": "echo", "args": {quoted}}}"#);
+    let (status, answer) = host.post_raw("/api/jobs", Some("application/json"), body.as_bytes());
+    assert_eq!(status, 201, "args in a string: {answer}");
+    let job = host.wait_for_state(
+        answer["id"].as_str().expect("an id"),
+        &["succeeded"],
+        TIMEOUT,
+    );
+    assert!(
+        has_log(&job, "stdout", &echoed),
+        "{echoed}: {:#}",
+        job["logs"]
+    );
+}
+
+#[test]
 fn flaky_job_succeeds_on_its_third_attempt() {
     let host = flaky_host();
     let job = run_to(

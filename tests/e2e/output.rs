@@ -2,7 +2,7 @@
 //! granted, full of newlines, or output without end leaves the API responsive, a cancel
 //! wins, and the job's log ends with one truncation note.
 
-use crate::common::{Options, Orchestra, TIMEOUT, has_log, state, wait_until};
+use crate::common::{Options, Orchestra, TIMEOUT, state, wait_until};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -12,33 +12,20 @@ const PROMPT: Duration = Duration::from_millis(100);
 /// How long `/healthz` is probed while guests flood.
 const PROBING: Duration = Duration::from_secs(2);
 
-/// The log lines of `job`.
-fn logs(job: &Value) -> &Vec<Value> {
-    job["logs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("a job without logs: {job:#}"))
+/// Whether a log line says the log was truncated.
+fn is_truncation_note(line: &Value) -> bool {
+    line["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("log truncated"))
 }
 
-/// How many lines of the job's log say it was truncated.
-fn truncation_notes(job: &Value) -> usize {
-    logs(job)
-        .iter()
-        .filter(|line| {
-            line["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("log truncated"))
-        })
-        .count()
-}
-
-/// Asserts the job's log ends with its one truncation note.
-fn assert_ends_with_one_truncation_note(job: &Value) {
-    assert_eq!(truncation_notes(job), 1, "one truncation note: {job:#}");
-    let last = logs(job).last().expect("a log line");
+/// Asserts the log ends with its one truncation note.
+fn assert_ends_with_one_truncation_note(lines: &[Value]) {
+    let notes = lines.iter().filter(|line| is_truncation_note(line)).count();
+    assert_eq!(notes, 1, "one truncation note in {} lines", lines.len());
+    let last = lines.last().expect("a log line");
     assert!(
-        last["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("log truncated")),
+        is_truncation_note(last),
         "the note is the last line: {last}"
     );
 }
@@ -53,11 +40,17 @@ fn a_flood_of_newlines_does_not_hold_the_host_and_a_cancel_wins() {
     let refused = format!("a write of {} newlines was refused", 8 * MIB);
     for id in &ids {
         wait_until("the 8 MiB write to be answered", TIMEOUT, || {
-            let job = host.job(id);
-            if has_log(&job, "info", &refused) {
+            let lines = host.log_lines(id, "limit=1000");
+            let answered = lines.iter().any(|line| {
+                line["level"] == "info"
+                    && line["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(&refused))
+            });
+            if answered {
                 Ok(())
             } else {
-                Err(format!("{} {:?}", state(&job), logs(&job).first()))
+                Err(format!("{} {:?}", state(&host.job(id)), lines.first()))
             }
         });
     }
@@ -85,8 +78,8 @@ fn a_flood_of_newlines_does_not_hold_the_host_and_a_cancel_wins() {
         assert!(took < Duration::from_secs(1), "the cancel took {took:?}");
     }
     for id in &ids {
-        let job = host.wait_for_state(id, &["cancelled"], TIMEOUT);
-        assert_ends_with_one_truncation_note(&job);
+        host.wait_for_state(id, &["cancelled"], TIMEOUT);
+        assert_ends_with_one_truncation_note(&host.log_lines(id, "limit=1000"));
     }
 }
 
@@ -99,9 +92,10 @@ fn output_past_the_log_limit_ends_in_one_truncation_note() {
             .manifest("flood", "log_mb = 1\n"),
     );
     let id = host.submit("flood", json!({"lines": 8000, "width": WIDTH}));
-    let job = host.wait_for_state(&id, &["succeeded"], TIMEOUT);
-    assert_ends_with_one_truncation_note(&job);
-    let printed: Vec<&str> = logs(&job)
+    host.wait_for_state(&id, &["succeeded"], TIMEOUT);
+    let lines = host.log_lines(&id, "limit=1000");
+    assert_ends_with_one_truncation_note(&lines);
+    let printed: Vec<&str> = lines
         .iter()
         .filter(|line| line["level"] == "stdout")
         .map(|line| line["message"].as_str().expect("a message"))

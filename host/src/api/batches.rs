@@ -4,6 +4,7 @@
 use super::AppState;
 use super::error::{ApiError, ApiJson};
 use super::jobs::{SubmitJob, parse_id};
+use super::queues::unserved_warning;
 use crate::model::{JobId, JobState, new_job_id, now_ms};
 use crate::store::{AwaitOn, BatchInfo, NewBatch, NewJob, Parents};
 use axum::extract::{Path, State};
@@ -99,9 +100,19 @@ async fn create(
         jobs,
     };
     let id = batch.id;
+    let queues = batch
+        .jobs
+        .iter()
+        .chain(&batch.on_success)
+        .chain(&batch.on_complete);
+    let warning = unserved_warning(&state.scheduler, queues.map(|job| job.queue.as_str()));
     state.store.create_batch(batch, now).await?;
     state.scheduler.notify();
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "jobs": ids}))))
+    let mut answer = json!({"id": id, "jobs": ids});
+    if let Some(warning) = warning {
+        answer["warning"] = json!(warning);
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// Where a batch stands: `cancelled` once cancelled, `running` while any job is

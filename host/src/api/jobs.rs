@@ -2,8 +2,11 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
+use super::queues::unserved_warning;
+use super::times::run_at;
 use crate::events::{Event, Ids};
-use crate::model::{JobId, JobState, Millis, new_job_id, now_ms, rfc3339, validate_priority};
+use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, now_ms, validate_priority};
+use crate::names::{check_length, shown};
 use crate::plugins::manifest::{validate_max_attempts, validate_queue_name};
 use crate::store::{AwaitOn, CancelOutcome, JobFilter, NewJob, Parents};
 use axum::Json;
@@ -14,11 +17,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::PathBuf;
 
-/// Longest delay a job may ask for: ten years.
-const MAX_DELAY_SECONDS: u64 = 10 * 365 * 24 * 3600;
 /// Default and largest page of `GET /api/jobs`.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
@@ -37,7 +38,7 @@ pub(super) fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(super) struct SubmitJob {
     plugin: String,
-    args: Option<Value>,
+    args: Option<JsonText>,
     queue: Option<String>,
     priority: Option<i32>,
     max_attempts: Option<u32>,
@@ -78,26 +79,33 @@ fn parents(after: Option<Vec<String>>, on: Option<String>) -> Result<Option<Pare
     Ok(Some(Parents { ids, on }))
 }
 
-/// Longest unique key accepted.
-const MAX_UNIQUE_KEY_CHARS: usize = 256;
-
-/// Args must be a JSON object; a string holding a JSON object is accepted too.
-fn parse_args(args: Option<Value>) -> Result<Value, ApiError> {
-    match args {
-        None | Some(Value::Null) => Ok(json!({})),
-        Some(Value::Object(map)) => Ok(Value::Object(map)),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(map)) => Ok(Value::Object(map)),
-            Ok(_) => Err(ApiError::Unprocessable("args must be a JSON object".into())),
-            Err(e) => Err(ApiError::BadRequest(format!("args is not JSON: {e}"))),
-        },
-        Some(_) => Err(ApiError::Unprocessable("args must be a JSON object".into())),
+/// Args must be a JSON object; a string holding a JSON object is accepted too. The text is
+/// checked, not parsed into a tree, and kept as sent.
+fn parse_args(args: Option<JsonText>) -> Result<JsonText, ApiError> {
+    let Some(args) = args else {
+        return Ok(JsonText::from_value(&json!({})));
+    };
+    if args.is_object() {
+        return Ok(args);
+    }
+    let not_an_object = || ApiError::Unprocessable("args must be a JSON object".into());
+    let text = serde_json::from_str::<String>(args.as_str()).map_err(|_| not_an_object())?;
+    let inner = JsonText::parse(text)
+        .map_err(|e| ApiError::BadRequest(format!("args is not JSON: {e}")))?;
+    if inner.is_object() {
+        Ok(inner)
+    } else {
+        Err(not_an_object())
     }
 }
 
 /// The repository path, canonical, if it lies under an allowed root.
 pub(super) fn check_repository(roots: &[PathBuf], path: &str) -> Result<String, ApiError> {
-    let refused = |why: &str| ApiError::Unprocessable(format!("repository_path `{path}` {why}"));
+    let refused =
+        |why: &str| ApiError::Unprocessable(format!("repository_path `{}` {why}", shown(path)));
+    if !std::path::Path::new(path).is_absolute() {
+        return Err(refused("must be an absolute path"));
+    }
     if roots.is_empty() {
         return Err(refused(
             "is refused: this host allows no repository roots (--repo-root)",
@@ -115,34 +123,6 @@ pub(super) fn check_repository(roots: &[PathBuf], path: &str) -> Result<String, 
         .into_os_string()
         .into_string()
         .map_err(|_| refused("is not valid UTF-8"))
-}
-
-/// When a job may run: `delay_seconds` from now or the RFC 3339 `run_at`, not both.
-fn run_at(
-    delay_seconds: Option<u64>,
-    run_at: Option<&str>,
-    now: Millis,
-) -> Result<Option<Millis>, ApiError> {
-    match (delay_seconds, run_at) {
-        (Some(_), Some(_)) => Err(ApiError::Unprocessable(
-            "give either delay_seconds or run_at, not both".into(),
-        )),
-        (Some(delay), None) if delay > MAX_DELAY_SECONDS => Err(ApiError::Unprocessable(format!(
-            "delay_seconds must be at most {MAX_DELAY_SECONDS}, got {delay}"
-        ))),
-        (Some(delay), None) => Ok((delay > 0).then(|| now + delay as Millis * 1000)),
-        (None, Some(text)) => {
-            let at = rfc3339::parse(text)
-                .map_err(|e| ApiError::Unprocessable(format!("run_at: {e}")))?;
-            if at > now + MAX_DELAY_SECONDS as Millis * 1000 {
-                return Err(ApiError::Unprocessable(
-                    "run_at must be within ten years".into(),
-                ));
-            }
-            Ok(Some(at))
-        }
-        (None, None) => Ok(None),
-    }
 }
 
 impl SubmitJob {
@@ -165,12 +145,8 @@ impl SubmitJob {
         let queue = self.queue.unwrap_or_else(|| plugin.settings.queue.clone());
         validate_queue_name(&queue).map_err(ApiError::Unprocessable)?;
         let run_at = run_at(self.delay_seconds, self.run_at.as_deref(), now)?;
-        if let Some(key) = &self.unique_key
-            && (key.is_empty() || key.chars().count() > MAX_UNIQUE_KEY_CHARS)
-        {
-            return Err(ApiError::Unprocessable(format!(
-                "unique_key must have 1 to {MAX_UNIQUE_KEY_CHARS} characters"
-            )));
+        if let Some(key) = &self.unique_key {
+            check_length("unique_key", key).map_err(ApiError::Unprocessable)?;
         }
         let repository_path = self
             .repository_path
@@ -200,8 +176,12 @@ async fn submit(
     let job = body.validate(&state, now)?;
     let submitted = state.store.enqueue(job, now).await?;
     let job = submitted.job;
+    let mut body = json!({"id": job.id, "state": job.state});
+    if let Some(warning) = unserved_warning(&state.scheduler, [job.queue.as_str()]) {
+        body["warning"] = json!(warning);
+    }
     if !submitted.created {
-        let body = json!({"id": job.id, "state": job.state, "existing": true});
+        body["existing"] = json!(true);
         return Ok((StatusCode::OK, Json(body)));
     }
     state
@@ -211,16 +191,13 @@ async fn submit(
     if job.state == JobState::Enqueued {
         state.scheduler.notify();
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": job.id, "state": job.state})),
-    ))
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// Parses a job id from the path.
 pub(super) fn parse_id(id: &str) -> Result<JobId, ApiError> {
     id.parse()
-        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a job id (a UUID)")))
+        .map_err(|_| ApiError::BadRequest(format!("`{}` is not a job id (a UUID)", shown(id))))
 }
 
 async fn show(
@@ -271,6 +248,12 @@ impl ListQuery {
                     .map_err(|_| ApiError::BadRequest(format!("`{c}` is not a cursor")))
             })
             .transpose()?;
+        if let Some(queue) = &self.queue {
+            validate_queue_name(queue).map_err(ApiError::BadRequest)?;
+        }
+        if let Some(plugin) = &self.plugin {
+            check_length("plugin", plugin).map_err(ApiError::BadRequest)?;
+        }
         Ok(JobFilter {
             state,
             queue: self.queue,
@@ -327,43 +310,22 @@ async fn delete(
 mod tests {
     use super::*;
 
-    #[test]
-    fn args_must_be_an_object() {
-        assert_eq!(parse_args(None).unwrap(), json!({}));
-        assert_eq!(parse_args(Some(json!({"a": 1}))).unwrap(), json!({"a": 1}));
-        assert_eq!(
-            parse_args(Some(json!("{\"a\":1}"))).unwrap(),
-            json!({"a": 1})
-        );
-        assert_eq!(
-            parse_args(Some(json!("{oops"))).unwrap_err().status(),
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(
-            parse_args(Some(json!([1]))).unwrap_err().status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            parse_args(Some(json!(3))).unwrap_err().status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
+    fn args(text: &str) -> Result<String, StatusCode> {
+        let sent = JsonText::parse(text.to_owned()).expect("test args are JSON");
+        parse_args(Some(sent))
+            .map(|args| args.as_str().to_owned())
+            .map_err(|e| e.status())
     }
 
     #[test]
-    fn run_at_comes_from_a_delay_or_a_time_but_not_both() {
-        let now = 1_700_000_000_000;
-        assert_eq!(run_at(None, None, now).unwrap(), None);
-        assert_eq!(run_at(Some(0), None, now).unwrap(), None);
-        assert_eq!(run_at(Some(5), None, now).unwrap(), Some(now + 5000));
-        let at = "2023-11-14T22:13:25Z";
-        assert_eq!(
-            run_at(None, Some(at), now).unwrap(),
-            Some(1_700_000_005_000)
-        );
-        assert!(run_at(Some(5), Some(at), now).is_err());
-        assert!(run_at(None, Some("soon"), now).is_err());
-        assert!(run_at(Some(MAX_DELAY_SECONDS + 1), None, now).is_err());
-        assert!(run_at(None, Some("2999-01-01T00:00:00Z"), now).is_err());
+    fn args_must_be_an_object_and_are_kept_as_sent() {
+        assert_eq!(parse_args(None).unwrap().as_str(), "{}");
+        assert_eq!(args(r#"{"b": 1, "a":2}"#), Ok(r#"{"b": 1, "a":2}"#.into()));
+        assert_eq!(args(r#""{\"a\":1}""#), Ok(r#"{"a":1}"#.into()));
+        assert_eq!(args(r#""{oops""#), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(args("[1]"), Err(StatusCode::UNPROCESSABLE_ENTITY));
+        assert_eq!(args(r#""[1]""#), Err(StatusCode::UNPROCESSABLE_ENTITY));
+        assert_eq!(args("3"), Err(StatusCode::UNPROCESSABLE_ENTITY));
     }
 
     #[test]
@@ -378,5 +340,7 @@ mod tests {
         assert!(check_repository(&roots, "/etc").is_err());
         assert!(check_repository(&[], inside.to_str().unwrap()).is_err());
         assert!(check_repository(&roots, "/no/such/dir").is_err());
+        let relative = check_repository(&roots, "repo").unwrap_err();
+        assert!(relative.to_string().contains("absolute"), "{relative}");
     }
 }

@@ -5,15 +5,19 @@ mod batches;
 mod error;
 mod events;
 mod jobs;
+mod json_errors;
+mod logs;
 mod maintenance;
 mod queues;
 mod recurring;
 mod status;
 mod tasks;
+mod times;
 mod workflows;
 
 pub use agents::check_agent;
 pub use error::ApiError;
+pub use json_errors::{MAX_HEADER_BYTES, MAX_TARGET_BYTES};
 
 use crate::engine::Scheduler;
 use crate::plugins::Registry;
@@ -37,14 +41,13 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Canonical directories under which a job's repository may lie.
     pub repo_roots: Arc<[PathBuf]>,
-    /// Queues this host serves, in order.
-    pub queues: Arc<[String]>,
 }
 
 /// The API's routes over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(logs::routes())
         .merge(agents::routes())
         .merge(tasks::routes())
         .merge(events::routes())
@@ -57,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_errors::json_errors))
         .with_state(state)
 }
 

@@ -2,6 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
+use crate::engine::Scheduler;
 use crate::model::{JobState, now_ms};
 use crate::plugins::manifest::validate_queue_name;
 use crate::store::{QueueInfo, QueueSettings};
@@ -40,7 +41,8 @@ fn queue_json(info: &QueueInfo, served: bool, now: i64) -> Value {
 
 async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut known = state.store.queues().await?;
-    for served in state.queues.iter() {
+    let served_queues = state.scheduler.served_queues();
+    for served in &served_queues {
         if !known.iter().any(|q| &q.name == served) {
             known.push(QueueInfo {
                 name: served.clone(),
@@ -54,9 +56,33 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = now_ms();
     let queues: Vec<Value> = known
         .iter()
-        .map(|info| queue_json(info, state.queues.contains(&info.name), now))
+        .map(|info| queue_json(info, served_queues.contains(&info.name), now))
         .collect();
     Ok(Json(json!({ "queues": queues })))
+}
+
+/// The warning an answer carries when jobs went to `queues` that no worker of this host
+/// serves (they are kept, and wait for a host that does).
+pub(super) fn unserved_warning<'a>(
+    scheduler: &Scheduler,
+    queues: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let mut unserved: Vec<&str> = queues
+        .into_iter()
+        .filter(|q| !scheduler.serves(q))
+        .collect();
+    unserved.sort_unstable();
+    unserved.dedup();
+    match unserved.as_slice() {
+        [] => None,
+        [queue] => Some(format!(
+            "queue {queue} is not served by any worker of this host"
+        )),
+        queues => Some(format!(
+            "queues {} are not served by any worker of this host",
+            queues.join(", ")
+        )),
+    }
 }
 
 fn checked(name: &str) -> Result<&str, ApiError> {

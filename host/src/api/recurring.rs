@@ -3,6 +3,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
+use super::queues::unserved_warning;
 use crate::engine::recurring::{InvalidRecurring, RecurringSpec, validate_id};
 use crate::model::{now_ms, rfc3339};
 use crate::store::RecurringJob;
@@ -84,13 +85,18 @@ async fn put(
     ApiJson(spec): ApiJson<RecurringSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     let definition = spec.definition(&id, &state.registry)?;
+    let warning = unserved_warning(&state.scheduler, [definition.queue.as_str()]);
     let put = state.store.put_recurring(definition, now_ms()).await?;
     let status = if put.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(recurring_json(&put.recurring))))
+    let mut body = recurring_json(&put.recurring);
+    if let Some(warning) = warning {
+        body["warning"] = json!(warning);
+    }
+    Ok((status, Json(body)))
 }
 
 async fn delete(

@@ -4,6 +4,8 @@
 use super::AppState;
 use super::error::{ApiError, ApiJson};
 use super::jobs::{check_repository, parse_id};
+use super::queues::unserved_warning;
+use super::times::scheduled_time;
 use crate::agent::{TaskPriority, validate_agent_id, validate_command};
 use crate::engine::agents::{TaskError, TaskRequest};
 use crate::model::{JobState, Millis, now_ms, rfc3339};
@@ -112,9 +114,8 @@ async fn submit(
     let run_at = body
         .execute_at
         .as_deref()
-        .map(rfc3339::parse)
-        .transpose()
-        .map_err(|e| ApiError::Unprocessable(format!("execute_at: {e}")))?;
+        .map(|text| scheduled_time("execute_at", text, now_ms()))
+        .transpose()?;
     let submitted = state
         .scheduler
         .submit_task(TaskRequest {
@@ -124,14 +125,15 @@ async fn submit(
             run_at,
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "task_id": submitted.task_id,
-            "job_id": submitted.job_id,
-            "agent_id": submitted.agent_id,
-        })),
-    ))
+    let mut answer = json!({
+        "task_id": submitted.task_id,
+        "job_id": submitted.job_id,
+        "agent_id": submitted.agent_id,
+    });
+    if let Some(warning) = unserved_warning(&state.scheduler, [submitted.queue.as_str()]) {
+        answer["warning"] = json!(warning);
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 async fn found(state: &AppState, id: &str) -> Result<Task, ApiError> {

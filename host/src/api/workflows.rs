@@ -3,8 +3,10 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
+use super::queues::unserved_warning;
 use crate::engine::workflows::{RunError, create_run, validate_id};
-use crate::model::{JobId, now_ms, rfc3339};
+use crate::model::{DEFAULT_QUEUE, JobId, now_ms, rfc3339};
+use crate::names::shown;
 use crate::store::workflows::{StoredWorkflow, WorkflowRun};
 use crate::workflow::Definition;
 use axum::extract::{Path, State};
@@ -43,7 +45,7 @@ fn checked(id: &str) -> Result<&str, ApiError> {
 /// The path's run id, parsed.
 fn run_id(id: &str) -> Result<JobId, ApiError> {
     id.parse()
-        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a workflow run id")))
+        .map_err(|_| ApiError::BadRequest(format!("`{}` is not a workflow run id", shown(id))))
 }
 
 /// A stored workflow as clients see it.
@@ -96,6 +98,20 @@ async fn show(
 }
 
 /// Validates and stores a definition: 201 when new, 200 when replaced.
+/// The queues the steps of `definition` go to: their own, or their plugin's.
+fn step_queues(state: &AppState, definition: &Definition) -> Vec<String> {
+    let steps = definition.stages.iter().flat_map(|stage| &stage.steps);
+    steps
+        .map(|step| match &step.queue {
+            Some(queue) => queue.clone(),
+            None => state
+                .registry
+                .get(&step.plugin)
+                .map_or_else(|| DEFAULT_QUEUE.to_owned(), |p| p.settings.queue.clone()),
+        })
+        .collect()
+}
+
 async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -104,6 +120,10 @@ async fn put(
     checked(&id)?;
     let definition = Definition::parse(&body, |plugin| state.registry.get(plugin).is_some())
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let warning = unserved_warning(
+        &state.scheduler,
+        step_queues(&state, &definition).iter().map(String::as_str),
+    );
     let created = state.store.put_workflow(&id, &definition, now_ms()).await?;
     let workflow = state
         .store
@@ -115,7 +135,11 @@ async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(workflow_json(&workflow))))
+    let mut body = workflow_json(&workflow);
+    if let Some(warning) = warning {
+        body["warning"] = json!(warning);
+    }
+    Ok((status, Json(body)))
 }
 
 async fn delete(

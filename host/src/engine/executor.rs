@@ -5,7 +5,7 @@ use super::Shared;
 use super::agents::{self, AgentRun};
 use super::output::{FLUSH_EVERY, RunOutput};
 use crate::events::{Event, Ids};
-use crate::model::{ErrorKind, Job, JobError, JobState, Millis, Usage, now_ms};
+use crate::model::{ErrorKind, Job, JobError, JobState, JsonText, Millis, Usage, now_ms};
 use crate::plugins::Plugin;
 use crate::retry::RetryPolicy;
 use crate::runtime::{RunInput, RunOutcome, RunReport};
@@ -189,12 +189,13 @@ async fn run(
         queue: job.queue.clone(),
         attempt: job.attempt,
         max_attempts: job.max_attempts,
-        args: job.args.to_string(),
+        args: job.args.as_str().to_owned(),
     };
     let output = Arc::new(RunOutput::new(
         shared.store.clone(),
         shared.events.clone(),
         job.id,
+        job.attempt,
         lease,
         ids,
         agent,
@@ -232,7 +233,7 @@ async fn record(
     let outcome = match report.outcome {
         RunOutcome::Succeeded(text) => {
             let start: String = text.chars().take(200).collect();
-            serde_json::value::RawValue::from_string(text).map_err(|e| {
+            JsonText::parse(text).map_err(|e| {
                 JobError::new(
                     ErrorKind::Fatal,
                     format!("handler returned a result that is not JSON ({e}): {start}"),

@@ -124,7 +124,7 @@ mod tests {
         Job {
             id: new_job_id(),
             plugin: "echo".into(),
-            args: serde_json::json!({}),
+            args: crate::model::JsonText::from_value(&serde_json::json!({})),
             queue: "default".into(),
             priority: 0,
             state: JobState::Processing,

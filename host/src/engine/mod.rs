@@ -143,6 +143,17 @@ impl Scheduler {
         self.shared.wake.notify_one();
     }
 
+    /// Whether this host's workers claim from `queue`: one of its configured queues, or
+    /// the queue of an agent that takes work.
+    pub fn serves(&self, queue: &str) -> bool {
+        self.shared.config.queues.iter().any(|q| q == queue) || self.shared.agents.serves(queue)
+    }
+
+    /// The queues this host's workers claim from, in order.
+    pub fn served_queues(&self) -> Vec<String> {
+        self.shared.agents.queues(&self.shared.config.queues)
+    }
+
     /// Runs and outcomes counted since the host started.
     pub fn counts(&self) -> Counts {
         self.shared.counters.snapshot()

@@ -21,6 +21,8 @@ pub(super) struct RunOutput {
     store: Arc<dyn JobStore>,
     events: EventBus,
     id: JobId,
+    /// The attempt this run is: its log lines are stored under it.
+    attempt: u32,
     lease: LeaseId,
     /// The ids of the run's events.
     ids: Ids,
@@ -41,6 +43,7 @@ impl RunOutput {
         store: Arc<dyn JobStore>,
         events: EventBus,
         id: JobId,
+        attempt: u32,
         lease: LeaseId,
         ids: Ids,
         agent: Option<AgentRun>,
@@ -49,6 +52,7 @@ impl RunOutput {
             store,
             events,
             id,
+            attempt,
             lease,
             ids,
             agent,
@@ -87,7 +91,7 @@ impl RunOutput {
                 );
             }
             self.store
-                .append_logs(self.id, std::mem::take(&mut pending.logs));
+                .append_logs(self.id, self.attempt, std::mem::take(&mut pending.logs));
         }
     }
 }

@@ -65,7 +65,7 @@ pub enum InvalidRecurring {
 pub fn validate_id(id: &str) -> Result<(), InvalidRecurring> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if id.is_empty() || id.len() > MAX_ID_CHARS || !id.chars().all(allowed) {
-        return Err(InvalidRecurring::Id(id.to_owned()));
+        return Err(InvalidRecurring::Id(crate::names::shown(id)));
     }
     Ok(())
 }

@@ -21,7 +21,8 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if id.is_empty() || id.len() > MAX_ID_CHARS || !id.chars().all(allowed) {
         return Err(format!(
-            "workflow id `{id}` is invalid: use 1 to {MAX_ID_CHARS} characters of A-Z, a-z, 0-9, `.`, `_` and `-`"
+            "workflow id `{}` is invalid: use 1 to {MAX_ID_CHARS} characters of A-Z, a-z, 0-9, `.`, `_` and `-`",
+            crate::names::shown(id)
         ));
     }
     Ok(())

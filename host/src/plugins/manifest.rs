@@ -195,7 +195,8 @@ pub fn validate_queue_name(name: &str) -> Result<(), String> {
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if name.is_empty() || name.len() > 64 || !valid_chars {
         return Err(format!(
-            "queue name `{name}` is invalid: use 1 to 64 characters of a-z, 0-9, - and _"
+            "queue name `{}` is invalid: use 1 to 64 characters of a-z, 0-9, - and _",
+            crate::names::shown(name)
         ));
     }
     Ok(())

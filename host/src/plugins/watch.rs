@@ -8,6 +8,7 @@
 use super::manifest::{self, Manifest, Maxima, Settings};
 use super::{Plugin, Registry};
 use crate::model::now_ms;
+use crate::names::MAX_NAME_CHARS;
 use crate::runtime::{Runtime, check_fits, digest};
 use notify::{RecursiveMode, Watcher};
 use std::collections::HashMap;
@@ -48,13 +49,15 @@ fn stamp(path: &Path) -> Stamp {
     Some((meta.len(), meta.modified().ok()?))
 }
 
-/// A plugin name is the module's file stem: letters, digits, `-` and `_`.
+/// A plugin name is the module's file stem: 1 to [`MAX_NAME_CHARS`] letters, digits, `-`
+/// and `_`.
 fn plugin_name(path: &Path) -> Option<String> {
     if path.extension()? != "wasm" {
         return None;
     }
     let stem = path.file_stem()?.to_str()?;
     let valid = !stem.is_empty()
+        && stem.len() <= MAX_NAME_CHARS
         && stem
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -248,5 +251,7 @@ mod tests {
         assert_eq!(plugin_name(Path::new("/p/echo.toml")), None);
         assert_eq!(plugin_name(Path::new("/p/bad name.wasm")), None);
         assert_eq!(plugin_name(Path::new("/p/.wasm")), None);
+        let long = format!("/p/{}.wasm", "a".repeat(MAX_NAME_CHARS + 1));
+        assert_eq!(plugin_name(Path::new(&long)), None);
     }
 }

@@ -12,7 +12,10 @@ pub mod sqlite;
 mod tests;
 pub mod workflows;
 
-use crate::model::{Job, JobDetail, JobError, JobId, JobState, LogLine, Millis, Progress, Usage};
+use crate::model::{
+    Job, JobDetail, JobError, JobId, JobState, JsonText, LogLine, Millis, Progress, StoredLogLine,
+    Usage,
+};
 pub use agents::AgentStore;
 use async_trait::async_trait;
 pub use recurring::{Misfire, PutRecurring, RecurringDefinition, RecurringJob};
@@ -70,8 +73,8 @@ pub struct NewJob {
     pub id: JobId,
     /// The plugin that handles it.
     pub plugin: String,
-    /// Arguments for the handler.
-    pub args: serde_json::Value,
+    /// Arguments for the handler: a JSON object.
+    pub args: JsonText,
     /// The queue.
     pub queue: String,
     /// -100..=100.
@@ -212,7 +215,7 @@ pub struct Claimed {
 #[derive(Debug, Clone)]
 pub struct Completion {
     /// The handler's result: validated JSON text, kept as text.
-    pub result: Box<serde_json::value::RawValue>,
+    pub result: JsonText,
     /// sha256 of the module that ran.
     pub plugin_digest: String,
     /// What the run used.
@@ -277,6 +280,29 @@ pub struct Page {
     pub next_cursor: Option<JobId>,
 }
 
+/// Log lines [`JobStore::get`] returns with a job: its latest.
+pub const DETAIL_LOG_LINES: u32 = 100;
+
+/// Which lines [`JobStore::logs`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct LogQuery {
+    /// Only lines of this attempt.
+    pub attempt: Option<u32>,
+    /// Only lines after this one (its `seq`, the previous page's `next_cursor`).
+    pub after: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// One page of a job's log, in reading order.
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    /// The lines.
+    pub lines: Vec<StoredLogLine>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
 /// Durable job storage. Implementations must pass the conformance suite in `store::tests`.
 #[async_trait]
 pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
@@ -319,8 +345,9 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     /// held under `lease` is dropped.
     fn record_progress(&self, id: JobId, lease: LeaseId, progress: Progress);
 
-    /// Queues log lines of a job, ordered like [`JobStore::record_progress`].
-    fn append_logs(&self, id: JobId, lines: Vec<LogLine>);
+    /// Queues log lines that `attempt` of a job wrote, ordered like
+    /// [`JobStore::record_progress`].
+    fn append_logs(&self, id: JobId, attempt: u32, lines: Vec<LogLine>);
 
     /// Moves `scheduled` jobs due by `now` to `enqueued`; returns how many.
     async fn promote_due(&self, now: Millis, limit: u32) -> Result<u64>;
@@ -351,8 +378,16 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     /// [`Error::NotFound`]; [`Error::Conflict`] while it is `processing`.
     async fn delete(&self, id: JobId) -> Result<()>;
 
-    /// One job with its history and log.
+    /// One job with its history, its latest [`DETAIL_LOG_LINES`] log lines and its log's
+    /// line counts.
     async fn get(&self, id: JobId) -> Result<Option<JobDetail>>;
+
+    /// A page of a job's log, in reading order (by attempt, then as written); `None` for
+    /// an unknown job.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `after` is not a line of this job.
+    async fn logs(&self, id: JobId, query: &LogQuery) -> Result<Option<LogPage>>;
 
     /// Jobs matching `filter`, newest first.
     async fn list(&self, filter: &JobFilter) -> Result<Page>;

@@ -15,7 +15,7 @@
 //! the schedule resumes at the first occurrence after the pass. An occurrence that is
 //! late but not missed (a pass comes every few hundred milliseconds) gets its job.
 
-use crate::model::{JobId, JobState, Millis, new_job_id, rfc3339};
+use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, rfc3339};
 use crate::schedule::Schedule;
 use crate::store::NewJob;
 use serde::{Deserialize, Serialize};
@@ -93,7 +93,7 @@ impl RecurringDefinition {
         NewJob {
             id: new_job_id(),
             plugin: self.plugin.clone(),
-            args: self.args.clone(),
+            args: JsonText::from_value(&self.args),
             queue: self.queue.clone(),
             priority: self.priority,
             max_attempts: self.max_attempts,

@@ -3,7 +3,9 @@
 
 use super::agents::{Acquired, ExecRecord, NewTask, TaskFilter};
 use super::*;
-use crate::model::{ErrorKind, JobError, JobState, LogLine, Progress, Usage, new_job_id};
+use crate::model::{
+    ErrorKind, JobError, JobState, JsonText, LogLine, Progress, StoredLogLine, Usage, new_job_id,
+};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ fn new_job(queue: &str, priority: i32) -> NewJob {
     NewJob {
         id: new_job_id(),
         plugin: "echo".into(),
-        args: json!({"n": 1}),
+        args: JsonText::from_value(&json!({"n": 1})),
         queue: queue.into(),
         priority,
         max_attempts: 3,
@@ -46,8 +48,8 @@ fn claim_params(queues: &[&str], limit: u32) -> ClaimParams {
 }
 
 /// A result as the executor hands it over: JSON text.
-fn raw(value: serde_json::Value) -> Box<serde_json::value::RawValue> {
-    serde_json::value::to_raw_value(&value).unwrap()
+fn raw(value: serde_json::Value) -> JsonText {
+    JsonText::from_value(&value)
 }
 
 fn completion() -> Completion {
@@ -333,7 +335,7 @@ async fn check_progress_and_logs_land_before_completion(store: &dyn JobStore) {
             level: "info".into(),
             message: format!("line {n}"),
         };
-        store.append_logs(job.id, vec![line]);
+        store.append_logs(job.id, 1, vec![line]);
     }
     store
         .complete(job.id, claimed.lease, completion(), NOW + 100)
@@ -342,8 +344,124 @@ async fn check_progress_and_logs_land_before_completion(store: &dyn JobStore) {
     let detail = store.get(job.id).await.unwrap().unwrap();
     let progress = detail.job.progress.expect("progress recorded");
     assert_eq!((progress.percent, progress.message.as_str()), (60, "at 60"));
-    let lines: Vec<&str> = detail.logs.iter().map(|l| l.message.as_str()).collect();
+    let lines: Vec<&str> = detail
+        .logs
+        .iter()
+        .map(|l| l.line.message.as_str())
+        .collect();
     assert_eq!(lines, ["line 0", "line 1", "line 2"]);
+}
+
+/// Queues `count` lines `{prefix} {n}` of `attempt`.
+fn log_lines(store: &dyn JobStore, id: JobId, attempt: u32, prefix: &str, count: usize) {
+    let lines = (0..count)
+        .map(|n| LogLine {
+            at: NOW,
+            level: "info".into(),
+            message: format!("{prefix} {n}"),
+        })
+        .collect();
+    store.append_logs(id, attempt, lines);
+}
+
+/// Every line of `id`'s log matching `attempt`, read in pages of `limit`.
+async fn read_log(
+    store: &dyn JobStore,
+    id: JobId,
+    attempt: Option<u32>,
+    limit: u32,
+) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut after = None;
+    loop {
+        let query = LogQuery {
+            attempt,
+            after,
+            limit,
+        };
+        let page = store
+            .logs(id, &query)
+            .await
+            .unwrap()
+            .expect("the job exists");
+        assert!(page.lines.len() <= limit as usize);
+        messages.extend(page.lines.into_iter().map(|l| l.line.message));
+        match page.next_cursor {
+            Some(cursor) => after = Some(cursor),
+            None => return messages,
+        }
+    }
+}
+
+async fn check_logs_are_counted_per_attempt_and_paged_in_order(store: &dyn JobStore) {
+    let job = add(store, new_job("default", 0)).await;
+    let first = claim_one(store, NOW).await;
+    log_lines(store, job.id, 1, "first", 3);
+    let retry = failure(ErrorKind::Retryable, AfterFailure::RetryAt(NOW));
+    store.fail(job.id, first.lease, retry, NOW).await.unwrap();
+    store.promote_due(NOW, 10).await.unwrap();
+    let second = claim_one(store, NOW).await;
+    let many = DETAIL_LOG_LINES as usize + 5;
+    log_lines(store, job.id, 2, "second", many);
+    store
+        .complete(job.id, second.lease, completion(), NOW)
+        .await
+        .unwrap();
+
+    let detail = store.get(job.id).await.unwrap().unwrap();
+    assert_eq!(
+        detail.logs.len(),
+        DETAIL_LOG_LINES as usize,
+        "only the latest lines"
+    );
+    let last = detail.logs.last().unwrap();
+    assert_eq!(
+        (last.attempt, last.line.message.as_str()),
+        (2, "second 104")
+    );
+    assert_eq!(detail.log_count, 3 + many as u64);
+    let counts: Vec<(u32, u64)> = detail
+        .log_counts
+        .iter()
+        .map(|c| (c.attempt, c.count))
+        .collect();
+    assert_eq!(counts, [(1, 3), (2, many as u64)]);
+
+    let expected: Vec<String> = (0..3)
+        .map(|n| format!("first {n}"))
+        .chain((0..many).map(|n| format!("second {n}")))
+        .collect();
+    assert_eq!(read_log(store, job.id, None, 7).await, expected);
+    assert_eq!(read_log(store, job.id, Some(1), 2).await, expected[..3]);
+    assert_eq!(read_log(store, job.id, Some(2), 1000).await, expected[3..]);
+
+    let page = |attempt, after| {
+        let query = LogQuery {
+            attempt,
+            after,
+            limit: 1,
+        };
+        async move { store.logs(job.id, &query).await.unwrap().unwrap().lines }
+    };
+    let in_first = page(Some(1), None).await[0].seq;
+    let in_second = page(Some(2), None).await[0].seq;
+    let messages = |lines: Vec<StoredLogLine>| -> Vec<String> {
+        lines.into_iter().map(|l| l.line.message).collect()
+    };
+    assert_eq!(messages(page(Some(2), Some(in_first)).await), ["second 0"]);
+    assert_eq!(messages(page(None, Some(in_first)).await), ["first 1"]);
+    assert!(page(Some(1), Some(in_second)).await.is_empty());
+
+    let foreign = LogQuery {
+        attempt: None,
+        after: Some(i64::MAX),
+        limit: 10,
+    };
+    assert!(matches!(
+        store.logs(job.id, &foreign).await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(store.logs(new_job_id(), &foreign).await.unwrap().is_none());
 }
 
 async fn check_list_pages_newest_first_with_filters(store: &dyn JobStore) {
@@ -692,7 +810,7 @@ async fn jobs_of(store: &dyn JobStore, id: &str) -> Vec<(Job, String)> {
     };
     let mut found = Vec::new();
     for job in store.list(&filter).await.unwrap().jobs.into_iter().rev() {
-        if job.args["from"] == id {
+        if job.args.to_value()["from"] == id {
             let detail = store.get(job.id).await.unwrap().unwrap();
             found.push((job, detail.history[0].reason.clone()));
         }
@@ -848,7 +966,7 @@ async fn check_put_recurring_updates_and_recomputes_the_schedule(store: &dyn Job
     assert_eq!(store.fire_recurring(NOW + 39_999).await.unwrap(), 0);
     assert_eq!(store.fire_recurring(NOW + 40_000).await.unwrap(), 1);
     let jobs = jobs_of(store, "r").await;
-    assert_eq!(jobs[0].0.args, json!({"from": "r", "v": 2}));
+    assert_eq!(jobs[0].0.args.to_value(), json!({"from": "r", "v": 2}));
 }
 
 async fn check_delete_recurring_keeps_its_jobs(store: &dyn JobStore) {
@@ -924,7 +1042,11 @@ async fn check_workflow_runs_advance_stage_by_stage_creating_each_job_once(store
     let again = store.advance_workflow_run(run, NOW).await.unwrap();
     assert!(again.enqueued.is_empty(), "a step's job is created once");
     let job = store.get(first.enqueued[0]).await.unwrap().unwrap().job;
-    assert_eq!(job.args, json!({"x": 1}), "the parameter keeps its type");
+    assert_eq!(
+        job.args.to_value(),
+        json!({"x": 1}),
+        "the parameter keeps its type"
+    );
     let claimed = claim_one(store, NOW).await;
     let done = Completion {
         result: raw(json!({"x": 1})),
@@ -1300,6 +1422,7 @@ mod sqlite {
         check_retry_resets_failed_jobs_only,
         check_delete_removes_everything_but_running_jobs,
         check_progress_and_logs_land_before_completion,
+        check_logs_are_counted_per_attempt_and_paged_in_order,
         check_list_pages_newest_first_with_filters,
         check_queue_counts_and_batches,
         check_unique_keys_dedupe_unfinished_jobs,

@@ -8,7 +8,7 @@
 //! starts (enqueueing their jobs), skips or cancels, and the run's end, all in one
 //! transaction: a step's job is created exactly once, even across restarts.
 
-use crate::model::{JobId, Millis, new_job_id};
+use crate::model::{JobId, JsonText, Millis, new_job_id};
 use crate::store::{NewJob, Result};
 use crate::workflow::{Definition, Mode, Stage, Step, StepOutcome, StepState, render};
 use async_trait::async_trait;
@@ -315,7 +315,7 @@ fn start(step: &Step, run: &WorkflowRun, steps: &HashMap<&str, RunStep>) -> Step
         Ok(args) => StepChange::Start(Box::new(NewJob {
             id: new_job_id(),
             plugin: step.plugin.clone(),
-            args,
+            args: JsonText::from_value(&args),
             queue: step.queue.clone().unwrap_or_else(|| "default".into()),
             priority: step.priority.unwrap_or(0),
             max_attempts: step.max_attempts.unwrap_or(1),
@@ -386,7 +386,7 @@ mod tests {
             match change {
                 StepChange::Start(job) => {
                     step.job_id = Some(job.id);
-                    step.result = Some(job.args.clone());
+                    step.result = Some(job.args.to_value());
                 }
                 StepChange::Skip => step.state = StepState::Skipped,
                 StepChange::End(state) => step.state = *state,
@@ -419,7 +419,7 @@ mod tests {
             panic!("a starts")
         };
         assert_eq!(
-            job.args,
+            job.args.to_value(),
             json!({"x": true}),
             "whole placeholder keeps the bool"
         );

@@ -681,6 +681,23 @@ impl Orchestra {
         job
     }
 
+    /// Every line of job `id`'s log, read through `GET /api/jobs/{id}/logs?{query}` page
+    /// by page.
+    pub(crate) fn log_lines(&self, id: &str, query: &str) -> Vec<Value> {
+        let mut lines = Vec::new();
+        let mut after = String::new();
+        loop {
+            let path = format!("/api/jobs/{id}/logs?{query}{after}");
+            let (status, page) = self.get(&path);
+            assert_eq!(status, 200, "GET {path} answered {status}: {page}");
+            lines.extend(page["lines"].as_array().expect("a page has lines").clone());
+            match page["next_cursor"].as_i64() {
+                Some(cursor) => after = format!("&after={cursor}"),
+                None => return lines,
+            }
+        }
+    }
+
     /// Polls the job until it is in one of `states`, and returns it. Panics with the job
     /// on timeout, or at once if it ended in a terminal state not asked for.
     pub(crate) fn wait_for_state(&self, id: &str, states: &[&str], timeout: Duration) -> Value {

@@ -16,7 +16,7 @@ pub(super) use run::AgentRun;
 use super::{Scheduler, Shared};
 use crate::agent::{Agent, AgentSpec, AgentStatus, TaskPriority};
 use crate::events::{Event, Ids};
-use crate::model::{JobId, JobState, Millis, new_job_id, now_ms};
+use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, now_ms};
 use crate::schedule::Schedule;
 use crate::store::agents::NewTask;
 use crate::store::{self, Misfire, NewJob, RecurringDefinition};
@@ -92,6 +92,15 @@ impl Agents {
             .clone()
     }
 
+    /// Whether `queue` is the queue of an agent that takes work.
+    pub(super) fn serves(&self, queue: &str) -> bool {
+        self.queues
+            .read()
+            .expect("agent queues lock poisoned")
+            .iter()
+            .any(|q| q == queue)
+    }
+
     /// The queues to claim from: the configured ones, with the agent queues after
     /// `default` (or last).
     pub(super) fn queues(&self, configured: &[String]) -> Vec<String> {
@@ -146,6 +155,8 @@ pub struct TaskSubmitted {
     pub job_id: JobId,
     /// The agent it went to.
     pub agent_id: String,
+    /// The queue its job waits in.
+    pub queue: String,
 }
 
 /// Host variables an agent's executables get besides the agent's own `env`.
@@ -268,7 +279,9 @@ impl Scheduler {
         let job = NewJob {
             id: job_id,
             plugin: TASK_PLUGIN.to_owned(),
-            args: serde_json::json!({"task_id": task_id, "command": request.command}),
+            args: JsonText::from_value(
+                &serde_json::json!({"task_id": task_id, "command": request.command}),
+            ),
             queue: queue.clone(),
             priority: request.priority.job_priority(),
             max_attempts: plugin.settings.max_attempts,
@@ -298,15 +311,19 @@ impl Scheduler {
         } else {
             JobState::Enqueued
         };
-        shared
-            .events
-            .publish(ids.clone(), Event::TaskCreated { queue });
+        shared.events.publish(
+            ids.clone(),
+            Event::TaskCreated {
+                queue: queue.clone(),
+            },
+        );
         shared.events.publish(ids, Event::Enqueued { state });
         shared.wake.notify_one();
         Ok(TaskSubmitted {
             task_id,
             job_id,
             agent_id: agent.spec.id.clone(),
+            queue,
         })
     }
 }

@@ -474,7 +474,8 @@ impl AgentStore for SqliteStore {
                 .rows_affected();
                 if moved > 0 {
                     sqlx::query(
-                        "INSERT INTO job_logs (job_id, at, level, message) VALUES (?1, ?2, 'info', ?3)",
+                        "INSERT INTO job_logs (job_id, attempt, at, level, message) \
+                         SELECT id, attempt, ?2, 'info', ?3 FROM jobs WHERE id = ?1",
                     )
                     .bind(job.to_string())
                     .bind(now)

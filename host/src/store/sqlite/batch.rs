@@ -24,7 +24,7 @@ use uuid::Uuid;
 pub(super) struct Group {
     enqueues: Vec<(Vec<NewJob>, Millis, Reply<()>)>,
     progress: Vec<(JobId, LeaseId, Progress)>,
-    logs: Vec<(JobId, Vec<LogLine>)>,
+    logs: Vec<(JobId, u32, Vec<LogLine>)>,
     completions: Vec<(JobId, LeaseId, Completion, Millis, Reply<()>)>,
     failures: Vec<(JobId, LeaseId, Failure, Millis, Reply<()>)>,
     claims: Vec<(ClaimParams, Controls, Millis, Reply<Vec<Claimed>>)>,
@@ -98,7 +98,7 @@ impl Group {
                 lease,
                 progress,
             } => self.progress.push((id, lease, progress)),
-            Command::Logs { id, lines } => self.logs.push((id, lines)),
+            Command::Logs { id, attempt, lines } => self.logs.push((id, attempt, lines)),
             Command::Complete {
                 id,
                 lease,
@@ -286,7 +286,7 @@ fn insert_jobs<'a>(script: &mut Script, jobs: impl IntoIterator<Item = (&'a NewJ
                 _ => "submitted",
             };
             json!({
-                "id": job.id.to_string(), "plugin": job.plugin, "args": job.args.to_string(),
+                "id": job.id.to_string(), "plugin": job.plugin, "args": job.args.as_str(),
                 "queue": job.queue, "priority": job.priority, "state": state.as_str(),
                 "max_attempts": job.max_attempts, "run_at": job.run_at.unwrap_or(now),
                 "now": now, "repo": job.repository_path, "reason": reason,
@@ -342,20 +342,20 @@ fn update_progress(script: &mut Script, updates: &[(JobId, LeaseId, Progress)]) 
     ));
 }
 
-fn insert_logs(script: &mut Script, logs: &[(JobId, Vec<LogLine>)]) {
+fn insert_logs(script: &mut Script, logs: &[(JobId, u32, Vec<LogLine>)]) {
     let items = logs
         .iter()
-        .flat_map(|(id, lines)| {
+        .flat_map(|(id, attempt, lines)| {
             lines.iter().map(move |line| {
-                json!({"id": id.to_string(), "at": line.at, "level": line.level,
-                       "message": line.message})
+                json!({"id": id.to_string(), "attempt": attempt, "at": line.at,
+                       "level": line.level, "message": line.message})
             })
         })
         .collect();
     let items = script.json(items);
     script.push(&format!(
-        "INSERT INTO job_logs (job_id, at, level, message) \
-         SELECT value->>'id', value->>'at', value->>'level', value->>'message' \
+        "INSERT INTO job_logs (job_id, attempt, at, level, message) \
+         SELECT value->>'id', value->>'attempt', value->>'at', value->>'level', value->>'message' \
          FROM json_each(jsonb({items})) ORDER BY key"
     ));
 }
@@ -367,7 +367,7 @@ fn complete_jobs(
     let items = completions
         .iter()
         .map(|(id, lease, done, now, _)| {
-            json!({"id": id.to_string(), "lease": lease.to_string(), "result": done.result.get(),
+            json!({"id": id.to_string(), "lease": lease.to_string(), "result": done.result.as_str(),
                    "now": now, "digest": done.plugin_digest, "fuel": sql_int(done.usage.fuel_consumed),
                    "wall": sql_int(done.usage.wall_ms), "mem": sql_int(done.usage.memory_peak_bytes)})
         })

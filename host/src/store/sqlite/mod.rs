@@ -6,6 +6,7 @@
 mod agents;
 mod batch;
 mod continuations;
+mod logs;
 mod recurring;
 mod rows;
 mod workflows;
@@ -16,9 +17,11 @@ use crate::store::{
     BatchInfo, CancelOutcome, ClaimParams, Claimed, Completion, Error, Failure, JobFilter,
     JobStore, LeaseId, NewBatch, NewJob, Page, QueueInfo, QueueSettings, Result, Submitted,
 };
-use crate::store::{PutRecurring, RecurringDefinition, RecurringJob};
+use crate::store::{
+    DETAIL_LOG_LINES, LogPage, LogQuery, PutRecurring, RecurringDefinition, RecurringJob,
+};
 use async_trait::async_trait;
-use rows::{JOB_COLUMNS, JobRow, LogRow, TransitionRow, convert};
+use rows::{JOB_COLUMNS, JobRow, TransitionRow, convert};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::collections::BTreeMap;
@@ -392,8 +395,8 @@ impl JobStore for SqliteStore {
         });
     }
 
-    fn append_logs(&self, id: JobId, lines: Vec<LogLine>) {
-        let _ = self.send(Command::Logs { id, lines });
+    fn append_logs(&self, id: JobId, attempt: u32, lines: Vec<LogLine>) {
+        let _ = self.send(Command::Logs { id, attempt, lines });
     }
 
     async fn promote_due(&self, now: Millis, limit: u32) -> Result<u64> {
@@ -548,17 +551,26 @@ impl JobStore for SqliteStore {
         .bind(id.to_string())
         .fetch_all(&mut *conn)
         .await?;
-        let logs: Vec<LogRow> = sqlx::query_as(
-            "SELECT at, level, message FROM job_logs WHERE job_id = ?1 ORDER BY seq",
-        )
-        .bind(id.to_string())
-        .fetch_all(&mut *conn)
-        .await?;
+        let log_counts = logs::counts(&mut conn, id).await?;
         Ok(Some(JobDetail {
             job: Job::try_from(row)?,
             history: convert::<_, Transition>(history)?,
-            logs: logs.into_iter().map(LogLine::from).collect(),
+            logs: logs::latest(&mut conn, id, DETAIL_LOG_LINES).await?,
+            log_count: log_counts.iter().map(|c| c.count).sum(),
+            log_counts,
         }))
+    }
+
+    async fn logs(&self, id: JobId, query: &LogQuery) -> Result<Option<LogPage>> {
+        let mut conn = self.readers.acquire().await?;
+        let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if known.is_none() {
+            return Ok(None);
+        }
+        logs::page(&mut conn, id, query).await.map(Some)
     }
 
     async fn list(&self, filter: &JobFilter) -> Result<Page> {

@@ -1,6 +1,9 @@
 //! Mapping between SQLite rows and model types.
 
-use crate::model::{ErrorKind, Job, JobError, JobState, LogLine, Progress, Transition, Usage};
+use crate::model::{
+    ErrorKind, Job, JobError, JobState, JsonText, LogLine, Progress, StoredLogLine, Transition,
+    Usage,
+};
 use crate::store::{Error, Result};
 use sqlx::FromRow;
 
@@ -102,7 +105,7 @@ impl TryFrom<JobRow> for Job {
         Ok(Job {
             id: row.id.parse().map_err(|e| corrupt("id", e))?,
             plugin: row.plugin,
-            args: parse_json("args", &row.args)?,
+            args: JsonText::parse(row.args).map_err(|e| corrupt("args", e))?,
             queue: row.queue,
             priority: row.priority as i32,
             state: parse_state(&row.state)?,
@@ -150,17 +153,23 @@ impl TryFrom<TransitionRow> for Transition {
 /// A `job_logs` row.
 #[derive(Debug, FromRow)]
 pub(super) struct LogRow {
+    seq: i64,
+    attempt: i64,
     at: i64,
     level: String,
     message: String,
 }
 
-impl From<LogRow> for LogLine {
-    fn from(row: LogRow) -> LogLine {
-        LogLine {
-            at: row.at,
-            level: row.level,
-            message: row.message,
+impl From<LogRow> for StoredLogLine {
+    fn from(row: LogRow) -> StoredLogLine {
+        StoredLogLine {
+            seq: row.seq,
+            attempt: row.attempt.max(0) as u32,
+            line: LogLine {
+                at: row.at,
+                level: row.level,
+                message: row.message,
+            },
         }
     }
 }

@@ -68,6 +68,7 @@ pub(super) enum Command {
     },
     Logs {
         id: JobId,
+        attempt: u32,
         lines: Vec<LogLine>,
     },
     Exec(Op),

@@ -167,6 +167,8 @@ pub enum ErrorKind {
     Timeout,
     /// The guest was refused memory beyond its limit.
     MemoryLimit,
+    /// The guest wrote more under `/repo` than its disk quota allows, and gave up.
+    DiskQuota,
     /// A client cancelled the job.
     Cancelled,
     /// The host running the job stopped renewing its lease (it died).
@@ -175,13 +177,14 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::Retryable,
         ErrorKind::Fatal,
         ErrorKind::Trap,
         ErrorKind::OutOfFuel,
         ErrorKind::Timeout,
         ErrorKind::MemoryLimit,
+        ErrorKind::DiskQuota,
         ErrorKind::Cancelled,
         ErrorKind::LeaseExpired,
     ];
@@ -195,6 +198,7 @@ impl ErrorKind {
             ErrorKind::OutOfFuel => "out_of_fuel",
             ErrorKind::Timeout => "timeout",
             ErrorKind::MemoryLimit => "memory_limit",
+            ErrorKind::DiskQuota => "disk_quota",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::LeaseExpired => "lease_expired",
         }
@@ -202,7 +206,10 @@ impl ErrorKind {
 
     /// Whether a failure of this kind may be retried while attempts remain.
     pub fn is_retryable(self) -> bool {
-        !matches!(self, ErrorKind::Fatal | ErrorKind::Cancelled)
+        !matches!(
+            self,
+            ErrorKind::Fatal | ErrorKind::Cancelled | ErrorKind::DiskQuota
+        )
     }
 }
 

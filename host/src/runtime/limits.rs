@@ -11,6 +11,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
 /// The largest memory limit a plugin may ask for: the size of a pool slot.
 pub const MAX_MEMORY_BYTES: usize = 4 << 30;
+/// Default bytes a run may write under `/repo`.
+pub const DEFAULT_DISK_QUOTA_BYTES: u64 = 1 << 30;
 
 /// What one run may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// Most bytes of linear memory per memory.
     pub memory_bytes: usize,
+    /// Most bytes the run may write under `/repo`.
+    pub disk_quota_bytes: u64,
 }
 
 impl Default for Limits {
@@ -29,6 +33,7 @@ impl Default for Limits {
             fuel: DEFAULT_FUEL,
             timeout: DEFAULT_TIMEOUT,
             memory_bytes: DEFAULT_MEMORY_BYTES,
+            disk_quota_bytes: DEFAULT_DISK_QUOTA_BYTES,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Runs built example plugins (`cargo plugins`) through the runtime with a fake
-//! [`RunHost`]: the `agent` import, its wall-clock rule, and 0.1.0 components.
+//! [`RunHost`]: the `agent` import, its wall-clock rule, 0.1.0 components, and the disk
+//! quota of a repository mount.
 
 use super::*;
 use serde_json::{Value, json};
@@ -11,6 +12,7 @@ struct Fixture {
     task_execution: Prepared,
     flaky: Prepared,
     sleep: Prepared,
+    files: Prepared,
 }
 
 fn fixture() -> &'static Fixture {
@@ -34,6 +36,7 @@ fn fixture() -> &'static Fixture {
             task_execution: prepare("task_execution"),
             flaky: prepare("flaky"),
             sleep: prepare("sleep"),
+            files: prepare("files"),
             runtime,
         }
     })
@@ -120,6 +123,17 @@ async fn run_with(
     limits: Limits,
     host: Arc<dyn RunHost>,
 ) -> RunReport {
+    run_in(plugin, args, limits, None, host).await
+}
+
+/// Runs `plugin` with `args` under `limits`, with `repo` (if any) at `/repo`.
+async fn run_in(
+    plugin: &Prepared,
+    args: Value,
+    limits: Limits,
+    repo: Option<&Path>,
+    host: Arc<dyn RunHost>,
+) -> RunReport {
     let input = RunInput {
         id: "job-1".into(),
         plugin: "test".into(),
@@ -130,7 +144,7 @@ async fn run_with(
     };
     fixture()
         .runtime
-        .run(plugin, &input, &limits, None, host)
+        .run(plugin, &input, &limits, repo, host)
         .await
 }
 
@@ -350,4 +364,89 @@ async fn a_component_built_against_0_1_0_still_runs() {
             .any(|(level, message)| level == "info" && message == "flaky: attempt 1"),
         "its 0.1.0 log import reached the host: {logs:?}"
     );
+}
+
+/// Runs `files` with `ops` in a fresh repository under a disk quota of `quota` bytes;
+/// returns the outcome and the repository.
+async fn files_under_quota(
+    ops: Value,
+    give_up: bool,
+    quota: u64,
+) -> (RunOutcome, tempfile::TempDir) {
+    let repo = tempfile::tempdir().unwrap();
+    let host: Arc<dyn RunHost> = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    let limits = Limits {
+        disk_quota_bytes: quota,
+        ..Limits::default()
+    };
+    let args = json!({"ops": ops, "give_up": give_up});
+    let report = run_in(&fixture().files, args, limits, Some(repo.path()), host).await;
+    (report.outcome, repo)
+}
+
+/// The per-operation outcomes of a `files` run that succeeded.
+fn op_outcomes(outcome: RunOutcome) -> Vec<String> {
+    let RunOutcome::Succeeded(result) = outcome else {
+        panic!("the run failed: {outcome:?}");
+    };
+    let result: Value = serde_json::from_str(&result).unwrap();
+    serde_json::from_value(result["ops"].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn writes_past_the_disk_quota_are_refused_and_a_run_that_gives_up_fails_with_disk_quota() {
+    let quota = 256 << 10;
+    let fill = |path: &str, bytes: u64| json!({"op": "fill", "path": path, "bytes": bytes});
+
+    let (outcome, repo) = files_under_quota(json!([fill("/repo/big", 1 << 20)]), true, quota).await;
+    let error = failure(outcome);
+    assert_eq!(error.kind, ErrorKind::DiskQuota, "{error:?}");
+    assert!(
+        error.message.contains("disk quota of 262144 bytes"),
+        "{}",
+        error.message
+    );
+    let size = std::fs::metadata(repo.path().join("big")).unwrap().len();
+    assert!(size <= quota, "{size} bytes reached the disk");
+
+    // Writes count across files and streams; a refused write is an ordinary io error
+    // the guest may survive, and then the run succeeds.
+    let ops = json!([
+        fill("/repo/a", 100 << 10),
+        {"op": "append", "path": "/repo/a", "text": "more"},
+        fill("/repo/b", 100 << 10),
+        fill("/repo/c", 100 << 10),
+        {"op": "write", "path": "/repo/d", "text": "small"},
+    ]);
+    let (outcome, _repo) = files_under_quota(ops, false, quota).await;
+    let outcomes = op_outcomes(outcome);
+    assert_eq!(outcomes[..3], ["ok", "ok", "ok"], "{outcomes:?}");
+    // (wasi-libc reports a failed stream write as EIO, whatever its error code.)
+    assert!(outcomes[3].starts_with("error"), "{outcomes:?}");
+    assert!(
+        outcomes[4].starts_with("error"),
+        "the quota is used up: {outcomes:?}"
+    );
+
+    // Growing a file with set-size counts too.
+    let ops = json!([
+        {"op": "write", "path": "/repo/d", "text": "small"},
+        {"op": "set_len", "path": "/repo/d", "len": 1 << 30},
+        {"op": "set_len", "path": "/repo/d", "len": 1 << 10},
+    ]);
+    let (outcome, _repo) = files_under_quota(ops, false, quota).await;
+    let outcomes = op_outcomes(outcome);
+    assert_eq!(outcomes[0], "ok", "{outcomes:?}");
+    assert!(
+        outcomes[1].contains("No space left on device"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], "ok", "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn without_a_refusal_a_failure_keeps_its_kind() {
+    let ops = json!([{"op": "write", "path": "/repo/missing/x", "text": "x"}]);
+    let (outcome, _repo) = files_under_quota(ops, true, 1 << 20).await;
+    assert_eq!(failure(outcome).kind, ErrorKind::Fatal);
 }

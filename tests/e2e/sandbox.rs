@@ -383,6 +383,8 @@ fn no_symlink_leading_out_of_the_repository_can_be_made() {
     fs::create_dir_all(repo.join("a/b")).unwrap();
     fs::write(repo.join("inside.txt"), "in").unwrap();
     let link = |target: &str, link: &str| json!({"op": "symlink", "target": target, "link": link});
+    let rename =
+        |from: &str, to: &str, works| op(json!({"op": "rename", "from": from, "to": to}), works);
     let ops = [
         op(link("/etc/passwd", "/repo/abs"), false),
         op(link("/repo/inside.txt", "/repo/abs2"), false),
@@ -396,24 +398,23 @@ fn no_symlink_leading_out_of_the_repository_can_be_made() {
         op(link("../missing/../a", "/repo/a/in3"), true),
         // A link that is fine where it is may not be moved or linked to where it leads out.
         op(link("../../x", "/repo/a/b/rel"), true),
-        op(
-            json!({"op": "rename", "from": "/repo/a/b/rel", "to": "/repo/rel"}),
-            false,
-        ),
+        rename("/repo/a/b/rel", "/repo/rel", false),
         op(
             json!({"op": "hard_link", "from": "/repo/a/b/rel", "to": "/repo/rel2"}),
             false,
         ),
-        op(
-            json!({"op": "rename", "from": "/repo/a/b/rel", "to": "/repo/a/b/rel3"}),
-            true,
-        ),
+        rename("/repo/a/b/rel", "/repo/a/b/rel3", true),
+        // Nor may a directory holding it move closer to the root; elsewhere it may.
+        rename("/repo/a/b", "/repo/b2", false),
+        rename("/repo/a/b", "/repo/a/b/../b3", true),
+        op(json!({"op": "mkdir", "path": "/repo/z"}), true),
+        rename("/repo/z", "/repo/a/b3/z", true),
     ];
     let list: Vec<Value> = ops.iter().map(|(op, _)| op.clone()).collect();
     let job = sandbox.run_files(json!({"ops": list}));
     assert_outcomes(&job, &ops);
     for refused in [
-        "abs", "abs2", "up", "up2", "a/b/up3", "a/up4", "rel", "rel2",
+        "abs", "abs2", "up", "up2", "a/b/up3", "a/up4", "rel", "rel2", "b2",
     ] {
         assert!(
             fs::symlink_metadata(repo.join(refused)).is_err(),
@@ -431,7 +432,8 @@ fn no_symlink_leading_out_of_the_repository_can_be_made() {
             );
         }
     }
-    assert_eq!(fs::read_to_string(repo.join("a/b/in1")).unwrap(), "in");
+    assert_eq!(fs::read_to_string(repo.join("a/b3/in1")).unwrap(), "in");
+    assert!(repo.join("a/b3/z").is_dir());
 }
 
 #[test]

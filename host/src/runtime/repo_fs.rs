@@ -9,7 +9,8 @@
 //!   itself refuses writes, resizes and changes through it; an open for writing there
 //!   is refused at once.
 //! - New symlinks (also a symlink moved or hard-linked to a new place) must lead inside
-//!   the repository and outside `.git`.
+//!   the repository and outside `.git`; a directory never moves closer to the root,
+//!   which could make a relative symlink inside it lead out.
 //! - Bytes written count against the run's disk quota.
 //!
 //! A run without a repository has no guard: every call goes straight through.
@@ -183,8 +184,8 @@ impl RepoFsView<'_> {
     }
 
     /// The places of a rename or hard link from `old` (under `fd`) to `new` (under
-    /// `new_fd`): both must be allowed to change, and a symlink may only go where its
-    /// target would be allowed.
+    /// `new_fd`): both must be allowed to change, a symlink may only go where its
+    /// target would be allowed, and a directory not closer to the root.
     async fn places_of_move(
         &mut self,
         guard: &RepoGuard,
@@ -199,7 +200,7 @@ impl RepoFsView<'_> {
                 return Err(e);
             }
         };
-        if let Err(e) = self.check_moved_link(guard, &from, &to).await {
+        if let Err(e) = self.check_move(guard, &from, &to).await {
             self.release(from)?;
             self.release(to)?;
             return Err(e);
@@ -208,19 +209,26 @@ impl RepoFsView<'_> {
     }
 
     /// Refuses to move or link the entry at `from` to `to` when it is a symlink whose
-    /// target would not be allowed there.
-    async fn check_moved_link(
-        &mut self,
-        guard: &RepoGuard,
-        from: &Place,
-        to: &Place,
-    ) -> FsResult<()> {
-        let link = HostDescriptor::readlink_at(&mut self.fs, from.dir(), from.name.clone());
-        match link.await {
-            Ok(target) if !guard.link_allowed(self.host_file(&to.dir)?, &target) => {
-                Err(ErrorCode::NotPermitted.into())
+    /// target would not be allowed there, or a directory that would come closer to the
+    /// root.
+    async fn check_move(&mut self, guard: &RepoGuard, from: &Place, to: &Place) -> FsResult<()> {
+        let name = from.name.clone();
+        let stat = HostDescriptor::stat_at(&mut self.fs, from.dir(), PathFlags::empty(), name);
+        let allowed = match stat.await.map(|stat| stat.type_) {
+            Ok(types::DescriptorType::SymbolicLink) => {
+                let link = HostDescriptor::readlink_at(&mut self.fs, from.dir(), from.name.clone());
+                let target = link.await?;
+                guard.link_allowed(self.host_file(&to.dir)?, &target)
             }
-            _ => Ok(()),
+            Ok(types::DescriptorType::Directory) => {
+                guard.dir_may_move(self.host_file(&from.dir)?, self.host_file(&to.dir)?)
+            }
+            _ => true,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ErrorCode::NotPermitted.into())
         }
     }
 

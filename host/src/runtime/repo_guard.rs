@@ -1,7 +1,8 @@
 //! The rules of a run's repository mount, judged on the host's real paths: nothing named
 //! `.git` (at any depth) or under one (even a repository mounted from inside a `.git`)
-//! may change, symlinks may only point inside the repository, and writes count against
-//! the run's [`DiskQuota`].
+//! may change, symlinks may only point inside the repository (and directories, which may
+//! hold relative ones, never move closer to its root), and writes count against the
+//! run's [`DiskQuota`].
 //!
 //! Where an open file or directory really is comes from `/proc/self/fd` (Linux); when
 //! that cannot be told, the place is treated as protected.
@@ -54,6 +55,16 @@ impl RepoGuard {
         let mut hops = 0;
         resolve(dir, target, Some(&self.root), &mut hops)
             .is_some_and(|place| self.is_writable_path(&place))
+    }
+
+    /// Whether a directory may move from the open directory `from` to the open directory
+    /// `to`: not closer to the root, where a relative symlink inside it that leads to
+    /// the repository now could lead out of it.
+    pub(super) fn dir_may_move(&self, from: &File, to: &File) -> bool {
+        match (real_path(from), real_path(to)) {
+            (Some(from), Some(to)) => to.components().count() >= from.components().count(),
+            _ => false,
+        }
     }
 
     /// Whether the real path `path` lies inside the repository and outside every `.git`
@@ -172,5 +183,21 @@ mod tests {
         symlink("sub/deep", root.join("d")).unwrap();
         assert!(!guard.link_allowed(&sub, "../d/../../.."));
         assert!(guard.link_allowed(&sub, "../d/../x"));
+    }
+
+    #[test]
+    fn directories_may_not_move_closer_to_the_root() {
+        let (_dir, guard) = repository();
+        let root = guard.root.clone();
+        std::fs::create_dir(root.join("other")).unwrap();
+        let (top, sub, other) = (
+            open(&root),
+            open(&root.join("sub")),
+            open(&root.join("other")),
+        );
+        assert!(guard.dir_may_move(&top, &top));
+        assert!(guard.dir_may_move(&sub, &other));
+        assert!(guard.dir_may_move(&top, &sub));
+        assert!(!guard.dir_may_move(&sub, &top));
     }
 }

@@ -3,7 +3,7 @@
 //! `.git` is read-only, no symlink may lead out, and git in agent commands runs no hooks.
 
 use crate::common::agents::Workspace;
-use crate::common::{Options, Orchestra, TERMINAL, TIMEOUT, error_kind, state};
+use crate::common::{Options, Orchestra, TERMINAL, TIMEOUT, error_kind, state, wait_until};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fs;
@@ -436,20 +436,15 @@ fn no_symlink_leading_out_of_the_repository_can_be_made() {
     assert!(repo.join("a/b3/z").is_dir());
 }
 
-#[test]
-fn agent_commands_run_git_without_hooks_or_fsmonitor() {
-    let ws = Workspace::new();
-    let host = Orchestra::start(ws.options().plugin("files"));
+/// Makes the repository of `ws` a git repository whose config (written by the operator,
+/// not a plugin) asks git to run a program that leaves a file behind; returns where.
+fn plant_fsmonitor(ws: &Workspace) -> PathBuf {
     let repo = PathBuf::from(ws.repo());
     git(&repo, &["init", "-q"]);
-    // The operator (not a plugin) makes the repository ask git to run a program.
     let marker = ws.root().join("fsmonitor-ran");
     let monitor = ws.root().join("fsmonitor.sh");
-    fs::write(
-        &monitor,
-        format!("#!/bin/sh\necho ran > '{}'\nexit 1\n", marker.display()),
-    )
-    .unwrap();
+    let script = format!("#!/bin/sh\necho ran > '{}'\nexit 1\n", marker.display());
+    fs::write(&monitor, script).unwrap();
     fs::set_permissions(&monitor, fs::Permissions::from_mode(0o755)).unwrap();
     git(
         &repo,
@@ -459,6 +454,15 @@ fn agent_commands_run_git_without_hooks_or_fsmonitor() {
         &repo,
         &["config", "core.hooksPath", ws.root().to_str().unwrap()],
     );
+    marker
+}
+
+#[test]
+fn agent_commands_run_git_without_hooks_or_fsmonitor() {
+    let ws = Workspace::new();
+    let host = Orchestra::start(ws.options().plugin("files"));
+    let repo = PathBuf::from(ws.repo());
+    let marker = plant_fsmonitor(&ws);
     let config = fs::read(repo.join(".git/config")).unwrap();
 
     host.register_agent(&ws.shell_agent("sh"));
@@ -485,4 +489,26 @@ fn agent_commands_run_git_without_hooks_or_fsmonitor() {
         config,
         "the config is unchanged"
     );
+}
+
+#[test]
+fn health_commands_run_git_without_hooks_or_fsmonitor() {
+    let ws = Workspace::new();
+    let marker = plant_fsmonitor(&ws);
+    let checked = ws.root().join("checked");
+    let config = "agent_health_schedule = \"* * * * * *\"\n";
+    let host = Orchestra::start(ws.options().config(config));
+    let mut agent = ws.shell_agent("sh");
+    agent["health_interval_seconds"] = json!(1);
+    let check = format!("git status; touch '{}'", checked.display());
+    agent["health_command"] = json!(["/usr/bin/env", "bash", "-c", check]);
+    host.register_agent(&agent);
+    wait_until("a health check", TIMEOUT, || {
+        if checked.exists() || marker.exists() {
+            Ok(())
+        } else {
+            Err(host.agent("sh").to_string())
+        }
+    });
+    assert!(!marker.exists(), "git ran the repository's fsmonitor");
 }

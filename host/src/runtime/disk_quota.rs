@@ -120,6 +120,34 @@ impl OutputStream for QuotaStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmtime::component::ResourceTable;
+    use wasmtime_wasi::filesystem::{WasiFilesystemCtx, WasiFilesystemCtxView};
+    use wasmtime_wasi::p2::bindings::filesystem::types::{ErrorCode, Host};
+    use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+    #[test]
+    fn a_refused_stream_write_is_insufficient_space_to_the_guest() {
+        let quota = Arc::new(DiskQuota::new(1));
+        let mut stream = QuotaStream::wrap(Box::new(MemoryOutputPipe::new(64)), quota);
+        assert_eq!(
+            stream.check_write().unwrap(),
+            1,
+            "the permit is cut to the quota"
+        );
+        let refused = stream.write(bytes::Bytes::from_static(b"xy"));
+        let Err(StreamError::LastOperationFailed(error)) = refused else {
+            panic!("the write went through");
+        };
+        let mut table = ResourceTable::new();
+        let error = table.push(error).unwrap();
+        let mut ctx = WasiFilesystemCtx::default();
+        let mut view = WasiFilesystemCtxView {
+            ctx: &mut ctx,
+            table: &mut table,
+        };
+        let code = view.filesystem_error_code(error).unwrap();
+        assert_eq!(code, Some(ErrorCode::InsufficientSpace));
+    }
 
     #[test]
     fn writes_fit_up_to_the_limit_and_a_refusal_is_remembered() {

@@ -98,7 +98,7 @@ fn split(path: &str) -> FsResult<(&str, &str)> {
     }
 }
 
-impl RepoFsView<'_> {
+impl<'a> RepoFsView<'a> {
     /// The host file behind `fd`.
     fn host_file(&self, fd: &Resource<Descriptor>) -> Result<&std::fs::File, ResourceTableError> {
         Ok(match self.fs.table.get(fd)? {
@@ -254,6 +254,18 @@ impl RepoFsView<'_> {
         Ok(opened)
     }
 
+    /// The guard whose quota a change of the file `fd` counts against: none without a
+    /// repository, or when wasmtime-wasi will refuse the change anyway.
+    fn quota_guard(
+        &self,
+        fd: &Resource<Descriptor>,
+    ) -> Result<Option<&'a RepoGuard>, ResourceTableError> {
+        Ok(match self.fs.table.get(fd)? {
+            Descriptor::File(file) if !file.perms.write_not_permitted() => self.guard,
+            _ => None,
+        })
+    }
+
     /// Wraps a file's new output stream so its writes count against the quota.
     fn count_writes(
         &mut self,
@@ -305,12 +317,7 @@ impl HostDescriptor for RepoFsView<'_> {
     }
 
     async fn set_size(&mut self, fd: Resource<Descriptor>, size: types::Filesize) -> FsResult<()> {
-        // Only a change that may happen counts: wasmtime-wasi refuses the others.
-        let guard = match self.fs.table.get(&fd)? {
-            Descriptor::File(file) if !file.perms.write_not_permitted() => self.guard,
-            _ => None,
-        };
-        let Some(guard) = guard else {
+        let Some(guard) = self.quota_guard(&fd)? else {
             return HostDescriptor::set_size(&mut self.fs, fd, size).await;
         };
         let current = HostDescriptor::stat(&mut self.fs, borrow(&fd)).await?.size;
@@ -349,7 +356,7 @@ impl HostDescriptor for RepoFsView<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
-        let Some(guard) = self.guard else {
+        let Some(guard) = self.quota_guard(&fd)? else {
             return HostDescriptor::write(&mut self.fs, fd, buf, offset).await;
         };
         let len = buf.len() as u64;

@@ -212,6 +212,8 @@ pub enum ErrorKind {
     MemoryLimit,
     /// The handler's result was larger than its limit: no more attempts.
     ResultTooLarge,
+    /// The guest wrote more under `/repo` than its disk quota allows, and gave up.
+    DiskQuota,
     /// A client cancelled the job.
     Cancelled,
     /// The host running the job stopped renewing its lease (it died).
@@ -220,7 +222,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Retryable,
         ErrorKind::Fatal,
         ErrorKind::Trap,
@@ -228,6 +230,7 @@ impl ErrorKind {
         ErrorKind::Timeout,
         ErrorKind::MemoryLimit,
         ErrorKind::ResultTooLarge,
+        ErrorKind::DiskQuota,
         ErrorKind::Cancelled,
         ErrorKind::LeaseExpired,
     ];
@@ -242,6 +245,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::MemoryLimit => "memory_limit",
             ErrorKind::ResultTooLarge => "result_too_large",
+            ErrorKind::DiskQuota => "disk_quota",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::LeaseExpired => "lease_expired",
         }
@@ -251,7 +255,10 @@ impl ErrorKind {
     pub fn is_retryable(self) -> bool {
         !matches!(
             self,
-            ErrorKind::Fatal | ErrorKind::ResultTooLarge | ErrorKind::Cancelled
+            ErrorKind::Fatal
+                | ErrorKind::ResultTooLarge
+                | ErrorKind::DiskQuota
+                | ErrorKind::Cancelled
         )
     }
 }

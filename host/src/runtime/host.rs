@@ -9,6 +9,7 @@ use super::bindings::v0_1::orchestra::plugin as v0_1;
 use super::deadline::Deadline;
 use super::limits::MemoryLimiter;
 use super::output::SharedSink;
+use super::repo_guard::RepoGuard;
 use super::{AgentInfo, ExecError, ExecResult, RunHost};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +34,8 @@ pub(super) struct RunState {
     /// Also inside `sink`; kept here so an agent command can be awaited without the
     /// sink's lock.
     pub(super) host: Arc<dyn RunHost>,
+    /// The rules of the repository mount, when the run has one.
+    pub(super) repo: Option<RepoGuard>,
 }
 
 impl WasiView for RunState {

@@ -10,10 +10,13 @@
 mod bindings;
 mod cache;
 mod deadline;
+mod disk_quota;
 mod host;
 mod inspect;
 pub mod limits;
 mod output;
+mod repo_fs;
+mod repo_guard;
 
 pub use cache::digest;
 pub use host::{MAX_COMMAND_CHARS, MAX_PROGRESS_MESSAGE_CHARS};
@@ -27,6 +30,7 @@ use cache::ComponentCache;
 use deadline::Deadline;
 use host::RunState;
 use output::{LineSink, OutputCapture};
+use repo_guard::RepoGuard;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -219,6 +223,7 @@ impl Runtime {
         spawn_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        repo_fs::add_to_linker(&mut linker).map_err(engine_error)?;
         bindings::TaskHandler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(engine_error)?;
         bindings::v0_1::TaskHandler::add_to_linker::<RunState, HasSelf<RunState>>(
@@ -272,15 +277,10 @@ impl Runtime {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        if let Some(repo) = repo
-            && let Err(e) = wasi.preopened_dir(repo, "/repo", FsPerms::ReadWrite)
-        {
-            let error = JobError::new(
-                ErrorKind::Fatal,
-                format!("repository {} cannot be mounted: {e:#}", repo.display()),
-            );
-            return report(RunOutcome::Failed(error), started, 0, 0);
-        }
+        let guard = match repo.map(|repo| mount(&mut wasi, repo, limits)).transpose() {
+            Ok(guard) => guard,
+            Err(error) => return report(RunOutcome::Failed(error), started, 0, 0),
+        };
         let (deadline, expiry) = Deadline::new(started + limits.timeout);
         let state = RunState {
             wasi: wasi.build(),
@@ -289,6 +289,7 @@ impl Runtime {
             deadline,
             sink,
             host,
+            repo: guard,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -356,6 +357,10 @@ impl Runtime {
             }
             Ok(Err(CallError::Instantiate(e))) => classify_instantiation(&e, limits),
         };
+        let outcome = match &state.repo {
+            Some(guard) if guard.quota.refused() => over_quota(outcome, guard.quota.limit()),
+            _ => outcome,
+        };
         report(outcome, started, fuel_used, state.limiter.peak)
     }
 }
@@ -366,6 +371,43 @@ enum CallError {
     Instantiate(wasmtime::Error),
     /// Calling `handle`.
     Run(wasmtime::Error),
+}
+
+/// Mounts `repo` at `/repo` (read-write, guarded by [`repo_fs`]) and returns its guard.
+fn mount(wasi: &mut WasiCtxBuilder, repo: &Path, limits: &Limits) -> Result<RepoGuard, JobError> {
+    let mounted = RepoGuard::new(repo, limits.disk_quota_bytes).and_then(|guard| {
+        wasi.preopened_dir(repo, "/repo", FsPerms::ReadWrite)
+            .map_err(std::io::Error::other)?;
+        Ok(guard)
+    });
+    mounted.map_err(|e| {
+        JobError::new(
+            ErrorKind::Fatal,
+            format!("repository {} cannot be mounted: {e:#}", repo.display()),
+        )
+    })
+}
+
+/// A failure of a run that was refused a write past its disk quota is named for it:
+/// the guest gave up because of the quota.
+fn over_quota(outcome: RunOutcome, quota: u64) -> RunOutcome {
+    match outcome {
+        RunOutcome::Failed(error)
+            if matches!(
+                error.kind,
+                ErrorKind::Retryable | ErrorKind::Fatal | ErrorKind::Trap
+            ) =>
+        {
+            failed(
+                ErrorKind::DiskQuota,
+                format!(
+                    "run wrote past its disk quota of {} bytes under /repo: {}",
+                    quota, error.message
+                ),
+            )
+        }
+        outcome => outcome,
+    }
 }
 
 fn report(outcome: RunOutcome, started: Instant, fuel: u64, memory: usize) -> RunReport {

@@ -1,5 +1,6 @@
 //! Runs built example plugins (`cargo plugins`) through the runtime with a fake
-//! [`RunHost`]: the `agent` import, its wall-clock rule, and 0.1.0 components.
+//! [`RunHost`]: the `agent` import, its wall-clock rule, 0.1.0 components, and the disk
+//! quota of a repository mount.
 
 use super::*;
 use serde_json::{Value, json};
@@ -12,6 +13,7 @@ struct Fixture {
     flaky: Prepared,
     sleep: Prepared,
     bigmem: Prepared,
+    files: Prepared,
 }
 
 fn fixture() -> &'static Fixture {
@@ -24,6 +26,7 @@ fn fixture() -> &'static Fixture {
             flaky: prepare("flaky"),
             sleep: prepare("sleep"),
             bigmem: prepare("bigmem"),
+            files: prepare("files"),
             runtime,
         }
     })
@@ -136,9 +139,20 @@ async fn run_with(
     limits: Limits,
     host: Arc<dyn RunHost>,
 ) -> RunReport {
+    run_in(plugin, args, limits, None, host).await
+}
+
+/// Runs `plugin` with `args` under `limits`, with `repo` (if any) at `/repo`.
+async fn run_in(
+    plugin: &Prepared,
+    args: Value,
+    limits: Limits,
+    repo: Option<&Path>,
+    host: Arc<dyn RunHost>,
+) -> RunReport {
     fixture()
         .runtime
-        .run(plugin, &input(args), &limits, None, host)
+        .run(plugin, &input(args), &limits, repo, host)
         .await
 }
 
@@ -461,4 +475,89 @@ async fn agent_output_counts_against_the_log_allowance() {
         .filter(|(_, line)| line.starts_with("log truncated"))
         .count();
     assert_eq!(notes, 1, "{cut:?}");
+}
+
+/// Runs `files` with `ops` in a fresh repository under a disk quota of `quota` bytes;
+/// returns the outcome and the repository.
+async fn files_under_quota(
+    ops: Value,
+    give_up: bool,
+    quota: u64,
+) -> (RunOutcome, tempfile::TempDir) {
+    let repo = tempfile::tempdir().unwrap();
+    let host: Arc<dyn RunHost> = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    let limits = Limits {
+        disk_quota_bytes: quota,
+        ..Limits::default()
+    };
+    let args = json!({"ops": ops, "give_up": give_up});
+    let report = run_in(&fixture().files, args, limits, Some(repo.path()), host).await;
+    (report.outcome, repo)
+}
+
+/// The per-operation outcomes of a `files` run that succeeded.
+fn op_outcomes(outcome: RunOutcome) -> Vec<String> {
+    let RunOutcome::Succeeded(result) = outcome else {
+        panic!("the run failed: {outcome:?}");
+    };
+    let result: Value = serde_json::from_str(&result).unwrap();
+    serde_json::from_value(result["ops"].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn writes_past_the_disk_quota_are_refused_and_a_run_that_gives_up_fails_with_disk_quota() {
+    let quota = 256 << 10;
+    let fill = |path: &str, bytes: u64| json!({"op": "fill", "path": path, "bytes": bytes});
+
+    let (outcome, repo) = files_under_quota(json!([fill("/repo/big", 1 << 20)]), true, quota).await;
+    let error = failure(outcome);
+    assert_eq!(error.kind, ErrorKind::DiskQuota, "{error:?}");
+    assert!(
+        error.message.contains("disk quota of 262144 bytes"),
+        "{}",
+        error.message
+    );
+    let size = std::fs::metadata(repo.path().join("big")).unwrap().len();
+    assert!(size <= quota, "{size} bytes reached the disk");
+
+    // Writes count across files and streams; a refused write is an ordinary io error
+    // the guest may survive, and then the run succeeds.
+    let ops = json!([
+        fill("/repo/a", 100 << 10),
+        {"op": "append", "path": "/repo/a", "text": "more"},
+        fill("/repo/b", 100 << 10),
+        fill("/repo/c", 100 << 10),
+        {"op": "write", "path": "/repo/d", "text": "small"},
+    ]);
+    let (outcome, _repo) = files_under_quota(ops, false, quota).await;
+    let outcomes = op_outcomes(outcome);
+    assert_eq!(outcomes[..3], ["ok", "ok", "ok"], "{outcomes:?}");
+    // (wasi-libc reports a failed stream write as EIO, whatever its error code.)
+    assert!(outcomes[3].starts_with("error"), "{outcomes:?}");
+    assert!(
+        outcomes[4].starts_with("error"),
+        "the quota is used up: {outcomes:?}"
+    );
+
+    // Growing a file with set-size counts too.
+    let ops = json!([
+        {"op": "write", "path": "/repo/d", "text": "small"},
+        {"op": "set_len", "path": "/repo/d", "len": 1 << 30},
+        {"op": "set_len", "path": "/repo/d", "len": 1 << 10},
+    ]);
+    let (outcome, _repo) = files_under_quota(ops, false, quota).await;
+    let outcomes = op_outcomes(outcome);
+    assert_eq!(outcomes[0], "ok", "{outcomes:?}");
+    assert!(
+        outcomes[1].contains("No space left on device"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], "ok", "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn without_a_refusal_a_failure_keeps_its_kind() {
+    let ops = json!([{"op": "write", "path": "/repo/missing/x", "text": "x"}]);
+    let (outcome, _repo) = files_under_quota(ops, true, 1 << 20).await;
+    assert_eq!(failure(outcome).kind, ErrorKind::Fatal);
 }

@@ -78,11 +78,7 @@ async fn verdict(agent: &Agent, now: Millis) -> Verdict {
     let spawn = Spawn {
         argv: command.clone(),
         cwd: spec.repository_path.clone().into(),
-        env: spec
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        env: super::environment(spec),
     };
     let timeout = MAX_CHECK_TIME.min(Duration::from_secs(spec.health_interval_seconds.into()));
     match process::run(&spawn, timeout, &|_, _| {}).await {

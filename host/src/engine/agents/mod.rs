@@ -162,14 +162,36 @@ pub struct TaskSubmitted {
 /// Host variables an agent's executables get besides the agent's own `env`.
 const PASSED_VARIABLES: [&str; 3] = ["PATH", "HOME", "LANG"];
 
+/// Git settings every agent command and health command runs with. Given through
+/// `GIT_CONFIG_*`, they win over the repository's own config, so nothing a plugin could
+/// have planted in the repository makes git run a program (a hook or an fsmonitor).
+const GIT_SAFETY: [(&str, &str); 2] =
+    [("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false")];
+
 /// The environment of an agent's commands and health command: [`PASSED_VARIABLES`] from
-/// the host, then the agent's `env`.
+/// the host, then the agent's `env`, then [`GIT_SAFETY`] after any `GIT_CONFIG_*`
+/// entries the agent's `env` gives.
 fn environment(spec: &AgentSpec) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = PASSED_VARIABLES
         .iter()
         .filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v)))
         .collect();
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let count = "GIT_CONFIG_COUNT";
+    let first = env
+        .iter()
+        .find(|(k, _)| k == count)
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    env.retain(|(k, _)| k != count);
+    for (i, (key, value)) in GIT_SAFETY.iter().enumerate() {
+        env.push((format!("GIT_CONFIG_KEY_{}", first + i), (*key).to_owned()));
+        env.push((
+            format!("GIT_CONFIG_VALUE_{}", first + i),
+            (*value).to_owned(),
+        ));
+    }
+    env.push((count.to_owned(), (first + GIT_SAFETY.len()).to_string()));
     env
 }
 
@@ -478,4 +500,54 @@ async fn move_jobs(
         }
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(env: &[(&str, &str)]) -> AgentSpec {
+        AgentSpec {
+            id: "a".into(),
+            name: "a".into(),
+            repository_path: "/srv/repo".into(),
+            command: vec!["run".into(), "{command}".into()],
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            health_command: None,
+            health_interval_seconds: 60,
+            max_concurrency: 1,
+            labels: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        let mut found = env.iter().filter(|(k, _)| k == name);
+        let value = found.next().map(|(_, v)| v.as_str());
+        assert!(found.next().is_none(), "{name} is set once");
+        value
+    }
+
+    #[test]
+    fn git_runs_without_hooks_or_fsmonitor_after_the_agents_own_git_settings() {
+        let env = environment(&spec(&[]));
+        assert_eq!(value(&env, "GIT_CONFIG_COUNT"), Some("2"));
+        assert_eq!(value(&env, "GIT_CONFIG_KEY_0"), Some("core.hooksPath"));
+        assert_eq!(value(&env, "GIT_CONFIG_VALUE_0"), Some("/dev/null"));
+        assert_eq!(value(&env, "GIT_CONFIG_KEY_1"), Some("core.fsmonitor"));
+        assert_eq!(value(&env, "GIT_CONFIG_VALUE_1"), Some("false"));
+
+        let own = [
+            ("GIT_CONFIG_COUNT", "1"),
+            ("GIT_CONFIG_KEY_0", "user.name"),
+            ("GIT_CONFIG_VALUE_0", "bot"),
+        ];
+        let env = environment(&spec(&own));
+        assert_eq!(value(&env, "GIT_CONFIG_COUNT"), Some("3"));
+        assert_eq!(value(&env, "GIT_CONFIG_KEY_0"), Some("user.name"));
+        assert_eq!(value(&env, "GIT_CONFIG_KEY_1"), Some("core.hooksPath"));
+        assert_eq!(value(&env, "GIT_CONFIG_KEY_2"), Some("core.fsmonitor"));
+    }
 }

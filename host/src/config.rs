@@ -45,7 +45,7 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub repo_roots: Option<Vec<PathBuf>>,
-    /// This host's name on job leases; must be unique among hosts sharing a database
+    /// This host's name on job leases, followed by an id of each start's own
     /// [default: HOSTNAME:PORT].
     #[arg(long, env = "ORCHESTRA_HOST_ID")]
     pub host_id: Option<String>,
@@ -152,7 +152,7 @@ pub struct Config {
     pub queues: Vec<String>,
     /// Canonical allowed repository roots.
     pub repo_roots: Vec<PathBuf>,
-    /// Lease owner name.
+    /// The host's name on leases (each start adds an id of its own).
     pub host_id: String,
     /// Lease duration.
     pub lease: Duration,

@@ -105,14 +105,14 @@ impl Host {
             SchedulerConfig {
                 workers: config.workers,
                 queues: config.queues.clone(),
-                owner: config.host_id.clone(),
+                owner: format!("{}/{}", config.host_id, uuid::Uuid::now_v7()),
                 lease: config.lease,
                 grace: config.grace,
                 retention: config.retention,
                 agents: config.agents.clone(),
             },
         )
-        .await?;
+        .await;
         for spec in &config.agents.declared {
             let spec = api::check_agent(spec.clone(), &config.repo_roots)
                 .map_err(|e| Error::Agent(e.to_string()))?;

@@ -21,5 +21,6 @@ mod queues;
 mod recurring;
 mod reload;
 mod sandbox;
+mod storage;
 mod tasks;
 mod workflows;

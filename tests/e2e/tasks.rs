@@ -288,9 +288,13 @@ fn cancelling_a_task_kills_its_command_and_frees_the_agent() {
 }
 
 #[test]
-fn a_killed_host_releases_the_agent_and_the_task_completes() {
+fn a_killed_hosts_task_frees_the_agent_and_runs_again() {
     let ws = Workspace::new();
-    let mut host = Orchestra::start(ws.options());
+    let mut host = Orchestra::start(
+        ws.options()
+            .lease_seconds(2)
+            .manifest("task_execution", "retry_delays_seconds = [1]\n"),
+    );
     host.register_agent(&ws.shell_agent("sh"));
     let (task, job, _) = host.submit_task(&json!({
         "command": "if [ -e first-run ]; then echo resumed; else touch first-run; echo first; sleep 60; fi",
@@ -302,12 +306,9 @@ fn a_killed_host_releases_the_agent_and_the_task_completes() {
     host.restart();
     let done = host.wait_for_task(&task, &["succeeded"], TIMEOUT);
     assert_eq!(done["output"], "resumed\n", "{done:#}");
-    assert_eq!(
-        done["attempt"], 1,
-        "the lost attempt is not counted: {done:#}"
-    );
+    assert_eq!(done["attempt"], 2, "the lost attempt counts: {done:#}");
     let job = host.job(&job);
-    assert!(history_has(&job, "enqueued", "released"), "{job:#}");
+    assert!(history_has(&job, "scheduled", "lease_expired"), "{job:#}");
     wait_until("the agent to be idle", Duration::from_secs(10), || {
         let agent = host.agent("sh");
         (agent["status"] == "idle")

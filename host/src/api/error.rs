@@ -1,5 +1,6 @@
 //! API errors: each becomes a status and a JSON body `{"error": "..."}` saying what was
-//! wrong. Server faults are logged and answered with a generic message.
+//! wrong. Storage faults are answered 507 (disk full) or 503 naming the cause; other
+//! server faults are logged and answered with a generic message.
 
 use crate::store;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -31,6 +32,14 @@ pub enum ApiError {
         /// What was wrong.
         message: String,
     },
+    /// The database cannot take writes now (503; 507 when its disk is full).
+    #[error("{message}")]
+    Storage {
+        /// What is wrong.
+        fault: store::Fault,
+        /// The fault and the database's own words.
+        message: String,
+    },
     /// The host failed (500); the detail is logged, not shown.
     #[error("internal error")]
     Internal(#[source] store::Error),
@@ -48,6 +57,10 @@ impl From<store::Error> for ApiError {
             store::Error::LeaseLost { id } => {
                 ApiError::Conflict(format!("job {id} changed while the request ran"))
             }
+            store::Error::Unavailable { fault, .. } => ApiError::Storage {
+                fault,
+                message: e.to_string(),
+            },
             other => ApiError::Internal(other),
         }
     }
@@ -79,6 +92,11 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Rejected { status, .. } => *status,
+            ApiError::Storage {
+                fault: store::Fault::DiskFull,
+                ..
+            } => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Storage { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,8 +104,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(source) = &self {
-            tracing::error!(error = %source, "request failed");
+        match &self {
+            ApiError::Internal(source) => tracing::error!(error = %source, "request failed"),
+            ApiError::Storage { message, .. } => {
+                tracing::error!(error = %message, "request refused: storage fault");
+            }
+            _ => {}
         }
         let body = axum::Json(serde_json::json!({ "error": self.to_string() }));
         (self.status(), body).into_response()
@@ -127,6 +149,23 @@ mod tests {
             ApiError::from(store::Error::LeaseLost { id }).status(),
             StatusCode::CONFLICT
         );
+        let fault = |fault| store::Error::Unavailable {
+            fault,
+            detail: "x".into(),
+        };
+        let full = ApiError::from(fault(store::Fault::DiskFull));
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.to_string(), "database disk full: x");
+        for (unavailable, named) in [
+            (store::Fault::ReadOnly, "read-only"),
+            (store::Fault::Busy, "locked"),
+            (store::Fault::Io, "I/O error"),
+            (store::Fault::Replaced, "deleted or replaced"),
+        ] {
+            let error = ApiError::from(fault(unavailable));
+            assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(error.to_string().contains(named), "{error}");
+        }
         let internal = ApiError::from(store::Error::Closed);
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(internal.to_string(), "internal error");

@@ -1,6 +1,6 @@
 //! `/api/plugins`, `/api/stats` and `/healthz`: what the host has loaded and done.
 
-use super::AppState;
+use super::{ApiError, AppState};
 use crate::model::rfc3339;
 use crate::retry::RetryPolicy;
 use axum::Json;
@@ -56,6 +56,9 @@ async fn stats(State(state): State<AppState>) -> Json<Value> {
     Json(json!(state.scheduler.counts()))
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// 200 while the host can keep what it is given; 503 naming the cause once it knows
+/// it cannot (its database file was deleted or replaced).
+async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.store.health()?;
+    Ok(Json(json!({"status": "ok"})))
 }

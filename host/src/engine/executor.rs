@@ -5,14 +5,15 @@ use super::Shared;
 use super::agents::{self, AgentRun};
 use super::output::{FLUSH_EVERY, RunOutput};
 use crate::events::{Event, Ids};
-use crate::model::{ErrorKind, Job, JobError, JobState, JsonText, Millis, Usage, now_ms};
+use crate::model::{ErrorKind, Job, JobError, JobId, JobState, JsonText, Millis, Usage, now_ms};
 use crate::plugins::Plugin;
 use crate::retry::RetryPolicy;
 use crate::runtime::{RunInput, RunOutcome, RunReport};
-use crate::store::{AfterFailure, Claimed, Completion, Error, Failure, JobStore, LeaseId};
+use crate::store::{AfterFailure, Claimed, Completion, Error, Failure, LeaseId};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +84,12 @@ enum Ended {
 /// Runs one claimed job to an outcome and records it. The worker slot (`permit`) is
 /// freed as soon as the run ends, so recording overlaps with the next run.
 pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSemaphorePermit) {
+    let id = claimed.job.id;
+    run_and_record(shared, claimed, permit).await;
+    shared.let_go(id);
+}
+
+async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphorePermit) {
     let Claimed { job, lease } = claimed;
     let agent = match &job.agent_id {
         Some(agent_id) => Some(AgentRun::bind(shared, &job, agent_id, lease).await),
@@ -139,10 +146,7 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
         .expect("running lock poisoned")
         .remove(&job.id);
     let digest = plugin.as_ref().map(|p| p.digest.clone());
-    let policy = plugin
-        .as_ref()
-        .map(|p| p.settings.retry.clone())
-        .unwrap_or_default();
+    let policy = retry_policy(plugin.as_deref());
     let report = match ended {
         Ended::Ran(report) => report,
         Ended::Cancelled => RunReport {
@@ -158,7 +162,7 @@ pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSema
     for filter in &shared.filters {
         filter.after_run(&job, &report);
     }
-    let state = record(shared.store.as_ref(), &job, lease, report, digest, &policy).await;
+    let state = record(shared, &job, lease, report, digest, &policy).await;
     if let Some(state) = state {
         for filter in &shared.filters {
             filter.on_state_change(&job, state);
@@ -220,9 +224,45 @@ async fn run(
     ended
 }
 
-/// Stores a run's outcome; returns the job's new state, or `None` if the lease was lost.
+/// The retry policy of `plugin`, or the default one for a plugin not loaded.
+pub(super) fn retry_policy(plugin: Option<&Plugin>) -> RetryPolicy {
+    plugin.map(|p| p.settings.retry.clone()).unwrap_or_default()
+}
+
+/// A failed attempt's [`Failure`]: where it goes by the retry policy.
+pub(super) fn failure(
+    job: &Job,
+    error: JobError,
+    policy: &RetryPolicy,
+    digest: Option<String>,
+    usage: Usage,
+    now: Millis,
+) -> Failure {
+    let then = after_failure(
+        &error,
+        job.attempt,
+        job.max_attempts,
+        policy,
+        now,
+        fastrand::f64(),
+    );
+    Failure {
+        error,
+        then,
+        plugin_digest: digest,
+        usage,
+    }
+}
+
+/// First wait before writing an outcome again.
+const REWRITE_FIRST_WAIT: Duration = Duration::from_millis(100);
+/// Longest wait between two tries.
+const REWRITE_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Stores a run's outcome; returns the job's new state, or `None` if it was not stored
+/// (see [`write`]).
 async fn record(
-    store: &dyn JobStore,
+    shared: &Shared,
     job: &Job,
     lease: LeaseId,
     report: RunReport,
@@ -242,50 +282,65 @@ async fn record(
         }
         RunOutcome::Failed(error) => Err(error),
     };
-    let (written, state) = match outcome {
-        Ok(result) => {
-            let done = Completion {
-                result,
-                plugin_digest: digest.unwrap_or_default(),
-                usage: report.usage,
-            };
-            (
-                store.complete(job.id, lease, done, now).await,
-                JobState::Succeeded,
-            )
-        }
-        Err(error) => {
-            let then = after_failure(
-                &error,
-                job.attempt,
-                job.max_attempts,
-                policy,
-                now,
-                fastrand::f64(),
-            );
-            let state = match then {
-                AfterFailure::RetryAt(_) => JobState::Scheduled,
-                AfterFailure::Fail => JobState::Failed,
-                AfterFailure::Cancel => JobState::Cancelled,
-            };
-            let failure = Failure {
-                error,
-                then,
-                plugin_digest: digest,
-                usage: report.usage,
-            };
-            (store.fail(job.id, lease, failure, now).await, state)
-        }
+    let outcome = match outcome {
+        Ok(result) => Ok(Completion {
+            result,
+            plugin_digest: digest.unwrap_or_default(),
+            usage: report.usage,
+        }),
+        Err(error) => Err(failure(job, error, policy, digest, report.usage, now)),
     };
-    match written {
-        Ok(()) => Some(state),
-        Err(Error::LeaseLost { id }) => {
-            tracing::warn!(job = %id, "run finished after its lease was lost; outcome dropped");
-            None
-        }
-        Err(e) => {
-            tracing::error!(job = %job.id, error = %e, "recording the run's outcome failed");
-            None
+    let state = match &outcome {
+        Ok(_) => JobState::Succeeded,
+        Err(failure) => match failure.then {
+            AfterFailure::RetryAt(_) => JobState::Scheduled,
+            AfterFailure::Fail => JobState::Failed,
+            AfterFailure::Cancel => JobState::Cancelled,
+        },
+    };
+    write(shared, job.id, lease, outcome, now)
+        .await
+        .then_some(state)
+}
+
+/// Writes an outcome; whether it landed. A write the store fails is tried again, with
+/// backoff, for up to two lease periods (the lease is renewed meanwhile). If it still
+/// fails (or the grace period of a shutdown ends first), the outcome is dropped and the
+/// caller lets the lease go: the job runs again once it expires.
+async fn write(
+    shared: &Shared,
+    id: JobId,
+    lease: LeaseId,
+    outcome: Result<Completion, Failure>,
+    now: Millis,
+) -> bool {
+    let store = shared.store.as_ref();
+    let give_up_at = Instant::now() + 2 * shared.config.lease;
+    let mut wait = REWRITE_FIRST_WAIT;
+    loop {
+        let written = match outcome.clone() {
+            Ok(done) => store.complete(id, lease, done, now).await,
+            Err(failure) => store.fail(id, lease, failure, now).await,
+        };
+        match written {
+            Ok(()) => return true,
+            Err(Error::LeaseLost { id }) => {
+                tracing::warn!(job = %id, "run finished after its lease was lost; outcome dropped");
+                return false;
+            }
+            Err(e) if Instant::now() + wait < give_up_at => {
+                tracing::warn!(job = %id, error = %e, retry_in = ?wait, "writing the run's outcome failed; trying again");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    // Shutdown releases the job instead.
+                    () = shared.abandon.cancelled() => return false,
+                }
+                wait = (wait * 2).min(REWRITE_MAX_WAIT);
+            }
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "the run's outcome could not be written; giving its lease up, the job runs again once the lease expires");
+                return false;
+            }
         }
     }
 }

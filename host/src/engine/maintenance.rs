@@ -1,9 +1,10 @@
-//! Background upkeep: renew this host's leases, promote due scheduled jobs, fire due
-//! recurring jobs, advance workflow runs, and return jobs whose lease expired (their host
-//! died) to their queue.
+//! Background upkeep: renew the leases of this process's runs, promote due scheduled
+//! jobs, fire due recurring jobs, advance workflow runs, and fail the attempts whose
+//! lease expired (their host died), which then go where their retry policy says.
 
-use super::Shared;
-use crate::model::{Millis, now_ms};
+use super::{Shared, executor};
+use crate::model::{ErrorKind, JobError, Millis, Usage, now_ms};
+use crate::store::{self, Claimed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,20 +68,57 @@ async fn fire_recurring(shared: &Shared) {
     }
 }
 
+/// Records every attempt whose lease expired as failed with `lease_expired`: it counts,
+/// and the job goes back by its retry policy, or fails once its attempts are used up.
+/// Leases this process still holds are left to the next renewal (they expired only
+/// because the store took no writes for a while).
 async fn expire_leases(shared: &Shared) {
-    match shared.store.expire_leases(now_ms(), BATCH).await {
-        Ok(0) => {}
-        Ok(n) => {
-            tracing::warn!(jobs = n, "returned jobs whose lease expired to their queue");
-            shared.wake.notify_one();
-        }
-        Err(e) => tracing::error!(error = %e, "expiring leases failed"),
+    let expired = match shared.store.expired_leases(now_ms(), BATCH).await {
+        Ok(expired) => expired,
+        Err(e) => return tracing::error!(error = %e, "looking for expired leases failed"),
+    };
+    let now = now_ms();
+    let writes: Vec<_> = expired
+        .iter()
+        .filter(|Claimed { job, lease }| !shared.holds(job.id, *lease))
+        .map(|Claimed { job, lease }| {
+            let plugin = shared.registry.get(&job.plugin);
+            let policy = executor::retry_policy(plugin.as_deref());
+            let error = JobError::new(
+                ErrorKind::LeaseExpired,
+                format!(
+                    "lease expired: the host running attempt {} of {} stopped",
+                    job.attempt, job.max_attempts
+                ),
+            );
+            let failure = executor::failure(job, error, &policy, None, Usage::default(), now);
+            shared.store.fail(job.id, *lease, failure, now)
+        })
+        .collect();
+    if writes.is_empty() {
+        return;
+    }
+    let written = futures_util::future::join_all(writes).await;
+    let expired = written.iter().filter(|w| w.is_ok()).count();
+    let failed = written
+        .iter()
+        .filter(|w| matches!(w, Err(e) if !matches!(e, store::Error::LeaseLost { .. })))
+        .count();
+    if expired > 0 {
+        tracing::warn!(
+            jobs = expired,
+            "attempts whose lease expired (their host stopped) failed"
+        );
+        shared.wake.notify_one();
+    }
+    if failed > 0 {
+        tracing::error!(jobs = failed, "recording expired leases failed");
     }
 }
 
 async fn renew_leases(shared: &Shared) {
     let until = now_ms() + shared.config.lease.as_millis() as Millis;
-    if let Err(e) = shared.store.heartbeat(&shared.config.owner, until).await {
+    if let Err(e) = shared.store.heartbeat(&shared.live_leases(), until).await {
         tracing::error!(error = %e, "renewing leases failed");
     }
     let agents_until = now_ms() + shared.config.agents.lock.as_millis() as Millis;

@@ -20,7 +20,7 @@ use crate::events::EventBus;
 use crate::model::{JobId, Millis, now_ms};
 use crate::plugins::Registry;
 use crate::runtime::Runtime;
-use crate::store::{self, CancelOutcome, ClaimParams, Claimed, JobStore};
+use crate::store::{self, CancelOutcome, ClaimParams, Claimed, JobStore, LeaseId};
 use filters::{Counters, Counts, Filter, RunLog};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,8 +40,9 @@ pub struct SchedulerConfig {
     pub workers: usize,
     /// Queues served, in order of precedence.
     pub queues: Vec<String>,
-    /// This host's name on the leases it takes; stable across restarts, so a restarted
-    /// host releases at once what it held when it died.
+    /// This process's name on the leases it takes: its own for every start, so that no
+    /// other process (nor a later start of this host) ever takes its leases for its
+    /// own. Leases of a process that died expire.
     pub owner: String,
     /// How long a lease lasts without renewal.
     pub lease: Duration,
@@ -81,6 +82,10 @@ struct Shared {
     /// Cancellation tokens of the jobs this process holds, by job. A cancel that
     /// arrives before its run starts leaves a cancelled token for the run to find.
     running: Mutex<HashMap<JobId, CancellationToken>>,
+    /// Leases of the jobs this process claimed and has not finished with (running,
+    /// waiting for a worker, or having their outcome written): only these are renewed,
+    /// so a job whose outcome could not be written is let go and runs again.
+    leases: Mutex<HashMap<JobId, LeaseId>>,
     /// Recent run time in microseconds (a moving average): prefetching pays only for
     /// short runs.
     recent_run_us: AtomicU64,
@@ -99,22 +104,15 @@ struct Shared {
 }
 
 impl Scheduler {
-    /// Starts the dispatcher and upkeep tasks. Jobs a previous run of this host still
-    /// held are released first.
-    ///
-    /// # Errors
-    /// The store failed while releasing them.
+    /// Starts the dispatcher and upkeep tasks. Jobs that a process which died still
+    /// held run again when their leases expire.
     pub async fn start(
         store: Arc<dyn JobStore>,
         runtime: Arc<Runtime>,
         registry: Arc<Registry>,
         events: EventBus,
         config: SchedulerConfig,
-    ) -> store::Result<Scheduler> {
-        let released = store.release(&config.owner, now_ms()).await?;
-        if released > 0 {
-            tracing::info!(released, "released jobs held before a restart");
-        }
+    ) -> Scheduler {
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared {
             store,
@@ -124,6 +122,7 @@ impl Scheduler {
             config,
             wake: Notify::new(),
             running: Mutex::default(),
+            leases: Mutex::default(),
             recent_run_us: AtomicU64::new(LONG_RUN_US),
             stop_claiming: CancellationToken::new(),
             abandon: CancellationToken::new(),
@@ -135,7 +134,7 @@ impl Scheduler {
         agents::sync(&shared).await;
         tokio::spawn(dispatch(shared.clone()));
         tokio::spawn(maintenance::run(shared.clone()));
-        Ok(Scheduler { shared })
+        Scheduler { shared }
     }
 
     /// Tells the dispatcher a job may be ready.
@@ -220,6 +219,26 @@ impl Scheduler {
 }
 
 impl Shared {
+    /// The leases this process still means to renew.
+    fn live_leases(&self) -> Vec<(JobId, LeaseId)> {
+        let leases = self.leases.lock().expect("leases lock poisoned");
+        leases.iter().map(|(id, lease)| (*id, *lease)).collect()
+    }
+
+    /// Whether this process still holds `lease` on `id`.
+    fn holds(&self, id: JobId, lease: LeaseId) -> bool {
+        let leases = self.leases.lock().expect("leases lock poisoned");
+        leases.get(&id) == Some(&lease)
+    }
+
+    /// Stops renewing the lease of `id`: this process is done with it.
+    fn let_go(&self, id: JobId) {
+        self.leases
+            .lock()
+            .expect("leases lock poisoned")
+            .remove(&id);
+    }
+
     /// Stops the run of `id` in this process, now or, if it has not started yet, as soon
     /// as it does.
     fn interrupt(&self, id: JobId) {
@@ -292,7 +311,11 @@ async fn claim(shared: &Shared, limit: usize) -> Vec<Claimed> {
         parked_agents: shared.agents.parked(),
     };
     match shared.store.claim(&params, now_ms()).await {
-        Ok(claimed) => claimed,
+        Ok(claimed) => {
+            let mut leases = shared.leases.lock().expect("leases lock poisoned");
+            leases.extend(claimed.iter().map(|c| (c.job.id, c.lease)));
+            claimed
+        }
         Err(e) => {
             tracing::error!(error = %e, "claiming jobs failed");
             Vec::new()

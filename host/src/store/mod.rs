@@ -48,7 +48,18 @@ pub enum Error {
     AgentNotFound(String),
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database cannot take writes now; `detail` says what it reported.
+    #[error("{fault}: {detail}")]
+    Unavailable {
+        /// What is wrong.
+        fault: Fault,
+        /// The database's own words.
+        detail: String,
+    },
+    /// Another process uses the database, which only one may.
+    #[error("{0}")]
+    InUse(String),
     /// The schema could not be migrated.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -58,6 +69,45 @@ pub enum Error {
     /// The store was shut down.
     #[error("job store is closed")]
     Closed,
+}
+
+/// A storage fault: why the database cannot take writes now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The disk holding the database is full (`SQLITE_FULL`).
+    DiskFull,
+    /// The database or its file system is read-only (`SQLITE_READONLY`).
+    ReadOnly,
+    /// Another process holds the database locked (`SQLITE_BUSY`, `SQLITE_LOCKED`).
+    Busy,
+    /// Reading or writing the database file failed (`SQLITE_IOERR`).
+    Io,
+    /// The database file was deleted or replaced under the running host.
+    Replaced,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fault::DiskFull => "database disk full",
+            Fault::ReadOnly => "database is read-only",
+            Fault::Busy => "database is locked by another process",
+            Fault::Io => "database I/O error",
+            Fault::Replaced => "database file was deleted or replaced",
+        })
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match sqlite::fault_of(&e) {
+            Some(fault) => Error::Unavailable {
+                fault,
+                detail: e.to_string(),
+            },
+            None => Error::Database(e),
+        }
+    }
 }
 
 /// Result of store operations.
@@ -319,8 +369,9 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     /// Paused queues are skipped, and no queue goes past its concurrency cap.
     async fn claim(&self, params: &ClaimParams, now: Millis) -> Result<Vec<Claimed>>;
 
-    /// Extends every lease `owner` holds to `until`; returns how many.
-    async fn heartbeat(&self, owner: &str, until: Millis) -> Result<u64>;
+    /// Extends the given leases (job and lease) to `until`, those still held; returns
+    /// how many.
+    async fn heartbeat(&self, leases: &[(JobId, LeaseId)], until: Millis) -> Result<u64>;
 
     /// Records a successful run: `processing` → `succeeded`.
     ///
@@ -352,9 +403,10 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     /// Moves `scheduled` jobs due by `now` to `enqueued`; returns how many.
     async fn promote_due(&self, now: Millis, limit: u32) -> Result<u64>;
 
-    /// Returns `processing` jobs whose lease expired before `now` to `enqueued` (the
-    /// lost attempt is not counted); returns how many.
-    async fn expire_leases(&self, now: Millis, limit: u32) -> Result<u64>;
+    /// Up to `limit` `processing` jobs whose lease expired before `now` (their host
+    /// stopped), with those leases: the caller records each as failed, which uses up
+    /// its attempt.
+    async fn expired_leases(&self, now: Millis, limit: u32) -> Result<Vec<Claimed>>;
 
     /// Returns the jobs `owner` still holds to `enqueued` (on shutdown), not counting
     /// their interrupted attempts; returns how many.
@@ -475,6 +527,10 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     /// # Errors
     /// [`Error::RecurringNotFound`].
     async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Job>;
+
+    /// `Err` while the store knows it cannot keep what is written (its database file
+    /// was deleted or replaced).
+    fn health(&self) -> Result<()>;
 
     /// Applies every queued write, then closes the store.
     async fn close(&self);

@@ -212,32 +212,59 @@ async fn check_failures_retry_or_end(store: &dyn JobStore) {
     );
 }
 
-async fn check_expired_leases_return_jobs_without_counting_the_attempt(store: &dyn JobStore) {
+async fn check_expired_leases_are_found_and_failing_them_uses_the_attempt(store: &dyn JobStore) {
     store.enqueue(new_job("default", 0), NOW).await.unwrap();
     let claimed = claim_one(store, NOW).await;
-    assert_eq!(store.expire_leases(NOW + 29_999, 100).await.unwrap(), 0);
-    assert_eq!(store.expire_leases(NOW + 30_001, 100).await.unwrap(), 1);
+    assert!(
+        store
+            .expired_leases(NOW + 29_999, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let expired = store.expired_leases(NOW + 30_001, 100).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].lease, claimed.lease);
+    assert_eq!(expired[0].job.id, claimed.job.id);
+    let lost = failure(ErrorKind::LeaseExpired, AfterFailure::RetryAt(NOW + 31_000));
+    store
+        .fail(claimed.job.id, expired[0].lease, lost, NOW + 30_001)
+        .await
+        .unwrap();
     let job = store.get(claimed.job.id).await.unwrap().unwrap().job;
-    assert_eq!(job.state, JobState::Enqueued);
-    assert_eq!(job.attempt, 0);
+    assert_eq!((job.state, job.attempt), (JobState::Scheduled, 1));
+    assert_eq!(job.error.map(|e| e.kind), Some(ErrorKind::LeaseExpired));
     let late = store
         .complete(job.id, claimed.lease, completion(), NOW + 30_002)
         .await;
     assert!(matches!(late, Err(Error::LeaseLost { .. })), "{late:?}");
-    let again = claim_one(store, NOW + 30_003).await;
-    assert_eq!(again.job.attempt, 1);
+    assert!(
+        store
+            .expired_leases(NOW + 60_000, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.promote_due(NOW + 31_000, 100).await.unwrap();
+    let again = claim_one(store, NOW + 31_001).await;
+    assert_eq!(again.job.attempt, 2);
 }
 
-async fn check_heartbeat_extends_the_owners_leases(store: &dyn JobStore) {
+async fn check_heartbeat_extends_only_the_leases_given(store: &dyn JobStore) {
     store.enqueue(new_job("default", 0), NOW).await.unwrap();
-    claim_one(store, NOW).await;
-    assert_eq!(store.heartbeat(OWNER, NOW + 90_000).await.unwrap(), 1);
+    store.enqueue(new_job("default", 0), NOW).await.unwrap();
+    let live = claim_one(store, NOW).await;
+    let dropped = claim_one(store, NOW).await;
+    let given = [(live.job.id, live.lease), (dropped.job.id, new_job_id())];
+    assert_eq!(store.heartbeat(&given, NOW + 90_000).await.unwrap(), 1);
+    assert_eq!(store.heartbeat(&[], NOW + 90_000).await.unwrap(), 0);
+    let expired = store.expired_leases(NOW + 60_000, 100).await.unwrap();
+    let ids: Vec<JobId> = expired.iter().map(|c| c.job.id).collect();
+    assert_eq!(ids, [dropped.job.id]);
     assert_eq!(
-        store.heartbeat("someone-else", NOW + 90_000).await.unwrap(),
-        0
+        store.expired_leases(NOW + 90_001, 100).await.unwrap().len(),
+        2
     );
-    assert_eq!(store.expire_leases(NOW + 60_000, 100).await.unwrap(), 0);
-    assert_eq!(store.expire_leases(NOW + 90_001, 100).await.unwrap(), 1);
 }
 
 async fn check_release_returns_the_owners_jobs(store: &dyn JobStore) {
@@ -1394,6 +1421,66 @@ async fn check_tasks_are_stored_with_their_job_and_move_between_agents(store: &d
     );
 }
 
+/// A small file system to fill up or make read-only (needs root, as CI has).
+pub(crate) mod disk {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// A tmpfs mounted on a temporary directory; unmounted when dropped.
+    pub(crate) struct Tmpfs(tempfile::TempDir);
+
+    fn mount(args: &[&str], dir: &Path) {
+        let status = Command::new("mount")
+            .args(args)
+            .arg(dir)
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "mount {args:?}: {status}");
+    }
+
+    impl Tmpfs {
+        /// Mounts a tmpfs of `size` (e.g. `4m`).
+        pub(crate) fn mount(size: &str) -> Tmpfs {
+            let dir = tempfile::tempdir().expect("temp dir");
+            mount(
+                &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
+                dir.path(),
+            );
+            Tmpfs(dir)
+        }
+
+        pub(crate) fn path(&self) -> &Path {
+            self.0.path()
+        }
+
+        /// Remounts it `ro` or `rw`.
+        pub(crate) fn remount(&self, mode: &str) {
+            mount(&["-o", &format!("remount,{mode}")], self.path());
+        }
+
+        /// Fills it with a file of zeros; returns that file.
+        pub(crate) fn fill(&self) -> PathBuf {
+            let path = self.path().join("filler");
+            let mut file = std::fs::File::create(&path).expect("creating the filler");
+            let chunk = vec![0u8; 64 << 10];
+            let full = loop {
+                if let Err(e) = file.write_all(&chunk) {
+                    break e;
+                }
+            };
+            assert_eq!(full.kind(), std::io::ErrorKind::StorageFull, "{full}");
+            path
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.path()).status();
+        }
+    }
+}
+
 mod sqlite {
     use super::super::JobStore;
     use super::super::sqlite::{Durability, SqliteStore};
@@ -1415,8 +1502,8 @@ mod sqlite {
         check_claim_takes_a_job_once_and_counts_the_attempt,
         check_completion_is_guarded_by_the_lease,
         check_failures_retry_or_end,
-        check_expired_leases_return_jobs_without_counting_the_attempt,
-        check_heartbeat_extends_the_owners_leases,
+        check_expired_leases_are_found_and_failing_them_uses_the_attempt,
+        check_heartbeat_extends_only_the_leases_given,
         check_release_returns_the_owners_jobs,
         check_cancel_waiting_and_running_jobs,
         check_retry_resets_failed_jobs_only,
@@ -1447,6 +1534,94 @@ mod sqlite {
         check_jobs_of_parked_agents_wait,
         check_tasks_are_stored_with_their_job_and_move_between_agents,
     );
+
+    #[tokio::test]
+    async fn a_second_store_on_the_same_file_is_refused() {
+        let (store, dir) = open().await;
+        let second = SqliteStore::open(&dir.path().join("jobs.db"), Durability::Normal).await;
+        let refused = second.expect_err("the file is in use");
+        assert!(
+            matches!(refused, super::Error::InUse(_))
+                && refused.to_string().contains("SQLite is one host"),
+            "{refused}"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn writes_are_refused_once_the_file_is_replaced() {
+        let (store, dir) = open().await;
+        let path = dir.path().join("jobs.db");
+        super::add(store.as_ref(), super::new_job("default", 0)).await;
+        assert!(store.health().is_ok());
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::rename(&copy, &path).unwrap();
+        let refused = store
+            .enqueue(super::new_job("default", 0), super::NOW)
+            .await
+            .expect_err("the file is not the one opened");
+        assert!(
+            matches!(
+                refused,
+                super::Error::Unavailable {
+                    fault: super::Fault::Replaced,
+                    ..
+                }
+            ),
+            "{refused}"
+        );
+        assert!(store.health().is_err());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_refuses_writes_and_loses_nothing_once_space_is_back() {
+        use super::{Error, Fault, LogLine};
+        let disk = super::disk::Tmpfs::mount("4m");
+        let store = SqliteStore::open(&disk.path().join("jobs.db"), Durability::Normal)
+            .await
+            .expect("open store");
+        let job = super::add(&store, super::new_job("default", 0)).await;
+        let claimed = super::claim_one(&store, super::NOW).await;
+        let filler = disk.fill();
+        let line = LogLine {
+            at: super::NOW,
+            level: "info".into(),
+            message: "written while the disk was full".into(),
+        };
+        store.append_logs(job.id, claimed.job.attempt, vec![line.clone()]);
+        let full = |e: Error| {
+            matches!(
+                e,
+                Error::Unavailable {
+                    fault: Fault::DiskFull,
+                    ..
+                }
+            )
+        };
+        let refused = store
+            .complete(job.id, claimed.lease, super::completion(), super::NOW + 1)
+            .await
+            .expect_err("the disk is full");
+        assert!(full(refused));
+        let refused = store
+            .enqueue(super::new_job("default", 0), super::NOW)
+            .await
+            .expect_err("the disk is full");
+        assert!(full(refused));
+
+        std::fs::remove_file(filler).unwrap();
+        store
+            .complete(job.id, claimed.lease, super::completion(), super::NOW + 2)
+            .await
+            .expect("space is back");
+        let detail = store.get(job.id).await.unwrap().unwrap();
+        assert_eq!(detail.job.state, super::JobState::Succeeded);
+        let logged: Vec<&LogLine> = detail.logs.iter().map(|stored| &stored.line).collect();
+        assert_eq!(logged, [&line], "the log line waited for space");
+        store.close().await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn check_concurrent_workers_run_each_job_once() {

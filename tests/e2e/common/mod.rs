@@ -160,6 +160,8 @@ pub(crate) struct Options {
     manifests: Vec<(String, String)>,
     /// The settings file's text (`--config`), if any.
     config: Option<String>,
+    /// The database file, if not `o.db` in the host's folder.
+    db: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -174,6 +176,7 @@ impl Default for Options {
             plugins: Vec::new(),
             manifests: Vec::new(),
             config: None,
+            db: None,
         }
     }
 }
@@ -237,6 +240,17 @@ impl Options {
         self
     }
 
+    /// `--db`: a database file elsewhere than in the host's own folder.
+    pub(crate) fn db(mut self, path: &Path) -> Self {
+        self.db = Some(path.to_owned());
+        self
+    }
+
+    /// The database file of a host in `dir`.
+    fn db_path(&self, dir: &Path) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| dir.join("o.db"))
+    }
+
     /// `--config` with a settings file holding `toml`.
     pub(crate) fn config(mut self, toml: &str) -> Self {
         self.config = Some(toml.to_owned());
@@ -251,7 +265,7 @@ impl Options {
             "--listen".to_owned(),
             format!("127.0.0.1:{port}"),
             "--db".to_owned(),
-            path(dir.join("o.db")),
+            path(self.db_path(dir)),
             "--plugins".to_owned(),
             path(dir.join("plugins")),
             "--cache-dir".to_owned(),
@@ -464,6 +478,11 @@ impl Orchestra {
         });
         self.child = None;
         status
+    }
+
+    /// The host's database file.
+    pub(crate) fn db_path(&self) -> PathBuf {
+        self.options.db_path(self.dir.path())
     }
 
     /// The host process id.

@@ -9,11 +9,12 @@
 //! write `+jobs.state` so that SQLite walks the JSON array and looks each job up by id,
 //! rather than scanning every `processing` job and re-reading the array for each.
 
+use super::file::FileCheck;
 use super::rows::{JOB_COLUMNS, JobRow};
 use super::writer::{Command, Controls, Reply, write_failed};
 use crate::model::{Job, JobId, JobState, LogLine, Millis, Progress};
 use crate::store::{AfterFailure, ClaimParams, Claimed, Completion, Error, Failure, LeaseId};
-use crate::store::{NewJob, Result};
+use crate::store::{Fault, NewJob, Result};
 use serde_json::{Value, json};
 use sqlx::{FromRow, Row, SqliteConnection};
 use std::collections::{HashMap, HashSet};
@@ -84,6 +85,9 @@ impl Script {
     }
 }
 
+/// Most log lines kept in memory while the database takes no writes.
+const MAX_CARRIED_LINES: usize = 100_000;
+
 /// Tags on `RETURNING` rows, telling which statement produced them.
 const TAG_COMPLETED: &str = "completed";
 const TAG_FAILED: &str = "failed";
@@ -134,19 +138,37 @@ impl Group {
             && self.claims.is_empty()
     }
 
-    /// Applies every write in one transaction, then answers the callers.
-    pub(super) async fn flush(self, conn: &mut SqliteConnection) {
+    /// Applies every write in one transaction, then answers the callers (with an
+    /// error if `file` is no longer the database's file: what was written is not kept).
+    /// Returns what is left to write: after a storage fault, the writes no caller waits
+    /// for (progress, log lines), to go with the next group.
+    pub(super) async fn flush(self, conn: &mut SqliteConnection, file: &FileCheck) -> Group {
         if self.is_empty() {
-            return;
+            return self;
         }
-        match self.apply(conn).await {
-            Ok(outcomes) => self.answer(outcomes),
+        let applied = self.apply(conn).await.map_err(|e| file.refine(e));
+        match applied.and_then(|outcomes| file.check().map(|()| outcomes)) {
+            Ok(outcomes) => {
+                self.answer(outcomes);
+                Group::default()
+            }
+            Err(
+                e @ Error::Unavailable {
+                    fault: Fault::Replaced,
+                    ..
+                },
+            ) => {
+                self.answer_error(&e);
+                Group::default()
+            }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed");
                 if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
                     tracing::debug!(error = %rollback, "nothing to roll back");
                 }
-                self.answer_error(&e);
+                let fault = matches!(e, Error::Unavailable { .. });
+                let unanswered = self.answer_error(&e);
+                if fault { unanswered } else { Group::default() }
             }
         }
     }
@@ -226,7 +248,9 @@ impl Group {
         }
     }
 
-    fn answer_error(self, e: &Error) {
+    /// Answers every caller with `e`; returns the writes no caller waits for, the
+    /// oldest log lines dropped beyond [`MAX_CARRIED_LINES`].
+    fn answer_error(self, e: &Error) -> Group {
         for (_, _, reply) in self.enqueues {
             let _ = reply.send(Err(write_failed(e)));
         }
@@ -238,6 +262,25 @@ impl Group {
         }
         for (_, _, _, reply) in self.claims {
             let _ = reply.send(Err(write_failed(e)));
+        }
+        let mut logs = self.logs;
+        let mut lines: usize = logs.iter().map(|(_, _, lines)| lines.len()).sum();
+        let mut dropped = 0;
+        while lines > MAX_CARRIED_LINES && !logs.is_empty() {
+            let (_, _, oldest) = logs.remove(0);
+            lines -= oldest.len();
+            dropped += oldest.len();
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                lines = dropped,
+                "log lines dropped: the database takes no writes"
+            );
+        }
+        Group {
+            progress: self.progress,
+            logs,
+            ..Group::default()
         }
     }
 }

@@ -6,6 +6,8 @@
 mod agents;
 mod batch;
 mod continuations;
+mod faults;
+mod file;
 mod logs;
 mod recurring;
 mod rows;
@@ -21,15 +23,18 @@ use crate::store::{
     DETAIL_LOG_LINES, LogPage, LogQuery, PutRecurring, RecurringDefinition, RecurringJob,
 };
 use async_trait::async_trait;
+use file::{FileCheck, ProcessLock};
 use rows::{JOB_COLUMNS, JobRow, TransitionRow, convert};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, FromRow, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use writer::{BoxFuture, Command, Controls, in_transaction};
+
+pub(crate) use faults::fault_of;
 
 /// How durable a commit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
@@ -45,6 +50,8 @@ pub enum Durability {
 
 /// Connections kept for reads.
 const READERS: u32 = 4;
+/// How often the database file is looked at, writes or not.
+const FILE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The SQLite job store. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -54,14 +61,21 @@ pub struct SqliteStore {
     /// Queue controls, kept in memory for claims: this process is the database's only
     /// writer, so they change only through it.
     controls: RwLock<Controls>,
+    /// Whether the file at the database's path is still the one opened: writes are
+    /// refused while it is not, and checked against it before they are acknowledged.
+    file: Arc<FileCheck>,
+    /// Keeps other processes off the database while this store lives.
+    _lock: ProcessLock,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     ///
     /// # Errors
-    /// The file cannot be opened or the schema cannot be migrated.
+    /// [`Error::InUse`] when another process has it open; else the file cannot be
+    /// opened or the schema cannot be migrated.
     pub async fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
+        let lock = ProcessLock::take(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -82,12 +96,16 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(options.read_only(true))
             .await?;
+        let file = Arc::new(FileCheck::new(path)?);
+        tokio::spawn(watch_file(Arc::downgrade(&file)));
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer::run(conn, rx));
+        tokio::spawn(writer::run(conn, rx, file.clone()));
         Ok(SqliteStore {
             writer: tx,
             readers,
             controls: RwLock::new(controls),
+            file,
+            _lock: lock,
         })
     }
 
@@ -121,7 +139,12 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Queues a command for the writer; refused while the database file is not the
+    /// one opened.
     fn send(&self, command: Command) -> Result<()> {
+        if !matches!(command, Command::Close(_)) {
+            self.file.known()?;
+        }
         self.writer.send(command).map_err(|_| Error::Closed)
     }
 
@@ -138,14 +161,26 @@ impl SqliteStore {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut SqliteConnection) -> BoxFuture<'t, Result<T>> + Send + 'static,
     {
+        let file = self.file.clone();
         self.request(move |reply| {
             Command::Exec(Box::new(move |conn| {
                 Box::pin(async move {
-                    let _ = reply.send(in_transaction(conn, op).await);
+                    let done = in_transaction(conn, op).await.map_err(|e| file.refine(e));
+                    let _ = reply.send(done.and_then(|value| file.check().map(|()| value)));
                 })
             }))
         })
         .await
+    }
+}
+
+/// Looks at the database file every [`FILE_CHECK_EVERY`] until the store is gone.
+async fn watch_file(file: std::sync::Weak<FileCheck>) {
+    let mut every = tokio::time::interval(FILE_CHECK_EVERY);
+    loop {
+        every.tick().await;
+        let Some(file) = file.upgrade() else { return };
+        let _ = file.check();
     }
 }
 
@@ -170,32 +205,26 @@ async fn load_controls(conn: &mut SqliteConnection) -> Result<Controls> {
         .collect())
 }
 
-/// Moves `processing` jobs matching `filter_sql` (`?1` is now, `?2` the bound value if any)
-/// back to `enqueued` or, when cancellation was requested, to `cancelled`; the lost
-/// attempt is not counted. Returns how many moved.
-async fn requeue(
-    conn: &mut SqliteConnection,
-    filter_sql: &str,
-    bound: Option<&str>,
-    now: Millis,
-    why: &str,
-) -> Result<u64> {
-    let sql = format!(
+/// Moves the `processing` jobs `owner` holds back to `enqueued` or, when cancellation
+/// was requested, to `cancelled`; the interrupted attempt is not counted. Returns how
+/// many moved.
+async fn requeue(conn: &mut SqliteConnection, owner: &str, now: Millis) -> Result<u64> {
+    let done = sqlx::query(
         "UPDATE jobs SET \
          state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'enqueued' END, \
          state_at = ?1, \
          state_reason = CASE WHEN cancel_requested = 1 THEN 'cancelled while running' \
-                        ELSE '{why}' END, \
+                        ELSE 'released at host shutdown' END, \
          attempt = CASE WHEN cancel_requested = 1 THEN attempt ELSE attempt - 1 END, \
          finished_at = CASE WHEN cancel_requested = 1 THEN ?1 END, \
          lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id IN (SELECT id FROM jobs WHERE state = 'processing' AND {filter_sql})"
-    );
-    let mut query = sqlx::query(&sql).bind(now);
-    if let Some(bound) = bound {
-        query = query.bind(bound);
-    }
-    Ok(query.execute(&mut *conn).await?.rows_affected())
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'processing' AND lease_owner = ?2)",
+    )
+    .bind(now)
+    .bind(owner)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// The job `job` becomes when stored at `now`.
@@ -341,16 +370,27 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn heartbeat(&self, owner: &str, until: Millis) -> Result<u64> {
-        let owner = owner.to_owned();
+    async fn heartbeat(&self, leases: &[(JobId, LeaseId)], until: Millis) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let leases = serde_json::Value::Array(
+            leases
+                .iter()
+                .map(|(id, lease)| serde_json::json!([id.to_string(), lease.to_string()]))
+                .collect(),
+        )
+        .to_string();
         self.exec(move |conn| {
             Box::pin(async move {
                 let done = sqlx::query(
                     "UPDATE jobs SET lease_expires_at = ?1 \
-                     WHERE state = 'processing' AND lease_owner = ?2",
+                     FROM (SELECT value->>0 AS id, value->>1 AS lease FROM json_each(?2)) AS l \
+                     WHERE jobs.id = l.id AND +jobs.state = 'processing' \
+                     AND jobs.lease_id = l.lease",
                 )
                 .bind(until)
-                .bind(owner)
+                .bind(leases)
                 .execute(&mut *conn)
                 .await?;
                 Ok(done.rows_affected())
@@ -417,38 +457,29 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn expire_leases(&self, now: Millis, limit: u32) -> Result<u64> {
-        let filter = format!("lease_expires_at < ?1 LIMIT {limit}");
-        self.exec(move |conn| {
-            Box::pin(async move {
-                requeue(
-                    conn,
-                    &filter,
-                    None,
-                    now,
-                    "lease_expired: the host running it stopped",
-                )
-                .await
+    async fn expired_leases(&self, now: Millis, limit: u32) -> Result<Vec<Claimed>> {
+        let rows = sqlx::query(&format!(
+            "SELECT lease_id, {JOB_COLUMNS} FROM jobs \
+             WHERE state = 'processing' AND lease_expires_at < ?1 LIMIT ?2"
+        ))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Claimed {
+                    lease: batch::parse_id(&row.try_get::<String, _>("lease_id")?)?,
+                    job: Job::try_from(JobRow::from_row(row)?)?,
+                })
             })
-        })
-        .await
+            .collect()
     }
 
     async fn release(&self, owner: &str, now: Millis) -> Result<u64> {
         let owner = owner.to_owned();
-        self.exec(move |conn| {
-            Box::pin(async move {
-                requeue(
-                    conn,
-                    "lease_owner = ?2",
-                    Some(&owner),
-                    now,
-                    "released at host shutdown",
-                )
-                .await
-            })
-        })
-        .await
+        self.exec(move |conn| Box::pin(async move { requeue(conn, &owner, now).await }))
+            .await
     }
 
     async fn cancel(&self, id: JobId, now: Millis) -> Result<CancelOutcome> {
@@ -748,6 +779,10 @@ impl JobStore for SqliteStore {
 
     async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Job> {
         self.recurring_trigger(id, now).await
+    }
+
+    fn health(&self) -> Result<()> {
+        self.file.known()
     }
 
     async fn close(&self) {

@@ -7,6 +7,7 @@
 //! transaction that carried it committed.
 
 use super::batch;
+use super::file::FileCheck;
 use crate::model::{JobId, LogLine, Millis, Progress};
 use crate::store::{
     ClaimParams, Claimed, Completion, Error, Failure, LeaseId, NewJob, QueueSettings, Result,
@@ -15,6 +16,7 @@ use sqlx::{Connection, SqliteConnection};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands applied in one transaction.
@@ -75,19 +77,26 @@ pub(super) enum Command {
     Close(oneshot::Sender<()>),
 }
 
-/// Runs the writer until every sender is gone or a `Close` arrives.
-pub(super) async fn run(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Command>) {
+/// Runs the writer until every sender is gone or a `Close` arrives. A group is
+/// acknowledged only while `file` is still the database's file.
+pub(super) async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    file: Arc<FileCheck>,
+) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
+    // Writes a storage fault held back, to go with the next group.
+    let mut carried = batch::Group::default();
     while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
-        let mut group = batch::Group::default();
+        let mut group = carried;
         for command in pending.drain(..) {
             match command {
                 Command::Exec(op) => {
-                    std::mem::take(&mut group).flush(&mut conn).await;
+                    group = std::mem::take(&mut group).flush(&mut conn, &file).await;
                     op(&mut conn).await;
                 }
                 Command::Close(done) => {
-                    std::mem::take(&mut group).flush(&mut conn).await;
+                    std::mem::take(&mut group).flush(&mut conn, &file).await;
                     if let Err(e) = conn.close().await {
                         tracing::warn!(error = %e, "closing the job database failed");
                     }
@@ -97,7 +106,7 @@ pub(super) async fn run(mut conn: SqliteConnection, mut rx: mpsc::UnboundedRecei
                 other => group.add(other),
             }
         }
-        group.flush(&mut conn).await;
+        carried = group.flush(&mut conn, &file).await;
     }
 }
 
@@ -112,7 +121,14 @@ where
     Ok(value)
 }
 
-/// Describes a failed group commit for each caller waiting on it.
+/// Describes a failed group commit for each caller waiting on it: a storage fault as
+/// that fault, anything else as [`Error::WriteFailed`].
 pub(super) fn write_failed(e: &Error) -> Error {
-    Error::WriteFailed(e.to_string())
+    match e {
+        Error::Unavailable { fault, detail } => Error::Unavailable {
+            fault: *fault,
+            detail: detail.clone(),
+        },
+        other => Error::WriteFailed(other.to_string()),
+    }
 }

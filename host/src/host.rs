@@ -51,6 +51,38 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 /// Spare instance slots beyond the workers, for plugin checks and benchmarks.
 const SPARE_INSTANCES: u32 = 8;
 
+/// The threads guests run on, apart from the API's: however hard every guest works,
+/// a request never waits behind one for a runtime thread.
+#[derive(Debug)]
+struct JobThreads(Option<tokio::runtime::Runtime>);
+
+impl JobThreads {
+    fn start() -> Result<JobThreads, Error> {
+        let threads = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("orchestra-jobs")
+            .enable_all()
+            .build()
+            .map_err(io("starting the job threads"))?;
+        Ok(JobThreads(Some(threads)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("job threads run until dropped")
+            .handle()
+    }
+}
+
+impl Drop for JobThreads {
+    /// Stops the threads without waiting: dropping a runtime may not block an async context.
+    fn drop(&mut self) {
+        if let Some(threads) = self.0.take() {
+            threads.shutdown_background();
+        }
+    }
+}
+
 /// A started host. [`Host::stop`] shuts it down in order.
 #[derive(Debug)]
 pub struct Host {
@@ -63,6 +95,7 @@ pub struct Host {
     stop_watching: CancellationToken,
     watcher: JoinHandle<()>,
     server: JoinHandle<()>,
+    jobs: JobThreads,
 }
 
 impl Host {
@@ -97,22 +130,26 @@ impl Host {
         store.put_recurring(cleanup_schedule(), now_ms()).await?;
         let stop_watching = CancellationToken::new();
         let watcher = tokio::spawn(loader.watch(stop_watching.clone()));
-        let scheduler = Scheduler::start(
-            store.clone(),
-            runtime.clone(),
-            registry.clone(),
-            EventBus::default(),
-            SchedulerConfig {
-                workers: config.workers,
-                queues: config.queues.clone(),
-                owner: format!("{}/{}", config.host_id, uuid::Uuid::now_v7()),
-                lease: config.lease,
-                grace: config.grace,
-                retention: config.retention,
-                agents: config.agents.clone(),
-            },
-        )
-        .await;
+        let jobs = JobThreads::start()?;
+        let scheduler = jobs
+            .handle()
+            .spawn(Scheduler::start(
+                store.clone(),
+                runtime.clone(),
+                registry.clone(),
+                EventBus::default(),
+                SchedulerConfig {
+                    workers: config.workers,
+                    queues: config.queues.clone(),
+                    owner: format!("{}/{}", config.host_id, uuid::Uuid::now_v7()),
+                    lease: config.lease,
+                    grace: config.grace,
+                    retention: config.retention,
+                    agents: config.agents.clone(),
+                },
+            ))
+            .await
+            .map_err(|e| io("starting the scheduler")(std::io::Error::other(e)))?;
         for spec in &config.agents.declared {
             let spec = api::check_agent(spec.clone(), &config.repo_roots)
                 .map_err(|e| Error::Agent(e.to_string()))?;
@@ -149,6 +186,7 @@ impl Host {
             stop_watching,
             watcher,
             server,
+            jobs,
         })
     }
 
@@ -186,6 +224,7 @@ impl Host {
         let _ = self.server.await;
         let _ = self.watcher.await;
         self.store.close().await;
+        drop(self.jobs);
         tracing::info!("orchestra stopped");
     }
 }

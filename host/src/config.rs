@@ -1,14 +1,15 @@
 //! Host settings from flags, `ORCHESTRA_*` environment variables and an optional TOML
 //! file, in that order of precedence, over built-in defaults. Validated once.
 
-use crate::agent::AgentSpec;
+use crate::cron::Schedule;
 use crate::engine::DEFAULT_QUEUES;
 use crate::engine::Retention;
 use crate::engine::agents::AgentSettings;
 use crate::engine::recurring::RecurringSpec;
-use crate::plugins::manifest::{MAX_ATTEMPTS_LIMIT, Maxima, validate_queue_name};
-use crate::runtime::limits::MAX_MEMORY_BYTES;
-use crate::schedule::Schedule;
+use crate::model::agent::AgentSpec;
+use crate::model::limits::MAX_MEMORY_BYTES;
+use crate::model::limits::Maxima;
+use crate::model::rules::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
 use crate::store::sqlite::Durability;
 use clap::Args;
 use serde::Deserialize;

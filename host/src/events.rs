@@ -7,7 +7,7 @@
 //! clients that reconnect and resume after the last event they saw; events are numbered
 //! and kept while someone listens, and for [`RESUME_WINDOW`] after the last one left.
 
-use crate::agent::AgentStatus;
+use crate::model::agent::AgentStatus;
 use crate::model::{JobId, JobState, Millis, now_ms};
 use serde_json::{Value, json};
 use std::collections::VecDeque;

@@ -9,22 +9,19 @@
 //! - [`plugins`]: the plugin folder, its manifests and the [`plugins::Registry`].
 //! - [`runtime`]: wasmtime; compiles plugins and runs one attempt under limits.
 //! - [`store`]: the [`store::JobStore`] trait and its SQLite implementation.
-//! - [`model`], [`names`], [`agent`], [`retry`], [`events`], [`config`]: plain data and pure logic.
-//! - [`bench`]: the benchmark behind `orchestra bench`.
+//! - [`model`]: the domain: plain data and the rules it obeys.
+//! - [`cron`], [`workflow`], [`events`], [`config`]: schedules, workflow definitions, the
+//!   event bus and settings.
 
-pub mod agent;
 pub mod api;
-pub mod bench;
 pub mod config;
+pub mod cron;
 pub mod engine;
 pub mod events;
 pub mod host;
 pub mod model;
-pub mod names;
 pub mod plugins;
-pub mod retry;
 pub mod runtime;
-pub mod schedule;
 pub mod store;
 pub mod workflow;
 

@@ -19,9 +19,10 @@
 //! parameters and [`Condition::holds`] decides whether a step runs or is skipped.
 //! Nothing here does I/O or scheduling.
 
-use crate::model::{JobState, MAX_PRIORITY, MIN_PRIORITY};
-use crate::names::MAX_NAME_CHARS;
-use crate::plugins::manifest::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
+use crate::model::JobState;
+use crate::model::names::MAX_NAME_CHARS;
+use crate::model::rules::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
+use crate::model::rules::{MAX_PRIORITY, MIN_PRIORITY};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};

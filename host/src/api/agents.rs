@@ -5,7 +5,7 @@ use super::AppState;
 use super::error::{ApiError, ApiJson};
 use super::jobs::check_repository;
 use super::tasks::task_json;
-use crate::agent::{Agent, AgentSpec, validate_agent_id};
+use crate::model::agent::{Agent, AgentSpec, validate_agent_id};
 use crate::model::now_ms;
 use crate::store::agents::TaskFilter;
 use axum::extract::rejection::QueryRejection;

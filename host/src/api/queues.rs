@@ -3,8 +3,8 @@
 use super::AppState;
 use super::error::{ApiError, ApiJson};
 use crate::engine::Scheduler;
+use crate::model::rules::validate_queue_name;
 use crate::model::{JobState, now_ms};
-use crate::plugins::manifest::validate_queue_name;
 use crate::store::{QueueInfo, QueueSettings};
 use axum::extract::{Path, State};
 use axum::routing::{get, post, put};

@@ -1,8 +1,8 @@
 //! `/api/plugins`, `/api/stats` and `/healthz`: what the host has loaded and done.
 
 use super::{ApiError, AppState};
+use crate::model::retry::RetryPolicy;
 use crate::model::rfc3339;
-use crate::retry::RetryPolicy;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;

@@ -5,10 +5,11 @@
 //!
 //! Firing is the store's ([`JobStore::fire_recurring`]); the upkeep task calls it.
 
+use crate::cron::{Schedule, ScheduleError};
+use crate::model::rules::{validate_max_attempts, validate_queue_name};
 use crate::model::{now_ms, validate_priority};
 use crate::plugins::Registry;
-use crate::plugins::manifest::{Settings, validate_max_attempts, validate_queue_name};
-use crate::schedule::{Schedule, ScheduleError};
+use crate::plugins::manifest::Settings;
 use crate::store::{self, JobStore, Misfire, RecurringDefinition};
 use serde::Deserialize;
 use serde_json::Value;
@@ -65,7 +66,7 @@ pub enum InvalidRecurring {
 pub fn validate_id(id: &str) -> Result<(), InvalidRecurring> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if id.is_empty() || id.len() > MAX_ID_CHARS || !id.chars().all(allowed) {
-        return Err(InvalidRecurring::Id(crate::names::shown(id)));
+        return Err(InvalidRecurring::Id(crate::model::names::shown(id)));
     }
     Ok(())
 }

@@ -7,8 +7,8 @@
 //! it removed.
 
 use super::Shared;
+use crate::cron::Schedule;
 use crate::model::{Millis, now_ms};
-use crate::schedule::Schedule;
 use crate::store::{Misfire, RecurringDefinition};
 use std::time::Duration;
 

@@ -22,7 +22,7 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > MAX_ID_CHARS || !id.chars().all(allowed) {
         return Err(format!(
             "workflow id `{}` is invalid: use 1 to {MAX_ID_CHARS} characters of A-Z, a-z, 0-9, `.`, `_` and `-`",
-            crate::names::shown(id)
+            crate::model::names::shown(id)
         ));
     }
     Ok(())

@@ -21,19 +21,16 @@
 //! lowered to it, and the settings say which were.
 
 use crate::model::DEFAULT_QUEUE;
-use crate::retry::RetryPolicy;
-use crate::runtime::Limits;
-use crate::runtime::limits::MAX_MEMORY_BYTES;
+use crate::model::limits::MAX_MEMORY_BYTES;
+use crate::model::limits::{Limits, Maxima};
+use crate::model::retry::RetryPolicy;
+use crate::model::rules::{DEFAULT_MAX_ATTEMPTS, validate_max_attempts, validate_queue_name};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The name of the custom section that holds a module's embedded manifest.
 pub const SECTION: &str = "orchestra-manifest";
 
-/// Default attempts per job.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-/// Most attempts a job may have.
-pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
 /// Largest `result_mb`, `log_mb` or `disk_quota_mb` a manifest may name (1 TiB).
 const MAX_SIZE_MB: u64 = 1 << 20;
 
@@ -50,39 +47,6 @@ pub struct Manifest {
     max_attempts: Option<u32>,
     retry_delays_seconds: Option<Vec<u64>>,
     queue: Option<String>,
-}
-
-/// The operator's ceilings on the limits a plugin may ask for, in manifest units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Maxima {
-    /// Most fuel per run.
-    pub fuel: u64,
-    /// Longest wall-clock limit, in milliseconds.
-    pub timeout_ms: u64,
-    /// Most linear memory, in MiB.
-    pub memory_mb: u64,
-    /// Most attempts a plugin may give its jobs by default.
-    pub max_attempts: u32,
-    /// Longest result, in MiB.
-    pub result_mb: u64,
-    /// Most log per run, in MiB.
-    pub log_mb: u64,
-    /// Most bytes written under `/repo` per run, in MiB.
-    pub disk_quota_mb: u64,
-}
-
-impl Default for Maxima {
-    fn default() -> Self {
-        Self {
-            fuel: 1_000_000_000_000,
-            timeout_ms: 3_600_000,
-            memory_mb: (MAX_MEMORY_BYTES >> 20) as u64,
-            max_attempts: 25,
-            result_mb: 16,
-            log_mb: 64,
-            disk_quota_mb: 1024,
-        }
-    }
 }
 
 /// A limit a plugin asked for above the operator's maximum, which it gets instead.
@@ -175,31 +139,6 @@ fn size_mb(field: &str, mb: u64) -> Result<u64, String> {
             "{field} must be between 1 and {MAX_SIZE_MB}, got {mb}"
         ))
     }
-}
-
-/// Checks a job's number of attempts.
-pub fn validate_max_attempts(attempts: u32) -> Result<u32, String> {
-    if (1..=MAX_ATTEMPTS_LIMIT).contains(&attempts) {
-        Ok(attempts)
-    } else {
-        Err(format!(
-            "max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {attempts}"
-        ))
-    }
-}
-
-/// Checks a queue name: 1 to 64 characters of `a-z`, `0-9`, `-`, `_`.
-pub fn validate_queue_name(name: &str) -> Result<(), String> {
-    let valid_chars = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if name.is_empty() || name.len() > 64 || !valid_chars {
-        return Err(format!(
-            "queue name `{}` is invalid: use 1 to 64 characters of a-z, 0-9, - and _",
-            crate::names::shown(name)
-        ));
-    }
-    Ok(())
 }
 
 impl Manifest {

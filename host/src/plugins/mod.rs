@@ -56,7 +56,7 @@ impl Registry {
     /// The version new jobs of `name` run, or why there is none (naming the loaded
     /// plugins). A name longer than any plugin's is refused as such.
     pub fn require(&self, name: &str) -> Result<Arc<Plugin>, String> {
-        crate::names::check_length("plugin", name)?;
+        crate::model::names::check_length("plugin", name)?;
         self.get(name).ok_or_else(|| {
             let loaded: Vec<String> = self
                 .list()

@@ -5,10 +5,11 @@
 //! second catches whatever events miss. A file is reread only when its size or
 //! modification time changed, and recompiled only when its digest did.
 
-use super::manifest::{self, Manifest, Maxima, Settings};
+use super::manifest::{self, Manifest, Settings};
 use super::{Plugin, Registry};
+use crate::model::limits::Maxima;
+use crate::model::names::MAX_NAME_CHARS;
 use crate::model::now_ms;
-use crate::names::MAX_NAME_CHARS;
 use crate::runtime::{Runtime, check_fits, digest};
 use notify::{RecursiveMode, Watcher};
 use std::collections::HashMap;

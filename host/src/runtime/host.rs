@@ -7,7 +7,7 @@
 use super::bindings::orchestra::plugin::{agent, log, progress, types};
 use super::bindings::v0_1::orchestra::plugin as v0_1;
 use super::deadline::Deadline;
-use super::limits::MemoryLimiter;
+use super::memory::MemoryLimiter;
 use super::output::SharedSink;
 use super::repo_guard::RepoGuard;
 use super::{AgentInfo, ExecError, ExecResult, RunHost};
@@ -18,7 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Longest progress message a guest may report, in characters.
 pub const MAX_PROGRESS_MESSAGE_CHARS: usize = 500;
-pub use crate::agent::MAX_COMMAND_CHARS;
+pub use crate::model::agent::MAX_COMMAND_CHARS;
 /// How long past a command's own timeout the runtime still waits for the [`RunHost`] to
 /// answer before it gives up on the command (dropping its future) and reports a timeout.
 const EXEC_GRACE: Duration = Duration::from_secs(10);
@@ -63,7 +63,7 @@ pub(super) fn validate_progress(percent: u8, message: &str) -> Result<(), String
 
 /// Checks an agent command before it reaches the agent; the error is a `spawn-failure`.
 pub(super) fn validate_command(command: &str, timeout_ms: u32) -> Result<(), String> {
-    crate::agent::validate_command(command)?;
+    crate::model::agent::validate_command(command)?;
     if timeout_ms == 0 {
         return Err("timeout-ms must be greater than 0".into());
     }

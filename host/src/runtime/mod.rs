@@ -13,15 +13,15 @@ mod deadline;
 mod disk_quota;
 mod host;
 mod inspect;
-pub mod limits;
+mod memory;
 mod output;
 mod repo_fs;
 mod repo_guard;
 
+use crate::model::limits::{self, Limits};
 pub use cache::digest;
 pub use host::{MAX_COMMAND_CHARS, MAX_PROGRESS_MESSAGE_CHARS};
 pub use inspect::check_fits;
-pub use limits::Limits;
 
 use crate::model::{ErrorKind, JobError, Usage};
 use bindings::TaskHandlerPre;
@@ -285,7 +285,7 @@ impl Runtime {
         let state = RunState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limiter: limits::MemoryLimiter::new(limits.memory_bytes),
+            limiter: memory::MemoryLimiter::new(limits.memory_bytes),
             deadline,
             sink,
             host,

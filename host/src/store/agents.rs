@@ -6,7 +6,7 @@
 //! the same transaction as its job leaves `processing`, however it leaves.
 
 use super::{NewJob, Result};
-use crate::agent::{Agent, AgentSpec, Health, TaskPriority};
+use crate::model::agent::{Agent, AgentSpec, Health, TaskPriority};
 use crate::model::{JobError, JobId, JobState, Millis, Progress};
 use async_trait::async_trait;
 use std::collections::HashMap;

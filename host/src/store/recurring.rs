@@ -15,8 +15,8 @@
 //! the schedule resumes at the first occurrence after the pass. An occurrence that is
 //! late but not missed (a pass comes every few hundred milliseconds) gets its job.
 
+use crate::cron::Schedule;
 use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, rfc3339};
-use crate::schedule::Schedule;
 use crate::store::NewJob;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -818,7 +818,7 @@ async fn check_cancelling_a_batch(store: &dyn JobStore) {
 fn every_5s(id: &str, misfire: Misfire) -> RecurringDefinition {
     RecurringDefinition {
         id: id.into(),
-        schedule: crate::schedule::Schedule::parse("*/5 * * * * *", "UTC").unwrap(),
+        schedule: crate::cron::Schedule::parse("*/5 * * * * *", "UTC").unwrap(),
         plugin: "echo".into(),
         args: json!({"from": id}),
         queue: "default".into(),
@@ -981,7 +981,7 @@ async fn check_put_recurring_updates_and_recomputes_the_schedule(store: &dyn Job
     assert_eq!(put.recurring.next_run_at, Some(NOW + 5_000));
     assert_eq!(put.recurring.definition, changed);
     // A new schedule waits for its first occurrence after now: 22:14:00.
-    changed.schedule = crate::schedule::Schedule::parse("0 * * * * *", "UTC").unwrap();
+    changed.schedule = crate::cron::Schedule::parse("0 * * * * *", "UTC").unwrap();
     let put = store
         .put_recurring(changed.clone(), NOW + 7_000)
         .await
@@ -1155,8 +1155,8 @@ macro_rules! conformance {
     };
 }
 
-fn agent_spec(id: &str, max_concurrency: u32) -> crate::agent::AgentSpec {
-    crate::agent::AgentSpec {
+fn agent_spec(id: &str, max_concurrency: u32) -> crate::model::agent::AgentSpec {
+    crate::model::agent::AgentSpec {
         id: id.into(),
         name: format!("agent {id}"),
         repository_path: "/repo".into(),
@@ -1192,7 +1192,7 @@ fn unavailable(acquired: Acquired) -> String {
 }
 
 async fn check_agent_locks_respect_concurrency_and_go_with_their_job(store: &dyn JobStore) {
-    use crate::agent::{AgentStatus, Health};
+    use crate::model::agent::{AgentStatus, Health};
     store.create_agent(agent_spec("a1", 1), NOW).await.unwrap();
     let first = add(store, bound_job("a1")).await;
     let second = add(store, bound_job("a1")).await;
@@ -1277,7 +1277,7 @@ async fn check_jobs_of_parked_agents_wait(store: &dyn JobStore) {
 }
 
 async fn check_agents_are_defined_replaced_and_deleted(store: &dyn JobStore) {
-    use crate::agent::{AgentStatus, Health};
+    use crate::model::agent::{AgentStatus, Health};
     store.create_agent(agent_spec("a1", 1), NOW).await.unwrap();
     assert!(matches!(
         store.create_agent(agent_spec("a1", 2), NOW).await,
@@ -1327,7 +1327,7 @@ async fn check_agents_are_defined_replaced_and_deleted(store: &dyn JobStore) {
 }
 
 async fn check_tasks_are_stored_with_their_job_and_move_between_agents(store: &dyn JobStore) {
-    use crate::agent::TaskPriority;
+    use crate::model::agent::TaskPriority;
     store.create_agent(agent_spec("a1", 1), NOW).await.unwrap();
     store.create_agent(agent_spec("a2", 1), NOW).await.unwrap();
     let job = NewJob {

@@ -5,8 +5,8 @@
 //! repository. A passed check brings it back.
 
 use super::process::{self, Spawn};
-use crate::agent::{Agent, Health};
 use crate::engine::Shared;
+use crate::model::agent::{Agent, Health};
 use crate::model::{Millis, now_ms};
 use futures_util::future::join_all;
 use serde_json::{Value, json};

@@ -14,10 +14,10 @@ mod run;
 pub(super) use run::AgentRun;
 
 use super::{Scheduler, Shared};
-use crate::agent::{Agent, AgentSpec, AgentStatus, TaskPriority};
+use crate::cron::Schedule;
 use crate::events::{Event, Ids};
+use crate::model::agent::{Agent, AgentSpec, AgentStatus, TaskPriority};
 use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, now_ms};
-use crate::schedule::Schedule;
 use crate::store::agents::NewTask;
 use crate::store::{self, Misfire, NewJob, RecurringDefinition};
 use std::collections::HashMap;

@@ -2,9 +2,9 @@
 //! runs the agent's executable with the command in the agent's repository.
 
 use super::process::{self, Spawn, Stream};
-use crate::agent::{Agent, Health};
 use crate::engine::Shared;
 use crate::events::{Event, EventBus, Ids};
+use crate::model::agent::{Agent, Health};
 use crate::model::{Job, JobId, Millis, now_ms};
 use crate::runtime::{AgentInfo, ExecError, ExecResult};
 use crate::store::agents::{Acquired, ExecRecord};

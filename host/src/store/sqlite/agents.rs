@@ -4,7 +4,7 @@
 
 use super::rows::{corrupt, job_error, parse_state, progress};
 use super::{SqliteStore, batch};
-use crate::agent::{Agent, AgentSpec, AgentStatus, Health, TaskPriority, agent_queue};
+use crate::model::agent::{Agent, AgentSpec, AgentStatus, Health, TaskPriority, agent_queue};
 use crate::model::{JobId, Millis};
 use crate::store::agents::{
     Acquired, AgentMetrics, AgentStore, ExecRecord, NewTask, Task, TaskFilter,

@@ -9,8 +9,8 @@
 
 use super::rows::parse_state;
 use super::{SqliteStore, batch, fetch_job};
+use crate::cron::Schedule;
 use crate::model::{Job, JobId, Millis};
-use crate::schedule::Schedule;
 use crate::store::recurring::{Firing, Occurrence};
 use crate::store::{Error, NewJob, PutRecurring, RecurringDefinition, RecurringJob, Result};
 use serde_json::{Value, json};

@@ -1,9 +1,11 @@
 //! The `orchestra` command: `serve` runs a host, `enqueue` submits a job over HTTP,
 //! `bench` measures the host.
 
+mod bench;
+
 use anyhow::Context;
+use bench::BenchArgs;
 use clap::{Parser, Subcommand};
-use orchestra::bench::BenchArgs;
 use orchestra::config::{Config, ServeArgs};
 
 /// Orchestra: a job host that runs every handler as a sandboxed WASI component.
@@ -113,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
             orchestra::run(config, shutdown_signal()).await?;
         }
         Command::Enqueue(args) => tokio::task::spawn_blocking(move || enqueue(args)).await??,
-        Command::Bench(args) => orchestra::bench::run(args).await?,
+        Command::Bench(args) => bench::run(args).await?,
     }
     Ok(())
 }

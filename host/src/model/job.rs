@@ -1,114 +1,10 @@
-//! Plain data shared by every layer: jobs, their states, errors, progress and usage.
-//!
-//! Nothing here does I/O. Times are milliseconds since the Unix epoch ([`Millis`]).
+//! Jobs: their ids, states, errors, progress, usage, logs and history.
 
+use super::{JsonText, Millis, rfc3339};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
-
-/// Milliseconds since the Unix epoch.
-pub type Millis = i64;
-
-/// The current time in [`Millis`].
-pub fn now_ms() -> Millis {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// Serde for [`Millis`] as RFC 3339 text (UTC, milliseconds), the form clients see.
-pub mod rfc3339 {
-    use super::Millis;
-    use chrono::{DateTime, SecondsFormat};
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    /// Formats `ms` as RFC 3339.
-    pub fn format(ms: Millis) -> String {
-        DateTime::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .to_rfc3339_opts(SecondsFormat::Millis, true)
-    }
-
-    /// Parses RFC 3339 text.
-    pub fn parse(text: &str) -> Result<Millis, String> {
-        DateTime::parse_from_rfc3339(text)
-            .map(|t| t.timestamp_millis())
-            .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))
-    }
-
-    /// Serialises a time.
-    pub fn serialize<S: Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*ms))
-    }
-
-    /// Deserialises a time.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
-        parse(&String::deserialize(d)?).map_err(D::Error::custom)
-    }
-
-    /// The same for optional times.
-    pub mod option {
-        use super::Millis;
-        use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-        /// Serialises an optional time.
-        pub fn serialize<S: Serializer>(ms: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
-            match ms {
-                Some(ms) => s.serialize_str(&super::format(*ms)),
-                None => s.serialize_none(),
-            }
-        }
-
-        /// Deserialises an optional time.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
-            Option::<String>::deserialize(d)?
-                .map(|text| super::parse(&text).map_err(D::Error::custom))
-                .transpose()
-        }
-    }
-}
-
-/// JSON text, validated once and then kept and passed on as text: never parsed into a
-/// tree or written out again on its way from a client to a guest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct JsonText(Box<serde_json::value::RawValue>);
-
-impl JsonText {
-    /// `text`, if it is JSON.
-    ///
-    /// # Errors
-    /// Where the text stops being JSON.
-    pub fn parse(text: String) -> Result<JsonText, serde_json::Error> {
-        serde_json::value::RawValue::from_string(text).map(JsonText)
-    }
-
-    /// The text of `value`.
-    pub fn from_value(value: &serde_json::Value) -> JsonText {
-        JsonText(serde_json::value::to_raw_value(value).expect("a JSON value serialises"))
-    }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        self.0.get()
-    }
-
-    /// Whether the text is a JSON object.
-    pub fn is_object(&self) -> bool {
-        self.as_str().trim_start().starts_with('{')
-    }
-
-    /// The text parsed into a tree (off the hot path: for inspection and templates).
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::from_str(self.as_str()).expect("JsonText holds valid JSON")
-    }
-}
-
-/// Texts are equal when they are the same text.
-impl PartialEq for JsonText {
-    fn eq(&self, other: &JsonText) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
 
 /// A job's id: a UUID v7, so ids sort by creation time.
 pub type JobId = Uuid;
@@ -427,55 +323,9 @@ pub struct JobDetail {
     pub log_counts: Vec<AttemptLogCount>,
 }
 
-/// Lowest allowed priority.
-pub const MIN_PRIORITY: i32 = -100;
-/// Highest allowed priority.
-pub const MAX_PRIORITY: i32 = 100;
-/// Checks a job priority.
-pub fn validate_priority(priority: i32) -> Result<i32, String> {
-    if (MIN_PRIORITY..=MAX_PRIORITY).contains(&priority) {
-        Ok(priority)
-    } else {
-        Err(format!(
-            "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
-        ))
-    }
-}
-
-/// The queue jobs go to when neither the client nor the plugin names one.
-pub const DEFAULT_QUEUE: &str = "default";
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_shown_as_rfc3339() {
-        assert_eq!(
-            rfc3339::format(1_700_000_000_123),
-            "2023-11-14T22:13:20.123Z"
-        );
-        assert_eq!(
-            rfc3339::parse("2023-11-14T23:13:20.123+01:00"),
-            Ok(1_700_000_000_123)
-        );
-        assert!(rfc3339::parse("yesterday").is_err());
-    }
-
-    #[test]
-    fn json_text_is_kept_as_sent() {
-        let text = JsonText::parse(r#"{ "b": 1,  "a": [true] }"#.to_owned()).unwrap();
-        assert_eq!(text.as_str(), r#"{ "b": 1,  "a": [true] }"#);
-        assert!(text.is_object());
-        assert_eq!(text.to_value(), serde_json::json!({"a": [true], "b": 1}));
-        let shown = serde_json::to_string(&[&text]).unwrap();
-        assert_eq!(
-            shown, r#"[{ "b": 1,  "a": [true] }]"#,
-            "written out as it came"
-        );
-        assert!(JsonText::parse("{oops".to_owned()).is_err());
-        assert!(!JsonText::from_value(&serde_json::json!([1])).is_object());
-    }
 
     #[test]
     fn state_names_round_trip() {

@@ -6,8 +6,8 @@
 //! `{command}`, in that repository. A task is a command for an agent, run by a job of
 //! the `task-execution` plugin bound to the agent.
 
+use crate::model::names::{MAX_NAME_CHARS, check_length, shown};
 use crate::model::{JobId, Millis, rfc3339};
-use crate::names::{MAX_NAME_CHARS, check_length, shown};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -61,7 +61,7 @@ fn default_concurrency() -> u32 {
 }
 
 impl AgentSpec {
-    /// Checks everything but the repository path (see [`crate::api`]): the id, the
+    /// Checks everything but the repository path (the API checks that): the id, the
     /// argument template, the environment and the numbers.
     ///
     /// # Errors

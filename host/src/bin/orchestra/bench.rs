@@ -7,13 +7,14 @@
 //! - `pickup_p50_ms` / `pickup_p99_ms`: enqueue → started on an idle host, one at a time;
 //! - `instantiate_call_us`: median cost to instantiate and call the component.
 
-use crate::config::{Config, ServeArgs};
-use crate::events::Event;
-use crate::host::{self, Host};
-use crate::model::{JsonText, new_job_id, now_ms};
-use crate::runtime::{Limits, RunHost, RunInput, RunOutcome};
-use crate::store::NewJob;
-use crate::store::sqlite::Durability;
+use orchestra::config::{Config, ServeArgs};
+use orchestra::events::Event;
+use orchestra::host::{self, Host};
+use orchestra::model::limits::Limits;
+use orchestra::model::{JsonText, new_job_id, now_ms};
+use orchestra::runtime::{RunHost, RunInput, RunOutcome};
+use orchestra::store::NewJob;
+use orchestra::store::sqlite::Durability;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 /// `orchestra bench` flags.
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Folder holding `echo.wasm`.
     #[arg(long, default_value = "target/wasm32-wasip2/plugin")]
     pub plugins: PathBuf,
@@ -47,7 +48,7 @@ pub struct BenchArgs {
 
 /// The figures of one run (or the medians of several).
 #[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
+pub(crate) struct BenchReport {
     /// Jobs enqueued through the store and run to success, per second.
     pub end_to_end_jobs_per_s: f64,
     /// `POST /api/jobs` per second, 16 keep-alive clients.
@@ -71,7 +72,7 @@ const INSTANTIATIONS: usize = 2_000;
 ///
 /// # Errors
 /// A host could not start or a request failed.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let echo = args.plugins.join("echo.wasm");
     anyhow::ensure!(
         echo.exists(),

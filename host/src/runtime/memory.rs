@@ -1,52 +1,6 @@
-//! Per-run limits: the memory limiter and the resource settings a plugin may override.
+//! The memory limiter that holds a run to its limit.
 
-use std::time::Duration;
 use wasmtime::ResourceLimiter;
-
-/// Default fuel per run (about a second or two of guest CPU).
-pub const DEFAULT_FUEL: u64 = 10_000_000_000;
-/// Default wall-clock limit per run.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-/// Default size of a run's result (JSON text).
-pub const DEFAULT_RESULT_BYTES: usize = 1 << 20;
-/// Default bytes of log a run may write: stdout, stderr and `log` calls together.
-pub const DEFAULT_LOG_BYTES: usize = 4 << 20;
-/// Default linear-memory limit per instance.
-pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
-/// The largest memory limit a plugin may ask for: the size of a pool slot.
-pub const MAX_MEMORY_BYTES: usize = 4 << 30;
-/// Default bytes a run may write under `/repo`.
-pub const DEFAULT_DISK_QUOTA_BYTES: u64 = 1 << 30;
-
-/// What one run may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Fuel budget.
-    pub fuel: u64,
-    /// Wall-clock budget, instantiation included.
-    pub timeout: Duration,
-    /// Longest result (JSON text) the run may return.
-    pub result_bytes: usize,
-    /// Most log bytes the run may write before its log is cut.
-    pub log_bytes: usize,
-    /// Most bytes of linear memory per memory.
-    pub memory_bytes: usize,
-    /// Most bytes the run may write under `/repo`.
-    pub disk_quota_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            fuel: DEFAULT_FUEL,
-            timeout: DEFAULT_TIMEOUT,
-            result_bytes: DEFAULT_RESULT_BYTES,
-            log_bytes: DEFAULT_LOG_BYTES,
-            memory_bytes: DEFAULT_MEMORY_BYTES,
-            disk_quota_bytes: DEFAULT_DISK_QUOTA_BYTES,
-        }
-    }
-}
 
 /// Refuses memory growth past the limit and remembers that it did, since a refused
 /// growth shows up later as an ordinary trap (a Rust guest aborts).

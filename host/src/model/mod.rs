@@ -1,0 +1,24 @@
+//! The domain: plain data and the rules it obeys, shared by every layer. Nothing here
+//! does I/O beyond looking at an agent's repository.
+//!
+//! - [`job`]: jobs, their states, errors, progress, usage, logs and history.
+//! - [`agent`]: agents and tasks.
+//! - [`limits`]: what a run may use, and the operator's ceilings.
+//! - [`rules`]: priorities, queue names and attempts.
+//! - [`names`]: length limits of ids and names, and how a bad one is quoted back.
+//! - [`retry`]: retry policies.
+//! - [`time`] and [`json`]: times and JSON text as clients give and see them.
+
+pub mod agent;
+pub mod job;
+pub mod json;
+pub mod limits;
+pub mod names;
+pub mod retry;
+pub mod rules;
+pub mod time;
+
+pub use job::*;
+pub use json::JsonText;
+pub use rules::{DEFAULT_QUEUE, validate_priority};
+pub use time::{Millis, now_ms, rfc3339};

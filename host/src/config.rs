@@ -10,7 +10,7 @@ use crate::model::agent::AgentSpec;
 use crate::model::limits::MAX_MEMORY_BYTES;
 use crate::model::limits::Maxima;
 use crate::model::rules::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
-use crate::store::sqlite::Durability;
+use crate::store::Durability;
 use clap::Args;
 use serde::Deserialize;
 use std::net::SocketAddr;

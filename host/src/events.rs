@@ -28,15 +28,36 @@ pub const RESUME_WINDOW: std::time::Duration =
 /// Something that happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A job was stored, ready or waiting.
-    Enqueued {
-        /// Its state (`enqueued`, `scheduled` or `awaiting`).
+    /// A job was stored.
+    JobCreated {
+        /// Its first state (`enqueued`, `scheduled` or `awaiting`).
         state: JobState,
+        /// Its queue.
+        queue: String,
+        /// Why it is in that state.
+        reason: String,
     },
-    /// A run started.
-    Started {
-        /// Which attempt.
+    /// A job moved from one state to another.
+    JobMoved {
+        /// The state it left.
+        from: JobState,
+        /// The state it entered.
+        to: JobState,
+        /// Its queue.
+        queue: String,
+        /// Its attempts so far (the one that starts, for `job.started`).
         attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A job was deleted.
+    JobDeleted {
+        /// The state it was in.
+        from: JobState,
+        /// Its queue.
+        queue: String,
+        /// Why.
+        reason: String,
     },
     /// A running job reported progress (at most one event per job every 100 ms).
     Progress {
@@ -52,10 +73,67 @@ pub enum Event {
         /// The line.
         message: String,
     },
-    /// A run ended; `state` is where the job went.
-    Finished {
+    /// A batch was stored with its jobs.
+    BatchCreated {
+        /// The batch.
+        batch: JobId,
+        /// Its jobs (callbacks not counted).
+        size: u32,
+    },
+    /// Jobs of a batch finished; `done` when the last one did.
+    BatchProgress {
+        /// The batch.
+        batch: JobId,
+        /// Its jobs, finished or not.
+        total: u32,
+        /// Jobs that succeeded.
+        succeeded: u32,
+        /// Jobs that failed.
+        failed: u32,
+        /// Jobs that were cancelled.
+        cancelled: u32,
+        /// Whether every job finished (the event is then `batch.completed`).
+        done: bool,
+    },
+    /// A batch was cancelled.
+    BatchCancelled {
+        /// The batch.
+        batch: JobId,
+    },
+    /// A workflow run started.
+    WorkflowStarted {
+        /// The run.
+        run: JobId,
+        /// The workflow it runs.
+        workflow: String,
+    },
+    /// A step of a workflow run started (with its job), was skipped, or ended.
+    WorkflowStep {
+        /// The run.
+        run: JobId,
+        /// The step.
+        step: String,
         /// Its new state.
-        state: JobState,
+        state: &'static str,
+    },
+    /// A workflow run ended: `succeeded`, `failed` or `cancelled`.
+    WorkflowEnded {
+        /// The run.
+        run: JobId,
+        /// How it ended.
+        state: &'static str,
+    },
+    /// A recurring job enqueued its job (on schedule or triggered).
+    RecurringFired {
+        /// The recurring job.
+        recurring: String,
+    },
+    /// A queue was paused or resumed.
+    QueuePaused {
+        /// The queue.
+        queue: String,
+        /// `true`: paused (`queue.paused`); `false`: resumed (`queue.resumed`).
+        paused: bool,
     },
     /// An agent's status changed.
     AgentStatus {
@@ -66,6 +144,8 @@ pub enum Event {
         /// Why, for offline and error.
         reason: Option<String>,
     },
+    /// A run that held an agent ended, and the agent's lock on it was freed.
+    AgentReleased,
     /// A task was submitted.
     TaskCreated {
         /// The queue its job went to.
@@ -93,23 +173,37 @@ pub enum Event {
 }
 
 impl Event {
-    /// The event's type as clients filter on it: `job.enqueued`, `job.started`,
-    /// `job.progress`, `job.log`, `job.succeeded`, `job.failed`, `job.retrying`,
-    /// `job.cancelled`, `agent.status`, `task.created`, `task.moved`,
-    /// `task.exec_started`, `task.exec_finished`.
+    /// The event's type as clients filter on it: `job.created`, `job.enqueued`,
+    /// `job.started`, `job.progress`, `job.log`, `job.retrying`, `job.scheduled`,
+    /// `job.succeeded`, `job.failed`, `job.cancelled`, `job.deleted`, `batch.created`,
+    /// `batch.progress`, `batch.completed`, `batch.cancelled`, `workflow.started`,
+    /// `workflow.step`, `workflow.succeeded`, `workflow.failed`, `workflow.cancelled`,
+    /// `recurring.fired`, `queue.paused`, `queue.resumed`, `agent.status`,
+    /// `agent.released`, `task.created`, `task.moved`, `task.exec_started`,
+    /// `task.exec_finished`.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Event::Enqueued { .. } => "job.enqueued",
-            Event::Started { .. } => "job.started",
+            Event::JobCreated { .. } => "job.created",
+            Event::JobMoved { from, to, .. } => moved_type(*from, *to),
+            Event::JobDeleted { .. } => "job.deleted",
             Event::Progress { .. } => "job.progress",
             Event::Log { .. } => "job.log",
-            Event::Finished { state } => match state {
-                JobState::Succeeded => "job.succeeded",
-                JobState::Failed => "job.failed",
-                JobState::Cancelled => "job.cancelled",
-                _ => "job.retrying",
+            Event::BatchCreated { .. } => "batch.created",
+            Event::BatchProgress { done: false, .. } => "batch.progress",
+            Event::BatchProgress { done: true, .. } => "batch.completed",
+            Event::BatchCancelled { .. } => "batch.cancelled",
+            Event::WorkflowStarted { .. } => "workflow.started",
+            Event::WorkflowStep { .. } => "workflow.step",
+            Event::WorkflowEnded { state, .. } => match *state {
+                "succeeded" => "workflow.succeeded",
+                "cancelled" => "workflow.cancelled",
+                _ => "workflow.failed",
             },
+            Event::RecurringFired { .. } => "recurring.fired",
+            Event::QueuePaused { paused: true, .. } => "queue.paused",
+            Event::QueuePaused { paused: false, .. } => "queue.resumed",
             Event::AgentStatus { .. } => "agent.status",
+            Event::AgentReleased => "agent.released",
             Event::TaskCreated { .. } => "task.created",
             Event::TaskMoved { .. } => "task.moved",
             Event::TaskExecStarted { .. } => "task.exec_started",
@@ -119,17 +213,55 @@ impl Event {
 
     fn details(&self) -> Value {
         match self {
-            Event::Enqueued { state } | Event::Finished { state } => json!({"state": state}),
-            Event::Started { attempt } => json!({"attempt": attempt}),
+            Event::JobCreated {
+                state,
+                queue,
+                reason,
+            } => json!({"state": state, "queue": queue, "reason": reason}),
+            Event::JobMoved {
+                from,
+                to,
+                queue,
+                attempt,
+                reason,
+            } => json!({"state": to, "previous": from, "queue": queue, "attempt": attempt,
+                        "reason": reason}),
+            Event::JobDeleted {
+                from,
+                queue,
+                reason,
+            } => json!({"previous": from, "queue": queue, "reason": reason}),
             Event::Progress { percent, message } => {
                 json!({"percent": percent, "message": message})
             }
             Event::Log { level, message } => json!({"level": level, "message": message}),
+            Event::BatchCreated { batch, size } => json!({"batch_id": batch, "size": size}),
+            Event::BatchProgress {
+                batch,
+                total,
+                succeeded,
+                failed,
+                cancelled,
+                done: _,
+            } => json!({"batch_id": batch, "total": total, "succeeded": succeeded,
+                        "failed": failed, "cancelled": cancelled,
+                        "finished": succeeded + failed + cancelled}),
+            Event::BatchCancelled { batch } => json!({"batch_id": batch}),
+            Event::WorkflowStarted { run, workflow } => {
+                json!({"run_id": run, "workflow_id": workflow, "state": "running"})
+            }
+            Event::WorkflowStep { run, step, state } => {
+                json!({"run_id": run, "step": step, "state": state})
+            }
+            Event::WorkflowEnded { run, state } => json!({"run_id": run, "state": state}),
+            Event::RecurringFired { recurring } => json!({"recurring_id": recurring}),
+            Event::QueuePaused { queue, .. } => json!({"queue": queue}),
             Event::AgentStatus {
                 status,
                 previous,
                 reason,
             } => json!({"status": status, "previous": previous, "reason": reason}),
+            Event::AgentReleased => json!({}),
             Event::TaskCreated { queue } => json!({"queue": queue}),
             Event::TaskMoved { from } => json!({"from_agent_id": from}),
             Event::TaskExecStarted { command } => json!({"command": command}),
@@ -139,6 +271,20 @@ impl Event {
                 duration_ms,
             } => json!({"outcome": outcome, "exit_code": exit_code, "duration_ms": duration_ms}),
         }
+    }
+}
+
+/// The type of a job's move from `from` to `to`.
+fn moved_type(from: JobState, to: JobState) -> &'static str {
+    match to {
+        JobState::Enqueued => "job.enqueued",
+        JobState::Processing => "job.started",
+        JobState::Succeeded => "job.succeeded",
+        JobState::Failed => "job.failed",
+        JobState::Cancelled => "job.cancelled",
+        JobState::Scheduled if from == JobState::Processing => "job.retrying",
+        JobState::Scheduled => "job.scheduled",
+        JobState::Awaiting => "job.awaiting",
     }
 }
 
@@ -350,7 +496,17 @@ mod tests {
     use crate::model::new_job_id;
 
     fn started(attempt: u32) -> Event {
-        Event::Started { attempt }
+        moved(JobState::Enqueued, JobState::Processing, attempt)
+    }
+
+    fn moved(from: JobState, to: JobState, attempt: u32) -> Event {
+        Event::JobMoved {
+            from,
+            to,
+            queue: "default".into(),
+            attempt,
+            reason: "because".into(),
+        }
     }
 
     #[tokio::test]
@@ -375,9 +531,7 @@ mod tests {
         );
         bus.publish(
             Ids::job(id),
-            Event::Finished {
-                state: JobState::Scheduled,
-            },
+            moved(JobState::Processing, JobState::Scheduled, 1),
         );
         let progress = events.recv().await.unwrap();
         let retrying = events.recv().await.unwrap();
@@ -393,7 +547,47 @@ mod tests {
         assert_eq!(json["task_id"], json!(task));
         assert_eq!(json["agent_id"], "a1");
         assert!(json.get("correlation_id").is_none());
-        assert_eq!(retrying.to_json()["type"], "job.retrying");
+        let retrying = retrying.to_json();
+        assert_eq!(retrying["type"], "job.retrying");
+        assert_eq!(
+            (
+                &retrying["state"],
+                &retrying["previous"],
+                &retrying["attempt"]
+            ),
+            (&json!("scheduled"), &json!("processing"), &json!(1))
+        );
+    }
+
+    #[test]
+    fn a_move_is_named_for_the_state_it_enters() {
+        use JobState::*;
+        let name = |from, to| moved(from, to, 1).type_name();
+        assert_eq!(name(Scheduled, Enqueued), "job.enqueued");
+        assert_eq!(name(Awaiting, Enqueued), "job.enqueued");
+        assert_eq!(name(Enqueued, Processing), "job.started");
+        assert_eq!(name(Processing, Scheduled), "job.retrying");
+        assert_eq!(name(Enqueued, Scheduled), "job.scheduled");
+        assert_eq!(name(Processing, Succeeded), "job.succeeded");
+        assert_eq!(name(Processing, Failed), "job.failed");
+        assert_eq!(name(Awaiting, Cancelled), "job.cancelled");
+        let deleted = Event::JobDeleted {
+            from: Succeeded,
+            queue: "q".into(),
+            reason: "deleted by request".into(),
+        };
+        assert_eq!(deleted.type_name(), "job.deleted");
+        let published = Published {
+            seq: 1,
+            at: 0,
+            ids: Ids::default(),
+            event: deleted,
+        };
+        let json = published.to_json();
+        assert_eq!(
+            (&json["previous"], json.get("state")),
+            (&json!("succeeded"), None)
+        );
     }
 
     #[tokio::test]

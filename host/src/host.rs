@@ -10,7 +10,7 @@ use crate::plugins::Registry;
 use crate::plugins::watch::Loader;
 use crate::runtime::{self, Runtime};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{self, JobStore};
+use crate::store::{self, JobStore, Reads};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -151,8 +151,10 @@ impl Host {
             .await
             .map_err(|e| io("starting the scheduler")(std::io::Error::other(e)))?;
         for spec in &config.agents.declared {
-            let spec = api::check_agent(spec.clone(), &config.repo_roots)
-                .map_err(|e| Error::Agent(e.to_string()))?;
+            let spec = spec
+                .clone()
+                .checked(&config.repo_roots)
+                .map_err(Error::Agent)?;
             scheduler.register_agent(spec, true).await?;
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -160,7 +162,7 @@ impl Host {
             .map_err(io(format!("listen on {}", config.listen)))?;
         let addr = listener.local_addr().map_err(io("listen address"))?;
         let app = api::router(AppState {
-            store: store.clone(),
+            store: Reads::of(store.clone()),
             scheduler: scheduler.clone(),
             registry: registry.clone(),
             repo_roots: config.repo_roots.clone().into(),

@@ -121,6 +121,30 @@ fn bad_submissions_are_refused_and_store_nothing() {
     }));
     assert_eq!(host.count_jobs(), 1, "refused submissions stored nothing");
     assert_eq!(host.list_ids(""), [kept], "only the valid job is listed");
+
+    // A refused value is named in `field`, beside the `error` that says what is wrong.
+    for (path, body, field) in [
+        (
+            "/api/jobs",
+            json!({"plugin": "echo", "priority": 101}),
+            "priority",
+        ),
+        ("/api/jobs", json!({"plugin": "nosuch"}), "plugin"),
+        (
+            "/api/batches",
+            json!({"jobs": [{"plugin": "echo"}, {"plugin": "echo", "max_attempts": 0}]}),
+            "jobs[1].max_attempts",
+        ),
+    ] {
+        let (status, answer) = host.post(path, &body);
+        assert_eq!(status, 422, "{body} answered {answer}");
+        assert_eq!(answer["field"], field, "{body} answered {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{answer}"
+        );
+    }
+    assert_eq!(host.count_jobs(), 1, "refused submissions stored nothing");
 }
 
 /// The methods the read-and-action cases use.

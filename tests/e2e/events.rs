@@ -37,7 +37,9 @@ fn a_job_s_events_arrive_in_order() {
     let id = host.submit("echo", json!({"watched": true}));
     let seen = until(&events, &id, "job.succeeded");
     let types = types_of(&seen, &id);
-    assert_eq!(types.first(), Some(&"job.enqueued"), "{types:?}");
+    assert_eq!(types.first(), Some(&"job.created"), "{types:?}");
+    let created = seen.iter().find(|e| e["type"] == "job.created").unwrap();
+    assert_eq!(created["state"], "enqueued", "{created}");
     assert_eq!(types.get(1), Some(&"job.started"), "{types:?}");
     assert_eq!(types.last(), Some(&"job.succeeded"), "{types:?}");
     assert!(
@@ -94,7 +96,7 @@ fn the_websocket_stream_carries_the_same_events_and_resumes() {
     let id = host.submit("echo", json!({"over": "websocket"}));
     let seen = until(&events, &id, "job.succeeded");
     let types = types_of(&seen, &id);
-    assert_eq!(types.first(), Some(&"job.enqueued"), "{types:?}");
+    assert_eq!(types.first(), Some(&"job.created"), "{types:?}");
     assert_eq!(types.get(1), Some(&"job.started"), "{types:?}");
     assert!(types.contains(&"job.log"), "{types:?}");
     let started = seen.iter().find(|e| e["type"] == "job.started").unwrap();

@@ -1,23 +1,9 @@
 //! Job lifecycle controls: jobs delayed to a time, idempotent submission by unique key,
 //! paused queues and per-queue concurrency caps.
 
-use crate::common::{Options, Orchestra, TIMEOUT, state, time_ms};
+use crate::common::{Options, Orchestra, TIMEOUT, now_ms, rfc3339, state, time_ms};
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("a clock after 1970");
-    i64::try_from(since.as_millis()).expect("a sane clock")
-}
-
-/// RFC 3339 text for `ms` since the epoch.
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .expect("a representable time")
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+use std::time::Duration;
 
 #[test]
 fn a_job_delayed_to_a_time_runs_then_even_across_a_restart() {

@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod continuations;
 mod crash;
+mod event_walk;
 mod events;
 mod jobs;
 mod lifecycle;

@@ -5,18 +5,11 @@
 //! Every recurring job here runs `echo` with args `{"from": ID}`, so its jobs can be
 //! told apart; each job's first history reason says which occurrence it is for.
 
-use crate::common::{Options, Orchestra, TIMEOUT, time_ms, wait_until};
+use crate::common::{Options, Orchestra, TIMEOUT, now_ms, time_ms, wait_until};
 use chrono::Timelike;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("a clock after 1970");
-    i64::try_from(since.as_millis()).expect("a sane clock")
-}
+use std::time::Duration;
 
 fn parse_time(text: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(text)

@@ -2,9 +2,8 @@
 //! from agents managed outside the host. Every agent is shown with its metrics.
 
 use super::AppState;
-use super::error::{ApiError, ApiJson};
-use super::jobs::check_repository;
-use super::tasks::task_json;
+use super::error::{ApiError, ApiJson, field_named};
+use super::responses::{AgentList, AgentView, TaskView};
 use crate::model::agent::{Agent, AgentSpec, validate_agent_id};
 use crate::model::now_ms;
 use crate::store::agents::TaskFilter;
@@ -15,7 +14,6 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -33,19 +31,40 @@ pub(super) fn routes() -> Router<AppState> {
 /// Checks an agent's definition, with its repository made canonical.
 ///
 /// # Errors
-/// What is wrong, as a 422.
-pub fn check_agent(mut spec: AgentSpec, roots: &[PathBuf]) -> Result<AgentSpec, ApiError> {
-    spec.validate().map_err(ApiError::Unprocessable)?;
-    spec.repository_path = check_repository(roots, &spec.repository_path)?;
-    Ok(spec)
+/// What is wrong, as a 422 naming the field (see [`spec_field`]).
+fn check_agent(spec: AgentSpec, roots: &[PathBuf]) -> Result<AgentSpec, ApiError> {
+    spec.checked(roots)
+        .map_err(|message| ApiError::invalid(spec_field(&message), message))
+}
+
+/// The field of an agent's definition a refusal of [`AgentSpec::checked`] concerns: its
+/// message begins with the field, in these words (the test below holds them to the
+/// checks).
+fn spec_field(message: &str) -> &'static str {
+    field_named(
+        message,
+        &[
+            ("agent id", "id"),
+            ("name", "name"),
+            ("repository_path", "repository_path"),
+            ("command", "command"),
+            ("health_command", "health_command"),
+            ("health_interval_seconds", "health_interval_seconds"),
+            ("env", "env"),
+            ("label", "labels"),
+            ("max_concurrency", "max_concurrency"),
+        ],
+    )
 }
 
 /// An agent with its metrics, as clients see it.
-async fn agent_json(state: &AppState, agent: &Agent) -> Result<Value, ApiError> {
+async fn agent_view(state: &AppState, agent: Agent) -> Result<AgentView, ApiError> {
     let metrics = state.store.agent_metrics(&agent.spec.id, now_ms()).await?;
-    let mut body = serde_json::to_value(agent).expect("agents serialize");
-    body["metrics"] = serde_json::to_value(metrics).expect("metrics serialize");
-    Ok(body)
+    Ok(AgentView {
+        agent,
+        metrics,
+        recent_jobs: None,
+    })
 }
 
 /// The path's id, checked.
@@ -68,15 +87,15 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = check_agent(spec, &state.repo_roots)?;
     let agent = state.scheduler.register_agent(spec, false).await?;
-    Ok((StatusCode::CREATED, Json(agent_json(&state, &agent).await?)))
+    Ok((StatusCode::CREATED, Json(agent_view(&state, agent).await?)))
 }
 
 async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let mut agents = Vec::new();
     for agent in state.store.agents().await? {
-        agents.push(agent_json(&state, &agent).await?);
+        agents.push(agent_view(&state, agent).await?);
     }
-    Ok(Json(json!({ "agents": agents })))
+    Ok(Json(AgentList { agents }))
 }
 
 async fn show(
@@ -89,15 +108,11 @@ async fn show(
         state: None,
         limit: RECENT_TASKS,
     };
-    let recent: Vec<Value> = state
-        .store
-        .tasks(&filter)
-        .await?
-        .iter()
-        .map(task_json)
-        .collect();
-    let mut body = agent_json(&state, &agent).await?;
-    body["recent_jobs"] = Value::Array(recent);
+    let now = now_ms();
+    let recent = state.store.tasks(&filter).await?;
+    let recent = recent.into_iter().map(|task| TaskView::new(task, now));
+    let mut body = agent_view(&state, agent).await?;
+    body.recent_jobs = Some(recent.collect());
     Ok(Json(body))
 }
 
@@ -156,7 +171,7 @@ async fn patch(
     spec.labels = labels.unwrap_or(spec.labels);
     let spec = check_agent(spec, &state.repo_roots)?;
     let agent = state.scheduler.register_agent(spec, true).await?;
-    Ok(Json(agent_json(&state, &agent).await?))
+    Ok(Json(agent_view(&state, agent).await?))
 }
 
 /// `DELETE /api/agents/{id}` query.
@@ -185,5 +200,65 @@ async fn heartbeat(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let agent = state.scheduler.agent_heartbeat(checked(&id)?).await?;
-    Ok(Json(agent_json(&state, &agent).await?))
+    Ok(Json(agent_view(&state, agent).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An agent definition that passes every check but the repository's.
+    fn spec() -> AgentSpec {
+        serde_json::from_value(serde_json::json!({
+            "id": "builder",
+            "name": "Builder",
+            "repository_path": "/",
+            "command": ["/bin/sh", "-c", "{command}"],
+        }))
+        .expect("a valid definition")
+    }
+
+    /// The field named when `change` makes [`spec`] wrong.
+    fn refused(change: impl FnOnce(&mut AgentSpec)) -> String {
+        let mut bad = spec();
+        change(&mut bad);
+        match check_agent(bad, &[]) {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_refusal_of_a_definition_names_its_field() {
+        let text = |s: &str| s.to_owned();
+        let long = "x".repeat(201);
+        assert_eq!(refused(|s| s.id = text("Not Valid")), "id");
+        assert_eq!(refused(|s| s.name = long.clone()), "name");
+        assert_eq!(refused(|s| s.command = Vec::new()), "command");
+        assert_eq!(refused(|s| s.command = vec![text("/bin/true")]), "command");
+        assert_eq!(
+            refused(|s| s.health_command = Some(Vec::new())),
+            "health_command"
+        );
+        assert_eq!(
+            refused(|s| s.env = [(text("A=B"), text("x"))].into()),
+            "env"
+        );
+        assert_eq!(refused(|s| s.env = [(text("A"), text("\0"))].into()), "env");
+        assert_eq!(
+            refused(|s| s.labels = [(long.clone(), text("v"))].into()),
+            "labels"
+        );
+        assert_eq!(
+            refused(|s| s.labels = [(text("kind"), long.clone())].into()),
+            "labels"
+        );
+        assert_eq!(
+            refused(|s| s.health_interval_seconds = 0),
+            "health_interval_seconds"
+        );
+        assert_eq!(refused(|s| s.max_concurrency = 0), "max_concurrency");
+        assert_eq!(refused(|_| ()), "repository_path");
+        assert_eq!(spec_field("something new is wrong"), "body");
+    }
 }

@@ -1,7 +1,9 @@
 //! API errors: each becomes a status and a JSON body `{"error": "..."}` saying what was
-//! wrong. Storage faults are answered 507 (disk full) or 503 naming the cause; other
-//! server faults are logged and answered with a generic message.
+//! wrong ([`ErrorBody`]); a refused value (422) also names its `field`. Storage faults are
+//! answered 507 (disk full) or 503 naming the cause; other server faults are logged and
+//! answered with a generic message.
 
+use super::responses::ErrorBody;
 use crate::store;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Request};
@@ -15,16 +17,32 @@ pub enum ApiError {
     /// The request is malformed (400).
     #[error("{0}")]
     BadRequest(String),
-    /// The request is well-formed but cannot be accepted (422).
-    #[error("{0}")]
-    Unprocessable(String),
+    /// The request is well-formed but a value in it cannot be accepted (422).
+    ///
+    /// `field` names the value as the client wrote it: a body field (`priority`), a path
+    /// into the body (`jobs[3].priority`, `on_success.queue`,
+    /// `stages[1].steps[0].max_attempts`), or a query parameter (`after`). A refusal that
+    /// concerns no single value the client wrote names the part of the request it
+    /// concerns: `body` for the body as a whole (see [`field_named`]), `jobs` for a
+    /// batch's jobs taken together, `id` for the resource the path names, `definition`
+    /// for the stored definition a workflow run starts from, and `request` for a store
+    /// refusal whose handler did not say (see [`refused_at`]).
+    #[error("{message}")]
+    Invalid {
+        /// The value refused.
+        field: String,
+        /// What is wrong with it: the answer's `error`.
+        message: String,
+    },
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
     /// The resource's state forbids it (409).
     #[error("{0}")]
     Conflict(String),
-    /// A rejection by an extractor, with its own status.
+    /// A rejection by an extractor, with its own status. A JSON body of the wrong shape
+    /// (a missing, unknown or mistyped field) is among them: a 422 that names no `field`
+    /// (the message names it, in serde's words).
     #[error("{message}")]
     Rejected {
         /// The status the extractor chose (400, 413, 415, 422…).
@@ -53,7 +71,7 @@ impl From<store::Error> for ApiError {
             store::Error::RecurringNotFound(_) | store::Error::AgentNotFound(_) => {
                 ApiError::NotFound(e.to_string())
             }
-            store::Error::Invalid(message) => ApiError::Unprocessable(message),
+            store::Error::Invalid(message) => ApiError::invalid(UNNAMED, message),
             store::Error::LeaseLost { id } => {
                 ApiError::Conflict(format!("job {id} changed while the request ran"))
             }
@@ -64,6 +82,32 @@ impl From<store::Error> for ApiError {
             other => ApiError::Internal(other),
         }
     }
+}
+
+/// The field a store refusal names when its handler does not say which one.
+const UNNAMED: &str = "request";
+
+/// Maps a store error as [`From`] does, but names `field` in a refusal (422).
+pub(super) fn refused_at(field: &str) -> impl FnOnce(store::Error) -> ApiError + '_ {
+    move |e| match e {
+        store::Error::Invalid(message) => ApiError::invalid(field, message),
+        other => other.into(),
+    }
+}
+
+/// The field a refusal by a check of several fields concerns, for checks that give only
+/// a message: such a message begins with the field, in the words paired with it in
+/// `named`. One that begins with none of them concerns the body as a whole: `body`.
+pub(super) fn field_named(message: &str, named: &[(&str, &'static str)]) -> &'static str {
+    named
+        .iter()
+        .find(|(words, _)| message.starts_with(words))
+        .map_or("body", |(_, field)| field)
+}
+
+/// A refusal (422) of `field` with the message a check gave: for `map_err`.
+pub(super) fn invalid(field: &str) -> impl FnOnce(String) -> ApiError + '_ {
+    move |message| ApiError::invalid(field, message)
 }
 
 impl From<JsonRejection> for ApiError {
@@ -84,11 +128,40 @@ impl From<QueryRejection> for ApiError {
 }
 
 impl ApiError {
+    /// A refusal (422) of `field`, saying what is wrong with it.
+    pub(super) fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// This error as one about `part` of the body (`jobs[3]`, `on_success`): a refusal
+    /// names `part.field` (`jobs[3].priority`); with `tell`, a refusal's message and that
+    /// of a malformed request begin with `part: ` too. Other errors are as they are.
+    pub(super) fn within(self, part: &str, tell: bool) -> ApiError {
+        let told = |message: String| {
+            if tell {
+                format!("{part}: {message}")
+            } else {
+                message
+            }
+        };
+        match self {
+            ApiError::Invalid { field, message } => ApiError::Invalid {
+                field: format!("{part}.{field}"),
+                message: told(message),
+            },
+            ApiError::BadRequest(message) if tell => ApiError::BadRequest(told(message)),
+            other => other,
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Rejected { status, .. } => *status,
@@ -111,8 +184,15 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = axum::Json(serde_json::json!({ "error": self.to_string() }));
-        (self.status(), body).into_response()
+        let status = self.status();
+        let body = match self {
+            ApiError::Invalid { field, message } => ErrorBody {
+                error: message,
+                field: Some(field),
+            },
+            other => ErrorBody::new(other.to_string()),
+        };
+        (status, axum::Json(body)).into_response()
     }
 }
 
@@ -169,5 +249,58 @@ mod tests {
         let internal = ApiError::from(store::Error::Closed);
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(internal.to_string(), "internal error");
+    }
+
+    /// The status and JSON body `error` answers.
+    async fn answer(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_its_field_and_other_errors_do_not() {
+        let (status, body) = answer(ApiError::invalid("priority", "priority must be…")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "priority must be…", "field": "priority"})
+        );
+        let (status, body) = answer(ApiError::NotFound("no job".into())).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, serde_json::json!({"error": "no job"}));
+    }
+
+    #[tokio::test]
+    async fn store_refusals_name_the_field_their_handler_gives() {
+        let refusal = || store::Error::Invalid("after: 7 is not a line of job x".into());
+        let (status, body) = answer(refused_at("after")(refusal())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["field"], "after");
+        assert_eq!(body["error"], "after: 7 is not a line of job x");
+        let (_, body) = answer(refusal().into()).await;
+        assert_eq!(body["field"], UNNAMED);
+        let conflict = refused_at("after")(store::Error::Conflict("busy".into()));
+        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn a_refusal_within_a_part_names_the_path() {
+        let inner = ApiError::invalid("priority", "priority must be…");
+        match inner.within("jobs[3]", true) {
+            ApiError::Invalid { field, message } => {
+                assert_eq!(field, "jobs[3].priority");
+                assert_eq!(message, "jobs[3]: priority must be…");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let bad = ApiError::BadRequest("args is not JSON".into()).within("jobs[0]", true);
+        assert_eq!(bad.to_string(), "jobs[0]: args is not JSON");
+        let plain = ApiError::invalid("queue", "queue name…").within("on_success", false);
+        assert!(matches!(plain, ApiError::Invalid { ref field, ref message }
+            if field == "on_success.queue" && message == "queue name…"));
     }
 }

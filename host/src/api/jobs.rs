@@ -1,13 +1,13 @@
 //! `/api/jobs`: submit, read, list, retry, cancel and delete jobs.
 
 use super::AppState;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, invalid, refused_at};
 use super::queues::unserved_warning;
+use super::responses::{CancelledJob, JobPage, JobRef, SubmittedJob};
 use super::times::run_at;
-use crate::events::{Event, Ids};
 use crate::model::names::{check_length, shown};
 use crate::model::rules::{validate_max_attempts, validate_queue_name};
-use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, now_ms, validate_priority};
+use crate::model::{JobId, JobState, JsonText, Millis, now_ms, repository, validate_priority};
 use crate::store::{AwaitOn, CancelOutcome, JobFilter, NewJob, Parents};
 use axum::Json;
 use axum::Router;
@@ -17,7 +17,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::json;
 use std::path::PathBuf;
 
 /// Default and largest page of `GET /api/jobs`.
@@ -59,18 +58,20 @@ fn parents(after: Option<Vec<String>>, on: Option<String>) -> Result<Option<Pare
         None | Some("success") => AwaitOn::Success,
         Some("finish") => AwaitOn::Finish,
         Some(other) => {
-            return Err(ApiError::Unprocessable(format!(
-                "on must be `success` or `finish`, got `{other}`"
-            )));
+            return Err(ApiError::invalid(
+                "on",
+                format!("on must be `success` or `finish`, got `{other}`"),
+            ));
         }
     };
     let Some(after) = after else {
         return Ok(None);
     };
     if after.is_empty() || after.len() > MAX_PARENTS {
-        return Err(ApiError::Unprocessable(format!(
-            "after must list 1 to {MAX_PARENTS} job ids"
-        )));
+        return Err(ApiError::invalid(
+            "after",
+            format!("after must list 1 to {MAX_PARENTS} job ids"),
+        ));
     }
     let ids = after
         .iter()
@@ -83,12 +84,14 @@ fn parents(after: Option<Vec<String>>, on: Option<String>) -> Result<Option<Pare
 /// checked, not parsed into a tree, and kept as sent.
 fn parse_args(args: Option<JsonText>) -> Result<JsonText, ApiError> {
     let Some(args) = args else {
-        return Ok(JsonText::from_value(&json!({})));
+        return Ok(JsonText::from_value(&serde_json::Value::Object(
+            serde_json::Map::new(),
+        )));
     };
     if args.is_object() {
         return Ok(args);
     }
-    let not_an_object = || ApiError::Unprocessable("args must be a JSON object".into());
+    let not_an_object = || ApiError::invalid("args", "args must be a JSON object");
     let text = serde_json::from_str::<String>(args.as_str()).map_err(|_| not_an_object())?;
     let inner = JsonText::parse(text)
         .map_err(|e| ApiError::BadRequest(format!("args is not JSON: {e}")))?;
@@ -101,69 +104,45 @@ fn parse_args(args: Option<JsonText>) -> Result<JsonText, ApiError> {
 
 /// The repository path, canonical, if it lies under an allowed root.
 pub(super) fn check_repository(roots: &[PathBuf], path: &str) -> Result<String, ApiError> {
-    let refused =
-        |why: &str| ApiError::Unprocessable(format!("repository_path `{}` {why}", shown(path)));
-    if !std::path::Path::new(path).is_absolute() {
-        return Err(refused("must be an absolute path"));
-    }
-    if roots.is_empty() {
-        return Err(refused(
-            "is refused: this host allows no repository roots (--repo-root)",
-        ));
-    }
-    let canonical =
-        std::fs::canonicalize(path).map_err(|e| refused(&format!("cannot be opened: {e}")))?;
-    if !canonical.is_dir() {
-        return Err(refused("is not a directory"));
-    }
-    if !roots.iter().any(|root| canonical.starts_with(root)) {
-        return Err(refused("is not under an allowed repository root"));
-    }
-    canonical
-        .into_os_string()
-        .into_string()
-        .map_err(|_| refused("is not valid UTF-8"))
+    repository::check_repository(roots, path).map_err(invalid("repository_path"))
 }
 
 impl SubmitJob {
     /// Validates the submission against the host's plugins and roots.
     pub(super) fn validate(self, state: &AppState, now: Millis) -> Result<NewJob, ApiError> {
         if self.on.is_some() && self.after.is_none() {
-            return Err(ApiError::Unprocessable(
-                "on needs after: the jobs to wait for".into(),
+            return Err(ApiError::invalid(
+                "on",
+                "on needs after: the jobs to wait for",
             ));
         }
         let plugin = state
             .registry
             .require(&self.plugin)
-            .map_err(ApiError::Unprocessable)?;
+            .map_err(invalid("plugin"))?;
         let priority =
-            validate_priority(self.priority.unwrap_or(0)).map_err(ApiError::Unprocessable)?;
+            validate_priority(self.priority.unwrap_or(0)).map_err(invalid("priority"))?;
         let max_attempts =
             validate_max_attempts(self.max_attempts.unwrap_or(plugin.settings.max_attempts))
-                .map_err(ApiError::Unprocessable)?;
+                .map_err(invalid("max_attempts"))?;
         let queue = self.queue.unwrap_or_else(|| plugin.settings.queue.clone());
-        validate_queue_name(&queue).map_err(ApiError::Unprocessable)?;
+        validate_queue_name(&queue).map_err(invalid("queue"))?;
         let run_at = run_at(self.delay_seconds, self.run_at.as_deref(), now)?;
         if let Some(key) = &self.unique_key {
-            check_length("unique_key", key).map_err(ApiError::Unprocessable)?;
+            check_length("unique_key", key).map_err(invalid("unique_key"))?;
         }
         let repository_path = self
             .repository_path
             .map(|path| check_repository(&state.repo_roots, &path))
             .transpose()?;
         Ok(NewJob {
-            id: new_job_id(),
-            plugin: self.plugin,
-            args: parse_args(self.args)?,
-            queue,
             priority,
             max_attempts,
             run_at,
             repository_path,
-            agent_id: None,
             unique_key: self.unique_key,
             parents: parents(self.after, self.on)?,
+            ..NewJob::new(self.plugin, parse_args(self.args)?, queue)
         })
     }
 }
@@ -174,24 +153,25 @@ async fn submit(
 ) -> Result<impl IntoResponse, ApiError> {
     let now = now_ms();
     let job = body.validate(&state, now)?;
-    let submitted = state.store.enqueue(job, now).await?;
-    let job = submitted.job;
-    let mut body = json!({"id": job.id, "state": job.state});
-    if let Some(warning) = unserved_warning(&state.scheduler, [job.queue.as_str()]) {
-        body["warning"] = json!(warning);
-    }
-    if !submitted.created {
-        body["existing"] = json!(true);
-        return Ok((StatusCode::OK, Json(body)));
-    }
-    state
+    // A parent the store does not know is the only refusal it can give.
+    let submitted = state
         .scheduler
-        .events()
-        .publish(Ids::job(job.id), Event::Enqueued { state: job.state });
-    if job.state == JobState::Enqueued {
-        state.scheduler.notify();
-    }
-    Ok((StatusCode::CREATED, Json(body)))
+        .submit(job, now)
+        .await
+        .map_err(refused_at("after"))?;
+    let job = submitted.job;
+    let status = if submitted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = SubmittedJob {
+        id: job.id,
+        state: job.state,
+        warning: unserved_warning(&state.scheduler, [job.queue.as_str()]),
+        existing: !submitted.created,
+    };
+    Ok((status, Json(body)))
 }
 
 /// Parses a job id from the path.
@@ -270,18 +250,18 @@ async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(query) = query?;
     let page = state.store.list(&query.filter()?).await?;
-    Ok(Json(
-        json!({"jobs": page.jobs, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(JobPage::from(page)))
 }
 
 async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let job = state.store.retry(parse_id(&id)?, now_ms()).await?;
-    state.scheduler.notify();
-    Ok(Json(json!({"id": job.id, "state": job.state})))
+    let job = state.scheduler.retry(parse_id(&id)?, now_ms()).await?;
+    Ok(Json(JobRef {
+        id: job.id,
+        state: job.state,
+    }))
 }
 
 async fn cancel(
@@ -290,10 +270,16 @@ async fn cancel(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id(&id)?;
     let body = match state.scheduler.cancel(id, now_ms()).await? {
-        CancelOutcome::Cancelled => json!({"id": id, "state": JobState::Cancelled}),
-        CancelOutcome::Requested => {
-            json!({"id": id, "state": JobState::Processing, "cancel_requested": true})
-        }
+        CancelOutcome::Cancelled => CancelledJob {
+            id,
+            state: JobState::Cancelled,
+            cancel_requested: false,
+        },
+        CancelOutcome::Requested => CancelledJob {
+            id,
+            state: JobState::Processing,
+            cancel_requested: true,
+        },
     };
     Ok(Json(body))
 }
@@ -302,7 +288,7 @@ async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    state.store.delete(parse_id(&id)?).await?;
+    state.scheduler.delete(parse_id(&id)?, now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -328,19 +314,19 @@ mod tests {
         assert_eq!(args("3"), Err(StatusCode::UNPROCESSABLE_ENTITY));
     }
 
+    /// The field a refusal names, or what else the error was.
+    fn field(result: Result<impl std::fmt::Debug, ApiError>) -> String {
+        match result {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn repositories_must_lie_under_a_root() {
-        let root = tempfile::tempdir().unwrap();
-        let inside = root.path().join("repo");
-        std::fs::create_dir(&inside).unwrap();
-        let roots = vec![std::fs::canonicalize(root.path()).unwrap()];
-        assert!(check_repository(&roots, inside.to_str().unwrap()).is_ok());
-        let escape = format!("{}/../", inside.display());
-        assert!(check_repository(&roots, &format!("{escape}..")).is_err());
-        assert!(check_repository(&roots, "/etc").is_err());
-        assert!(check_repository(&[], inside.to_str().unwrap()).is_err());
-        assert!(check_repository(&roots, "/no/such/dir").is_err());
-        let relative = check_repository(&roots, "repo").unwrap_err();
-        assert!(relative.to_string().contains("absolute"), "{relative}");
+    fn refusals_name_args_after_and_on() {
+        let array = JsonText::parse("[1]".into()).unwrap();
+        assert_eq!(field(parse_args(Some(array))), "args");
+        assert_eq!(field(parents(Some(Vec::new()), None)), "after");
+        assert_eq!(field(parents(None, Some("later".into()))), "on");
     }
 }

@@ -7,13 +7,13 @@
 //! 400 KiB) or a target past 64 KiB. The limits here lie below those, so a head between
 //! them gets the JSON refusal.
 
+use super::responses::ErrorBody;
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// Largest request header block accepted (names, values and separators).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -58,7 +58,7 @@ fn oversized(request: &Request) -> Option<Response> {
 }
 
 fn refusal(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
+    (status, axum::Json(ErrorBody::new(message))).into_response()
 }
 
 fn is_json(response: &Response) -> bool {
@@ -85,7 +85,7 @@ async fn with_json_body(response: Response) -> Response {
     } else {
         text
     };
-    let body = json!({ "error": message }).to_string();
+    let body = serde_json::to_string(&ErrorBody::new(message)).expect("an error serializes");
     parts.headers.remove(CONTENT_LENGTH);
     parts
         .headers
@@ -96,6 +96,7 @@ async fn with_json_body(response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[tokio::test]
     async fn a_plain_refusal_gets_a_json_body_and_keeps_its_status() {

@@ -2,15 +2,15 @@
 //! attempt, then as written). `GET /api/jobs/{id}` shows only the latest lines.
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, refused_at};
 use super::jobs::parse_id;
+use super::responses::LogPage;
 use crate::store::LogQuery;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 /// Default and largest page.
 const DEFAULT_PAGE: u32 = 100;
@@ -68,17 +68,17 @@ async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LogPage>, ApiError> {
     let id = parse_id(&id)?;
     let Query(query) = query?;
+    // The store refuses an `after` that is not a line of this job.
     let page = state
         .store
         .logs(id, &query.checked()?)
-        .await?
+        .await
+        .map_err(refused_at("after"))?
         .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
-    Ok(Json(
-        json!({"lines": page.lines, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(page.into()))
 }
 
 #[cfg(test)]

@@ -2,11 +2,10 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::model::rfc3339;
+use super::responses::CleanupDone;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Value, json};
 
 /// The routes of this module.
 pub(super) fn routes() -> Router<AppState> {
@@ -14,11 +13,6 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Removes finished jobs past their retention now; says how many.
-async fn cleanup(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let done = state.scheduler.cleanup().await?;
-    Ok(Json(json!({
-        "removed": done.removed,
-        "succeeded_before": rfc3339::format(done.succeeded_before),
-        "failed_before": rfc3339::format(done.failed_before),
-    })))
+async fn cleanup(State(state): State<AppState>) -> Result<Json<CleanupDone>, ApiError> {
+    Ok(Json(state.scheduler.cleanup().await?.into()))
 }

@@ -1,4 +1,5 @@
-//! The HTTP API (axum, JSON). Bad input gets a 4xx with `{"error": "..."}`.
+//! The HTTP API (axum, JSON). Every answer is a type of [`responses`]. Bad input gets a
+//! 4xx with `{"error": "..."}`; a refused value (422) also names its `field`.
 
 mod agents;
 mod batches;
@@ -10,18 +11,19 @@ mod logs;
 mod maintenance;
 mod queues;
 mod recurring;
+mod responses;
 mod status;
 mod tasks;
 mod times;
+mod workflow_fields;
 mod workflows;
 
-pub use agents::check_agent;
 pub use error::ApiError;
 pub use json_errors::{MAX_HEADER_BYTES, MAX_TARGET_BYTES};
 
 use crate::engine::Scheduler;
 use crate::plugins::Registry;
-use crate::store::JobStore;
+use crate::store::Reads;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use std::path::PathBuf;
@@ -33,9 +35,9 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The job store.
-    pub store: Arc<dyn JobStore>,
-    /// The scheduler, woken by submissions.
+    /// What the store holds; every write goes through the scheduler.
+    pub store: Reads,
+    /// The scheduler: the only writer of jobs, which publishes what changed.
     pub scheduler: Scheduler,
     /// Loaded plugins.
     pub registry: Arc<Registry>,

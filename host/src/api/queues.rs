@@ -2,15 +2,15 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
+use super::responses::{QueueConcurrency, QueueList, QueuePaused, QueueView};
 use crate::engine::Scheduler;
+use crate::model::now_ms;
 use crate::model::rules::validate_queue_name;
-use crate::model::{JobState, now_ms};
 use crate::store::{QueueInfo, QueueSettings};
 use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
 
 /// The routes of this module.
 pub(super) fn routes() -> Router<AppState> {
@@ -21,25 +21,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/queues/{name}/concurrency", put(set_concurrency))
 }
 
-fn queue_json(info: &QueueInfo, served: bool, now: i64) -> Value {
-    let mut counts: Map<String, Value> = JobState::ALL
-        .iter()
-        .map(|s| (s.as_str().to_owned(), json!(0)))
-        .collect();
-    for (state, count) in &info.counts {
-        counts.insert(state.as_str().to_owned(), json!(count));
-    }
-    json!({
-        "name": info.name,
-        "served": served,
-        "paused": info.settings.paused,
-        "concurrency": info.settings.concurrency,
-        "counts": counts,
-        "oldest_enqueued_age_ms": info.oldest_enqueued_at.map(|at| (now - at).max(0)),
-    })
-}
-
-async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
     let mut known = state.store.queues().await?;
     let served_queues = state.scheduler.served_queues();
     for served in &served_queues {
@@ -54,11 +36,13 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     }
     known.sort_by(|a, b| a.name.cmp(&b.name));
     let now = now_ms();
-    let queues: Vec<Value> = known
-        .iter()
-        .map(|info| queue_json(info, served_queues.contains(&info.name), now))
-        .collect();
-    Ok(Json(json!({ "queues": queues })))
+    let queues = known.into_iter().map(|info| {
+        let served = served_queues.contains(&info.name);
+        QueueView::new(info, served, now)
+    });
+    Ok(Json(QueueList {
+        queues: queues.collect(),
+    }))
 }
 
 /// The warning an answer carries when jobs went to `queues` that no worker of this host
@@ -93,18 +77,26 @@ fn checked(name: &str) -> Result<&str, ApiError> {
 async fn pause(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    state.store.set_queue_paused(checked(&name)?, true).await?;
-    Ok(Json(json!({"name": name, "paused": true})))
+) -> Result<Json<QueuePaused>, ApiError> {
+    state
+        .scheduler
+        .set_queue_paused(checked(&name)?, true)
+        .await?;
+    Ok(Json(QueuePaused { name, paused: true }))
 }
 
 async fn resume(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    state.store.set_queue_paused(checked(&name)?, false).await?;
-    state.scheduler.notify();
-    Ok(Json(json!({"name": name, "paused": false})))
+) -> Result<Json<QueuePaused>, ApiError> {
+    state
+        .scheduler
+        .set_queue_paused(checked(&name)?, false)
+        .await?;
+    Ok(Json(QueuePaused {
+        name,
+        paused: false,
+    }))
 }
 
 /// `PUT /api/queues/{name}/concurrency` body: a cap, or `null` for none.
@@ -118,16 +110,19 @@ async fn set_concurrency(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Concurrency>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueueConcurrency>, ApiError> {
     if body.concurrency == Some(0) {
-        return Err(ApiError::Unprocessable(
-            "concurrency must be at least 1 (pause the queue to run nothing)".into(),
+        return Err(ApiError::invalid(
+            "concurrency",
+            "concurrency must be at least 1 (pause the queue to run nothing)",
         ));
     }
     state
-        .store
+        .scheduler
         .set_queue_concurrency(checked(&name)?, body.concurrency)
         .await?;
-    state.scheduler.notify();
-    Ok(Json(json!({"name": name, "concurrency": body.concurrency})))
+    Ok(Json(QueueConcurrency {
+        name,
+        concurrency: body.concurrency,
+    }))
 }

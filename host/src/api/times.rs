@@ -14,19 +14,23 @@ const EARLIEST: Millis = 946_684_800_000;
 /// now).
 ///
 /// # Errors
-/// 422 naming the field: not RFC 3339, before 2000, or more than ten years ahead.
+/// 422 naming `field`: not RFC 3339, before 2000, or more than ten years ahead.
 pub(super) fn scheduled_time(field: &str, text: &str, now: Millis) -> Result<Millis, ApiError> {
-    let at = rfc3339::parse(text).map_err(|e| ApiError::Unprocessable(format!("{field}: {e}")))?;
+    let at = rfc3339::parse(text).map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))?;
     if at < EARLIEST {
-        return Err(ApiError::Unprocessable(format!(
-            "{field} must not be before {}, got `{text}`",
-            rfc3339::format(EARLIEST)
-        )));
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{field} must not be before {}, got `{text}`",
+                rfc3339::format(EARLIEST)
+            ),
+        ));
     }
     if at > now + MAX_DELAY_SECONDS as Millis * 1000 {
-        return Err(ApiError::Unprocessable(format!(
-            "{field} must be within ten years from now, got `{text}`"
-        )));
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be within ten years from now, got `{text}`"),
+        ));
     }
     Ok(at)
 }
@@ -34,19 +38,21 @@ pub(super) fn scheduled_time(field: &str, text: &str, now: Millis) -> Result<Mil
 /// When a job may run: `delay_seconds` from now or the RFC 3339 `run_at`, not both.
 ///
 /// # Errors
-/// 422 when both are given or either is out of range.
+/// 422 when either is out of range (naming it), or both are given (naming `run_at`).
 pub(super) fn run_at(
     delay_seconds: Option<u64>,
     run_at: Option<&str>,
     now: Millis,
 ) -> Result<Option<Millis>, ApiError> {
     match (delay_seconds, run_at) {
-        (Some(_), Some(_)) => Err(ApiError::Unprocessable(
-            "give either delay_seconds or run_at, not both".into(),
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "run_at",
+            "give either delay_seconds or run_at, not both",
         )),
-        (Some(delay), None) if delay > MAX_DELAY_SECONDS => Err(ApiError::Unprocessable(format!(
-            "delay_seconds must be at most {MAX_DELAY_SECONDS}, got {delay}"
-        ))),
+        (Some(delay), None) if delay > MAX_DELAY_SECONDS => Err(ApiError::invalid(
+            "delay_seconds",
+            format!("delay_seconds must be at most {MAX_DELAY_SECONDS}, got {delay}"),
+        )),
         (Some(delay), None) => Ok((delay > 0).then(|| now + delay as Millis * 1000)),
         (None, Some(text)) => scheduled_time("run_at", text, now).map(Some),
         (None, None) => Ok(None),
@@ -70,7 +76,16 @@ mod tests {
         );
         assert!(run_at(Some(5), Some(at), now).is_err());
         assert!(run_at(None, Some("soon"), now).is_err());
-        assert!(run_at(Some(MAX_DELAY_SECONDS + 1), None, now).is_err());
+        let field = |result: Result<_, ApiError>| match result {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert_eq!(field(run_at(Some(5), Some(at), now)), "run_at");
+        assert_eq!(field(run_at(None, Some("soon"), now)), "run_at");
+        assert_eq!(
+            field(run_at(Some(MAX_DELAY_SECONDS + 1), None, now)),
+            "delay_seconds"
+        );
     }
 
     #[test]
@@ -88,6 +103,10 @@ mod tests {
             let error = check(refused).unwrap_err();
             assert_eq!(error.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
             assert!(error.to_string().contains("execute_at"), "{error}");
+            assert!(
+                matches!(&error, ApiError::Invalid { field, .. } if field == "execute_at"),
+                "{error:?}"
+            );
         }
     }
 }

@@ -4,10 +4,11 @@
 use super::AppState;
 use super::error::{ApiError, ApiJson};
 use super::queues::unserved_warning;
-use crate::engine::workflows::{RunError, create_run, validate_id};
+use super::responses::{RunStarted, RunView, Warned, WorkflowView};
+use super::workflow_fields::definition_field;
+use crate::engine::workflows::{RunError, validate_id};
 use crate::model::names::shown;
-use crate::model::{DEFAULT_QUEUE, JobId, now_ms, rfc3339};
-use crate::store::workflows::{StoredWorkflow, WorkflowRun};
+use crate::model::{DEFAULT_QUEUE, JobId, now_ms};
 use crate::workflow::Definition;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,7 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The routes of this module.
 pub(super) fn routes() -> Router<AppState> {
@@ -30,7 +31,15 @@ impl From<RunError> for ApiError {
     fn from(e: RunError) -> Self {
         match e {
             RunError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            RunError::Invalid(message) => ApiError::Unprocessable(message),
+            RunError::Invalid(message) => {
+                // A step of the stored definition whose plugin is gone, else the parameters.
+                let field = if message.starts_with("step ") {
+                    "definition"
+                } else {
+                    "parameters"
+                };
+                ApiError::invalid(field, message)
+            }
             RunError::Store(e) => e.into(),
         }
     }
@@ -48,53 +57,16 @@ fn run_id(id: &str) -> Result<JobId, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("`{}` is not a workflow run id", shown(id))))
 }
 
-/// A stored workflow as clients see it.
-fn workflow_json(workflow: &StoredWorkflow) -> Value {
-    json!({
-        "id": workflow.id,
-        "definition": workflow.definition,
-        "created_at": rfc3339::format(workflow.created_at),
-        "updated_at": rfc3339::format(workflow.updated_at),
-    })
-}
-
-/// A run as clients see it: every step with its stage, job and state.
-fn run_json(run: &WorkflowRun) -> Value {
-    let steps: Vec<Value> = run
-        .steps
-        .iter()
-        .map(|step| {
-            let stage = run.definition.stages.get(step.stage);
-            json!({
-                "id": step.id,
-                "stage": stage.map(|s| s.name.as_str()),
-                "mode": stage.map(|s| s.mode),
-                "state": step.state,
-                "job_id": step.job_id,
-            })
-        })
-        .collect();
-    json!({
-        "id": run.id,
-        "workflow_id": run.workflow_id,
-        "state": run.state,
-        "parameters": run.parameters,
-        "created_at": rfc3339::format(run.created_at),
-        "finished_at": run.finished_at.map(rfc3339::format),
-        "steps": steps,
-    })
-}
-
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowView>, ApiError> {
     let workflow = state
         .store
         .workflow(checked(&id)?)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no workflow with id {id}")))?;
-    Ok(Json(workflow_json(&workflow)))
+    Ok(Json(workflow.into()))
 }
 
 /// Validates and stores a definition: 201 when new, 200 when replaced.
@@ -119,12 +91,15 @@ async fn put(
 ) -> Result<impl IntoResponse, ApiError> {
     checked(&id)?;
     let definition = Definition::parse(&body, |plugin| state.registry.get(plugin).is_some())
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        .map_err(|e| ApiError::invalid(definition_field(&e, &body), e.to_string()))?;
     let warning = unserved_warning(
         &state.scheduler,
         step_queues(&state, &definition).iter().map(String::as_str),
     );
-    let created = state.store.put_workflow(&id, &definition, now_ms()).await?;
+    let created = state
+        .scheduler
+        .put_workflow(&id, &definition, now_ms())
+        .await?;
     let workflow = state
         .store
         .workflow(&id)
@@ -135,10 +110,10 @@ async fn put(
     } else {
         StatusCode::OK
     };
-    let mut body = workflow_json(&workflow);
-    if let Some(warning) = warning {
-        body["warning"] = json!(warning);
-    }
+    let body = Warned {
+        body: WorkflowView::from(workflow),
+        warning,
+    };
     Ok((status, Json(body)))
 }
 
@@ -146,7 +121,7 @@ async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.delete_workflow(checked(&id)?).await? {
+    if state.scheduler.delete_workflow(checked(&id)?).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no workflow with id {id}")))
@@ -166,30 +141,28 @@ async fn start(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<StartRun>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (run, advanced) = create_run(
-        state.store.as_ref(),
-        &state.registry,
-        checked(&id)?,
-        body.parameters,
-    )
-    .await?;
-    if !advanced.enqueued.is_empty() {
-        state.scheduler.notify();
-    }
-    let body = json!({"id": run, "workflow_id": id, "state": advanced.state});
+    let (run, run_state) = state
+        .scheduler
+        .start_workflow(checked(&id)?, body.parameters)
+        .await?;
+    let body = RunStarted {
+        id: run,
+        workflow_id: id,
+        state: run_state,
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
 async fn show_run(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunView>, ApiError> {
     let run = state
         .store
         .workflow_run(run_id(&id)?)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no workflow run with id {id}")))?;
-    Ok(Json(run_json(&run)))
+    Ok(Json(run.into()))
 }
 
 /// Cancels a running run: its unstarted steps at once, its steps' jobs through the
@@ -197,24 +170,16 @@ async fn show_run(
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunView>, ApiError> {
     let run = run_id(&id)?;
     let now = now_ms();
-    let jobs = state
-        .store
-        .cancel_workflow_run(run, now)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no workflow run with id {id}")))?;
-    for job in jobs {
-        match state.scheduler.cancel(job, now).await {
-            Ok(_) | Err(crate::store::Error::Conflict(_)) => {}
-            Err(e) => tracing::warn!(error = %e, %job, "cancelling a workflow step's job failed"),
-        }
+    if !state.scheduler.cancel_workflow_run(run, now).await? {
+        return Err(ApiError::NotFound(format!("no workflow run with id {id}")));
     }
     let run = state
         .store
         .workflow_run(run)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no workflow run with id {id}")))?;
-    Ok(Json(run_json(&run)))
+    Ok(Json(run.into()))
 }

@@ -4,12 +4,12 @@
 use super::Shared;
 use super::agents::{self, AgentRun};
 use super::output::{FLUSH_EVERY, RunOutput};
-use crate::events::{Event, Ids};
+use crate::events::Ids;
 use crate::model::retry::RetryPolicy;
-use crate::model::{ErrorKind, Job, JobError, JobId, JobState, JsonText, Millis, Usage, now_ms};
+use crate::model::{ErrorKind, Job, JobError, JobId, JsonText, Millis, Usage, now_ms};
 use crate::plugins::Plugin;
 use crate::runtime::{RunInput, RunOutcome, RunReport};
-use crate::store::{AfterFailure, Claimed, Completion, Error, Failure, LeaseId};
+use crate::store::{AfterFailure, Changes, Claimed, Completion, Error, Failure, LeaseId};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -106,12 +106,6 @@ async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphor
         },
         |agent| agent.ids().clone(),
     );
-    shared.events.publish(
-        ids.clone(),
-        Event::Started {
-            attempt: job.attempt,
-        },
-    );
     let cancel = shared
         .running
         .lock()
@@ -162,14 +156,14 @@ async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphor
     for filter in &shared.filters {
         filter.after_run(&job, &report);
     }
-    let state = record(shared, &job, lease, report, digest, &policy).await;
+    let changes = record(shared, &job, lease, report, digest, &policy).await;
+    let state = changes.and_then(|c| c.of(job.id).find_map(|change| change.to));
     if let Some(state) = state {
         for filter in &shared.filters {
             filter.on_state_change(&job, state);
         }
-        shared.events.publish(ids, Event::Finished { state });
-        // A finished job may have released continuations waiting on it: wake the
-        // dispatcher if it is idle (a busy one claims again anyway).
+        // A finished run may have freed a queue's concurrency cap: wake the dispatcher
+        // if it is idle (a busy one claims again anyway).
         shared.wake.notify_waiters();
     }
     if job.agent_id.is_some() {
@@ -259,7 +253,7 @@ const REWRITE_FIRST_WAIT: Duration = Duration::from_millis(100);
 /// Longest wait between two tries.
 const REWRITE_MAX_WAIT: Duration = Duration::from_secs(5);
 
-/// Stores a run's outcome; returns the job's new state, or `None` if it was not stored
+/// Stores a run's outcome; returns what that changed, or `None` if it was not stored
 /// (see [`write`]).
 async fn record(
     shared: &Shared,
@@ -268,7 +262,7 @@ async fn record(
     report: RunReport,
     digest: Option<String>,
     policy: &RetryPolicy,
-) -> Option<JobState> {
+) -> Option<Changes> {
     let now = now_ms();
     let outcome = match report.outcome {
         RunOutcome::Succeeded(text) => {
@@ -290,30 +284,20 @@ async fn record(
         }),
         Err(error) => Err(failure(job, error, policy, digest, report.usage, now)),
     };
-    let state = match &outcome {
-        Ok(_) => JobState::Succeeded,
-        Err(failure) => match failure.then {
-            AfterFailure::RetryAt(_) => JobState::Scheduled,
-            AfterFailure::Fail => JobState::Failed,
-            AfterFailure::Cancel => JobState::Cancelled,
-        },
-    };
-    write(shared, job.id, lease, outcome, now)
-        .await
-        .then_some(state)
+    write(shared, job.id, lease, outcome, now).await
 }
 
-/// Writes an outcome; whether it landed. A write the store fails is tried again, with
-/// backoff, for up to two lease periods (the lease is renewed meanwhile). If it still
-/// fails (or the grace period of a shutdown ends first), the outcome is dropped and the
-/// caller lets the lease go: the job runs again once it expires.
+/// Writes an outcome; what it changed, if it landed. A write the store fails is tried
+/// again, with backoff, for up to two lease periods (the lease is renewed meanwhile). If
+/// it still fails (or the grace period of a shutdown ends first), the outcome is dropped
+/// and the caller lets the lease go: the job runs again once it expires.
 async fn write(
     shared: &Shared,
     id: JobId,
     lease: LeaseId,
     outcome: Result<Completion, Failure>,
     now: Millis,
-) -> bool {
+) -> Option<Changes> {
     let store = shared.store.as_ref();
     let give_up_at = Instant::now() + 2 * shared.config.lease;
     let mut wait = REWRITE_FIRST_WAIT;
@@ -323,23 +307,23 @@ async fn write(
             Err(failure) => store.fail(id, lease, failure, now).await,
         };
         match written {
-            Ok(()) => return true,
+            Ok(changes) => return Some(changes),
             Err(Error::LeaseLost { id }) => {
                 tracing::warn!(job = %id, "run finished after its lease was lost; outcome dropped");
-                return false;
+                return None;
             }
             Err(e) if Instant::now() + wait < give_up_at => {
                 tracing::warn!(job = %id, error = %e, retry_in = ?wait, "writing the run's outcome failed; trying again");
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     // Shutdown releases the job instead.
-                    () = shared.abandon.cancelled() => return false,
+                    () = shared.abandon.cancelled() => return None,
                 }
                 wait = (wait * 2).min(REWRITE_MAX_WAIT);
             }
             Err(e) => {
                 tracing::error!(job = %id, error = %e, "the run's outcome could not be written; giving its lease up, the job runs again once the lease expires");
-                return false;
+                return None;
             }
         }
     }

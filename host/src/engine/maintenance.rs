@@ -42,10 +42,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
 async fn promote_due(shared: &Shared) {
     loop {
         match shared.store.promote_due(now_ms(), BATCH).await {
-            Ok(0) => return,
-            Ok(n) => {
-                shared.wake.notify_one();
-                if n < u64::from(BATCH) {
+            Ok(promoted) => {
+                if promoted.jobs.len() < BATCH as usize {
                     return;
                 }
             }
@@ -59,10 +57,11 @@ async fn promote_due(shared: &Shared) {
 
 async fn fire_recurring(shared: &Shared) {
     match shared.store.fire_recurring(now_ms()).await {
-        Ok(0) => {}
-        Ok(jobs) => {
-            tracing::debug!(jobs, "enqueued recurring jobs");
-            shared.wake.notify_one();
+        Ok(fired) => {
+            if !fired.value.is_empty() {
+                tracing::debug!(jobs = fired.value.len(), "enqueued recurring jobs");
+            }
+            super::lifecycle::fired(shared, &fired.value);
         }
         Err(e) => tracing::error!(error = %e, "firing recurring jobs failed"),
     }
@@ -109,7 +108,6 @@ async fn expire_leases(shared: &Shared) {
             jobs = expired,
             "attempts whose lease expired (their host stopped) failed"
         );
-        shared.wake.notify_one();
     }
     if failed > 0 {
         tracing::error!(jobs = failed, "recording expired leases failed");

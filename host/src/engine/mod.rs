@@ -8,8 +8,10 @@
 pub mod agents;
 mod executor;
 pub mod filters;
+mod lifecycle;
 mod maintenance;
 mod output;
+mod publish;
 pub mod recurring;
 mod retention;
 pub mod workflows;
@@ -20,7 +22,7 @@ use crate::events::EventBus;
 use crate::model::{JobId, Millis, now_ms};
 use crate::plugins::Registry;
 use crate::runtime::Runtime;
-use crate::store::{self, CancelOutcome, ClaimParams, Claimed, JobStore, LeaseId};
+use crate::store::{self, ClaimParams, Claimed, JobStore, LeaseId};
 use filters::{Counters, Counts, Filter, RunLog};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,7 +80,7 @@ struct Shared {
     events: EventBus,
     config: SchedulerConfig,
     /// Wakes the dispatcher: a job became ready.
-    wake: Notify,
+    wake: Arc<Notify>,
     /// Cancellation tokens of the jobs this process holds, by job. A cancel that
     /// arrives before its run starts leaves a cancelled token for the run to find.
     running: Mutex<HashMap<JobId, CancellationToken>>,
@@ -114,13 +116,18 @@ impl Scheduler {
         config: SchedulerConfig,
     ) -> Scheduler {
         let counters = Arc::new(Counters::default());
+        let wake = Arc::new(Notify::new());
+        store.report_to(Arc::new(publish::Publisher {
+            events: events.clone(),
+            wake: wake.clone(),
+        }));
         let shared = Arc::new(Shared {
             store,
             runtime,
             registry,
             events,
             config,
-            wake: Notify::new(),
+            wake,
             running: Mutex::default(),
             leases: Mutex::default(),
             recent_run_us: AtomicU64::new(LONG_RUN_US),
@@ -163,31 +170,6 @@ impl Scheduler {
         &self.shared.events
     }
 
-    /// Cancels a waiting job, or interrupts a running one.
-    ///
-    /// # Errors
-    /// As [`JobStore::cancel`].
-    pub async fn cancel(&self, id: JobId, now: Millis) -> store::Result<CancelOutcome> {
-        let outcome = self.shared.store.cancel(id, now).await?;
-        if outcome == CancelOutcome::Requested {
-            self.shared.interrupt(id);
-        }
-        Ok(outcome)
-    }
-
-    /// Cancels a batch: its waiting jobs at once, its running ones interrupted; returns
-    /// the running ones.
-    ///
-    /// # Errors
-    /// As [`JobStore::cancel_batch`].
-    pub async fn cancel_batch(&self, id: JobId, now: Millis) -> store::Result<Vec<JobId>> {
-        let running = self.shared.store.cancel_batch(id, now).await?;
-        for job in &running {
-            self.shared.interrupt(*job);
-        }
-        Ok(running)
-    }
-
     /// Removes finished jobs past their retention now.
     ///
     /// # Errors
@@ -211,8 +193,11 @@ impl Scheduler {
             shared.tasks.wait().await;
         }
         match shared.store.release(&shared.config.owner, now_ms()).await {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(released, "released unfinished jobs"),
+            Ok(released) if released.jobs.is_empty() => {}
+            Ok(released) => {
+                let released = released.jobs.len();
+                tracing::info!(released, "released unfinished jobs");
+            }
             Err(e) => tracing::error!(error = %e, "releasing unfinished jobs failed"),
         }
     }

@@ -3,7 +3,7 @@
 //! [`RecurringDefinition`] the store can keep; and the config file's definitions,
 //! declared at host start.
 //!
-//! Firing is the store's ([`JobStore::fire_recurring`]); the upkeep task calls it.
+//! Firing is the store's ([`crate::store::RecurringStore::fire_recurring`]); the upkeep task calls it.
 
 use crate::cron::{Schedule, ScheduleError};
 use crate::model::rules::{validate_max_attempts, validate_queue_name};
@@ -162,7 +162,7 @@ pub enum DeclareError {
 }
 
 /// Checks every entry of the config file, then stores them all (creating or updating;
-/// see [`JobStore::put_recurring`]). Recurring jobs the file does not name are left
+/// see [`crate::store::RecurringStore::put_recurring`]). Recurring jobs the file does not name are left
 /// alone. Nothing is stored unless every entry is valid.
 ///
 /// # Errors

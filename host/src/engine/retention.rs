@@ -79,10 +79,11 @@ pub(super) async fn clean(shared: &Shared) -> crate::store::Result<Cleanup> {
     loop {
         let removed = shared
             .store
-            .delete_finished(cleanup.succeeded_before, cleanup.failed_before, BATCH)
+            .delete_finished(cleanup.succeeded_before, cleanup.failed_before, BATCH, now)
             .await?;
-        cleanup.removed += removed;
-        if removed < u64::from(BATCH) {
+        let removed = removed.jobs.len();
+        cleanup.removed += removed as u64;
+        if removed < BATCH as usize {
             return Ok(cleanup);
         }
         // Let the queue's own writes go first.

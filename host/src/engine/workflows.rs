@@ -3,6 +3,7 @@
 //! milliseconds to move every running run on (see [`crate::store::workflows`]).
 
 use super::Shared;
+use crate::events::{Event, Ids};
 use crate::model::{JobId, Millis, new_job_id, now_ms};
 use crate::plugins::Registry;
 use crate::store::workflows::{Advanced, NewWorkflowRun};
@@ -135,9 +136,7 @@ pub(super) async fn advance_all(shared: &Shared) {
         let now = now_ms();
         match shared.store.advance_workflow_run(run, now).await {
             Ok(advanced) => {
-                if !advanced.enqueued.is_empty() {
-                    shared.wake.notify_one();
-                }
+                published(shared, run, &advanced);
                 cancel_jobs(shared, &advanced.to_cancel, now).await;
             }
             Err(e) => tracing::error!(error = %e, %run, "advancing a workflow run failed"),
@@ -145,12 +144,35 @@ pub(super) async fn advance_all(shared: &Shared) {
     }
 }
 
+/// Publishes what an advance of `run` did (its jobs' changes were published as it
+/// committed): its steps' moves, then its end.
+pub(super) fn published(shared: &Shared, run: JobId, advanced: &Advanced) {
+    for (step, state, job) in &advanced.steps {
+        let ids = job.map(Ids::job).unwrap_or_default();
+        let step = step.clone();
+        let state = state.as_str();
+        let event = Event::WorkflowStep { run, step, state };
+        shared.events.publish(ids, event);
+    }
+    if let Some(state) = advanced.state.filter(|_| advanced.ended) {
+        let event = Event::WorkflowEnded {
+            run,
+            state: state.as_str(),
+        };
+        shared.events.publish(Ids::default(), event);
+    }
+}
+
 /// Cancels `jobs` like [`super::Scheduler::cancel`]; jobs that already ended are left.
-async fn cancel_jobs(shared: &Shared, jobs: &[JobId], now: Millis) {
+pub(super) async fn cancel_jobs(shared: &Shared, jobs: &[JobId], now: Millis) {
     for &job in jobs {
         match shared.store.cancel(job, now).await {
-            Ok(CancelOutcome::Requested) => shared.interrupt(job),
-            Ok(CancelOutcome::Cancelled) | Err(store::Error::Conflict(_)) => {}
+            Ok(cancelled) => {
+                if cancelled.value == CancelOutcome::Requested {
+                    shared.interrupt(job);
+                }
+            }
+            Err(store::Error::Conflict(_)) => {}
             Err(e) => tracing::warn!(error = %e, %job, "cancelling a workflow step's job failed"),
         }
     }

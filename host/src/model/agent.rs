@@ -108,6 +108,17 @@ impl AgentSpec {
         Ok(())
     }
 
+    /// The definition, checked, with its repository made canonical (it must lie under
+    /// one of `roots`).
+    ///
+    /// # Errors
+    /// What is wrong, naming the field.
+    pub fn checked(mut self, roots: &[std::path::PathBuf]) -> Result<AgentSpec, String> {
+        self.validate()?;
+        self.repository_path = super::repository::check_repository(roots, &self.repository_path)?;
+        Ok(self)
+    }
+
     /// The queue of tasks bound to this agent.
     pub fn queue(&self) -> String {
         agent_queue(&self.id)

@@ -1,5 +1,6 @@
 //! Jobs: their ids, states, errors, progress, usage, logs and history.
 
+use super::rules::DEFAULT_MAX_ATTEMPTS;
 use super::{JsonText, Millis, rfc3339};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -321,6 +322,82 @@ pub struct JobDetail {
     pub log_count: u64,
     /// Lines in the whole log per attempt, by attempt.
     pub log_counts: Vec<AttemptLogCount>,
+}
+
+/// A job to be stored.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id (callers make it with [`new_job_id`]).
+    pub id: JobId,
+    /// The plugin that handles it.
+    pub plugin: String,
+    /// Arguments for the handler: a JSON object.
+    pub args: JsonText,
+    /// The queue.
+    pub queue: String,
+    /// -100..=100.
+    pub priority: i32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// When it may run: `None` or a past time enqueues it, a future time schedules it.
+    pub run_at: Option<Millis>,
+    /// Host directory to mount at `/repo`.
+    pub repository_path: Option<String>,
+    /// The agent the job is bound to: its runs hold the agent and may run commands on it.
+    pub agent_id: Option<String>,
+    /// While a job with this key is unfinished, submitting another returns that job.
+    pub unique_key: Option<String>,
+    /// Jobs that must finish first: the job waits in `awaiting` until they have.
+    pub parents: Option<Parents>,
+}
+
+impl NewJob {
+    /// A job of `plugin` on `queue` with a new id and the defaults: priority 0,
+    /// [`DEFAULT_MAX_ATTEMPTS`] attempts, at once, no repository, agent,
+    /// unique key or parents. Set the rest with struct update syntax.
+    pub fn new(plugin: impl Into<String>, args: JsonText, queue: impl Into<String>) -> NewJob {
+        NewJob {
+            id: new_job_id(),
+            plugin: plugin.into(),
+            args,
+            queue: queue.into(),
+            priority: 0,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            run_at: None,
+            repository_path: None,
+            agent_id: None,
+            unique_key: None,
+            parents: None,
+        }
+    }
+}
+
+/// The jobs a continuation waits for, and on what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parents {
+    /// The parent jobs.
+    pub ids: Vec<JobId>,
+    /// Whether every parent must succeed, or only finish.
+    pub on: AwaitOn,
+}
+
+/// What a continuation waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwaitOn {
+    /// Every parent succeeded; a parent that fails or is cancelled cancels the job.
+    Success,
+    /// Every parent finished, however it ended.
+    Finish,
+}
+
+impl AwaitOn {
+    /// The name as stored and accepted by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwaitOn::Success => "success",
+            AwaitOn::Finish => "finish",
+        }
+    }
 }
 
 #[cfg(test)]

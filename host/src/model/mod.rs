@@ -6,6 +6,7 @@
 //! - [`limits`]: what a run may use, and the operator's ceilings.
 //! - [`rules`]: priorities, queue names and attempts.
 //! - [`names`]: length limits of ids and names, and how a bad one is quoted back.
+//! - [`repository`]: where a repository may lie.
 //! - [`retry`]: retry policies.
 //! - [`time`] and [`json`]: times and JSON text as clients give and see them.
 
@@ -14,11 +15,12 @@ pub mod job;
 pub mod json;
 pub mod limits;
 pub mod names;
+pub mod repository;
 pub mod retry;
 pub mod rules;
 pub mod time;
 
 pub use job::*;
 pub use json::JsonText;
-pub use rules::{DEFAULT_QUEUE, validate_priority};
+pub use rules::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, validate_priority};
 pub use time::{Millis, now_ms, rfc3339};

@@ -7,7 +7,7 @@
 
 use super::{NewJob, Result};
 use crate::model::agent::{Agent, AgentSpec, Health, TaskPriority};
-use crate::model::{JobError, JobId, JobState, Millis, Progress};
+use crate::model::{Job, JobId, JobState, Millis};
 use async_trait::async_trait;
 use std::collections::HashMap;
 
@@ -41,41 +41,29 @@ pub struct ExecRecord {
     pub duration_ms: u64,
 }
 
-/// A task with the state of its job.
+/// A task with its job as stored.
 #[derive(Debug, Clone)]
 pub struct Task {
     /// The task's id.
     pub id: JobId,
-    /// Its job.
-    pub job_id: JobId,
-    /// The agent its job is bound to.
-    pub agent_id: String,
     /// The command.
     pub command: String,
     /// The repository.
     pub repository_path: String,
     /// How urgent it is.
     pub priority: TaskPriority,
-    /// The job's queue.
-    pub queue: String,
-    /// The job's state.
-    pub state: JobState,
-    /// The job's attempt and attempts allowed.
-    pub attempt: u32,
-    /// Attempts allowed.
-    pub max_attempts: u32,
-    /// When it was submitted.
-    pub created_at: Millis,
-    /// When its last run started.
-    pub started_at: Option<Millis>,
-    /// When it finished.
-    pub finished_at: Option<Millis>,
-    /// The job's latest progress.
-    pub progress: Option<Progress>,
-    /// Why the job failed.
-    pub error: Option<JobError>,
+    /// Its job: where it is, its attempts, times, progress and error, and the agent it
+    /// is bound to.
+    pub job: Job,
     /// Its last command's outcome.
     pub exec: Option<ExecRecord>,
+}
+
+impl Task {
+    /// The agent its job is bound to.
+    pub fn agent_id(&self) -> &str {
+        self.job.agent_id.as_deref().unwrap_or_default()
+    }
 }
 
 /// Filters for [`AgentStore::tasks`].
@@ -183,7 +171,7 @@ pub trait AgentStore: Send + Sync {
     async fn rebind_job(&self, job: JobId, from: &str, to: &str, now: Millis) -> Result<bool>;
 
     /// Stores a task and its job at once.
-    async fn create_task(&self, task: NewTask, now: Millis) -> Result<()>;
+    async fn create_task(&self, task: NewTask, now: Millis) -> Result<super::Changes>;
 
     /// One task.
     async fn task(&self, id: JobId) -> Result<Option<Task>>;

@@ -1,26 +1,48 @@
 //! Durable job storage: the [`JobStore`] trait, its parameter types and errors.
 //!
-//! Methods are named by transition. Every write takes `now`, so tests control time.
+//! Methods are named by transition. Every write takes `now`, so tests control time, and
+//! returns what it changed ([`Changes`]): every job it moved, including the moves its
+//! rules caused in turn, for the engine to publish.
 //! Completion is guarded: `complete` and `fail` change a job only while it is still
 //! `processing` under the caller's lease, and report [`Error::LeaseLost`] otherwise.
 //! Nothing above this module knows SQL.
 
 pub mod agents;
+pub mod changes;
+pub mod queues;
+mod reads;
 pub mod recurring;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
 pub mod workflows;
 
+pub use crate::model::{AwaitOn, NewJob, Parents};
 use crate::model::{
     Job, JobDetail, JobError, JobId, JobState, JsonText, LogLine, Millis, Progress, StoredLogLine,
     Usage,
 };
 pub use agents::AgentStore;
 use async_trait::async_trait;
-pub use recurring::{Misfire, PutRecurring, RecurringDefinition, RecurringJob};
+pub use changes::{BatchProgress, ChangeSink, Changed, Changes, JobChange};
+pub use queues::{QueueInfo, QueueSettings, QueueStore};
+pub use reads::Reads;
+pub use recurring::{Misfire, PutRecurring, RecurringDefinition, RecurringJob, RecurringStore};
+use std::sync::Arc;
 use uuid::Uuid;
 pub use workflows::WorkflowStore;
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Survives a killed process, may lose the last commits on power loss (SQLite:
+    /// `synchronous=NORMAL` in WAL mode).
+    #[default]
+    Normal,
+    /// Survives power loss (SQLite: `synchronous=FULL`).
+    Full,
+}
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -116,61 +138,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A lease: proof that one worker holds one claimed job.
 pub type LeaseId = Uuid;
 
-/// A job to be stored.
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    /// Its id (callers make it with [`crate::model::new_job_id`]).
-    pub id: JobId,
-    /// The plugin that handles it.
-    pub plugin: String,
-    /// Arguments for the handler: a JSON object.
-    pub args: JsonText,
-    /// The queue.
-    pub queue: String,
-    /// -100..=100.
-    pub priority: i32,
-    /// Attempts allowed.
-    pub max_attempts: u32,
-    /// When it may run: `None` or a past time enqueues it, a future time schedules it.
-    pub run_at: Option<Millis>,
-    /// Host directory to mount at `/repo`.
-    pub repository_path: Option<String>,
-    /// The agent the job is bound to: its runs hold the agent and may run commands on it.
-    pub agent_id: Option<String>,
-    /// While a job with this key is unfinished, submitting another returns that job.
-    pub unique_key: Option<String>,
-    /// Jobs that must finish first: the job waits in `awaiting` until they have.
-    pub parents: Option<Parents>,
-}
-
-/// The jobs a continuation waits for, and on what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parents {
-    /// The parent jobs.
-    pub ids: Vec<JobId>,
-    /// Whether every parent must succeed, or only finish.
-    pub on: AwaitOn,
-}
-
-/// What a continuation waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AwaitOn {
-    /// Every parent succeeded; a parent that fails or is cancelled cancels the job.
-    Success,
-    /// Every parent finished, however it ended.
-    Finish,
-}
-
-impl AwaitOn {
-    /// The name as stored and accepted by the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AwaitOn::Success => "success",
-            AwaitOn::Finish => "finish",
-        }
-    }
-}
-
 /// Jobs created together, with callbacks that run when they are done.
 #[derive(Debug, Clone)]
 pub struct NewBatch {
@@ -212,28 +179,8 @@ pub struct Submitted {
     pub job: Job,
     /// Whether a new job was stored.
     pub created: bool,
-}
-
-/// A queue's controls, kept in the store so that every host obeys them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueSettings {
-    /// Paused queues accept jobs but run none.
-    pub paused: bool,
-    /// Most jobs of the queue running at once, across hosts; `None`: no cap.
-    pub concurrency: Option<u32>,
-}
-
-/// What the store knows of one queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueInfo {
-    /// The queue.
-    pub name: String,
-    /// Its controls.
-    pub settings: QueueSettings,
-    /// Jobs per state.
-    pub counts: Vec<(JobState, u64)>,
-    /// `run_at` of the longest-waiting enqueued job.
-    pub oldest_enqueued_at: Option<Millis>,
+    /// What storing it changed (nothing when the key's holder was returned).
+    pub changes: Changes,
 }
 
 /// What a worker asks of [`JobStore::claim`].
@@ -355,18 +302,22 @@ pub struct LogPage {
 
 /// Durable job storage. Implementations must pass the conformance suite in `store::tests`.
 #[async_trait]
-pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
+pub trait JobStore:
+    WorkflowStore + AgentStore + RecurringStore + QueueStore + Send + Sync + 'static
+{
     /// Stores a new job as `enqueued` (or `scheduled` when `run_at` is in the future),
     /// with its first history row; with a unique key held by an unfinished job, returns
     /// that job instead.
     async fn enqueue(&self, job: NewJob, now: Millis) -> Result<Submitted>;
 
     /// Stores many jobs at once, all or none.
-    async fn enqueue_many(&self, jobs: Vec<NewJob>, now: Millis) -> Result<()>;
+    async fn enqueue_many(&self, jobs: Vec<NewJob>, now: Millis) -> Result<Changes>;
 
     /// Moves up to `limit` ready jobs to `processing` under new leases: queues in
     /// precedence order, then higher priority, then earlier `run_at`, then older.
-    /// Paused queues are skipped, and no queue goes past its concurrency cap.
+    /// Paused queues are skipped, and no queue goes past its concurrency cap. Each
+    /// claimed job is its own change (`enqueued` → `processing`, see
+    /// [`JobChange::started`]).
     async fn claim(&self, params: &ClaimParams, now: Millis) -> Result<Vec<Claimed>>;
 
     /// Extends the given leases (job and lease) to `until`, those still held; returns
@@ -383,13 +334,19 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
         lease: LeaseId,
         done: Completion,
         now: Millis,
-    ) -> Result<()>;
+    ) -> Result<Changes>;
 
     /// Records a failed run: `processing` → `scheduled`, `failed` or `cancelled`.
     ///
     /// # Errors
     /// [`Error::LeaseLost`] when the job is no longer held under `lease`.
-    async fn fail(&self, id: JobId, lease: LeaseId, failure: Failure, now: Millis) -> Result<()>;
+    async fn fail(
+        &self,
+        id: JobId,
+        lease: LeaseId,
+        failure: Failure,
+        now: Millis,
+    ) -> Result<Changes>;
 
     /// Queues a progress update of a running job. Writes from one caller apply in order,
     /// before that caller's later `complete` or `fail`; an update for a job no longer
@@ -400,8 +357,8 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     /// [`JobStore::record_progress`].
     fn append_logs(&self, id: JobId, attempt: u32, lines: Vec<LogLine>);
 
-    /// Moves `scheduled` jobs due by `now` to `enqueued`; returns how many.
-    async fn promote_due(&self, now: Millis, limit: u32) -> Result<u64>;
+    /// Moves up to `limit` `scheduled` jobs due by `now` to `enqueued`.
+    async fn promote_due(&self, now: Millis, limit: u32) -> Result<Changes>;
 
     /// Up to `limit` `processing` jobs whose lease expired before `now` (their host
     /// stopped), with those leases: the caller records each as failed, which uses up
@@ -409,26 +366,26 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     async fn expired_leases(&self, now: Millis, limit: u32) -> Result<Vec<Claimed>>;
 
     /// Returns the jobs `owner` still holds to `enqueued` (on shutdown), not counting
-    /// their interrupted attempts; returns how many.
-    async fn release(&self, owner: &str, now: Millis) -> Result<u64>;
+    /// their interrupted attempts.
+    async fn release(&self, owner: &str, now: Millis) -> Result<Changes>;
 
     /// Cancels a waiting job, or requests cancellation of a running one.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Conflict`] when the job already finished.
-    async fn cancel(&self, id: JobId, now: Millis) -> Result<CancelOutcome>;
+    async fn cancel(&self, id: JobId, now: Millis) -> Result<Changed<CancelOutcome>>;
 
     /// Sends a `failed` or `cancelled` job back to `enqueued` with its attempts reset.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Conflict`] in any other state.
-    async fn retry(&self, id: JobId, now: Millis) -> Result<Job>;
+    async fn retry(&self, id: JobId, now: Millis) -> Result<Changed<Job>>;
 
     /// Deletes a job that is not running, with its history and log.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Conflict`] while it is `processing`.
-    async fn delete(&self, id: JobId) -> Result<()>;
+    async fn delete(&self, id: JobId, now: Millis) -> Result<Changes>;
 
     /// One job with its history, its latest [`DETAIL_LOG_LINES`] log lines and its log's
     /// line counts.
@@ -448,7 +405,7 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     ///
     /// # Errors
     /// [`Error::Invalid`] when a job names a parent that does not exist.
-    async fn create_batch(&self, batch: NewBatch, now: Millis) -> Result<()>;
+    async fn create_batch(&self, batch: NewBatch, now: Millis) -> Result<Changes>;
 
     /// A batch with its jobs' states.
     async fn batch(&self, id: JobId) -> Result<Option<BatchInfo>>;
@@ -458,75 +415,22 @@ pub trait JobStore: WorkflowStore + AgentStore + Send + Sync + 'static {
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown batch.
-    async fn cancel_batch(&self, id: JobId, now: Millis) -> Result<Vec<JobId>>;
+    async fn cancel_batch(&self, id: JobId, now: Millis) -> Result<Changed<Vec<JobId>>>;
 
     /// Deletes up to `limit` finished jobs, with their history and log: succeeded ones
     /// finished before `succeeded_before`, failed or cancelled ones before
-    /// `failed_before`. Returns how many.
+    /// `failed_before`.
     async fn delete_finished(
         &self,
         succeeded_before: Millis,
         failed_before: Millis,
         limit: u32,
-    ) -> Result<u64>;
-
-    /// Pauses or resumes a queue.
-    async fn set_queue_paused(&self, name: &str, paused: bool) -> Result<()>;
-
-    /// Caps (or with `None` uncaps) how many jobs of a queue run at once.
-    async fn set_queue_concurrency(&self, name: &str, concurrency: Option<u32>) -> Result<()>;
-
-    /// Every queue that has jobs or controls, with its counts, controls and oldest
-    /// enqueued job.
-    async fn queues(&self) -> Result<Vec<QueueInfo>>;
-
-    /// Creates the recurring job `definition.id`, or replaces its definition. A new or
-    /// changed schedule (cron or zone) waits for its first occurrence after `now`; an
-    /// unchanged one keeps its pending occurrence, so that re-declaring a schedule (as
-    /// every host start does for the config file's) never drops or repeats one.
-    /// Whether it is paused does not change.
-    async fn put_recurring(
-        &self,
-        definition: RecurringDefinition,
         now: Millis,
-    ) -> Result<PutRecurring>;
+    ) -> Result<Changes>;
 
-    /// One recurring job, with the state of its last job.
-    async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>>;
-
-    /// Every recurring job, by id.
-    async fn list_recurring(&self) -> Result<Vec<RecurringJob>>;
-
-    /// Deletes a recurring job; the jobs it enqueued stay.
-    ///
-    /// # Errors
-    /// [`Error::RecurringNotFound`].
-    async fn delete_recurring(&self, id: &str) -> Result<()>;
-
-    /// Pauses a recurring job (it stops firing), or resumes it: a resumed job waits for
-    /// its first occurrence after `now`, whatever it missed while paused.
-    ///
-    /// # Errors
-    /// [`Error::RecurringNotFound`].
-    async fn set_recurring_paused(
-        &self,
-        id: &str,
-        paused: bool,
-        now: Millis,
-    ) -> Result<RecurringJob>;
-
-    /// The firing pass: for every unpaused recurring job whose occurrence is due by
-    /// `now`, enqueues its job (or, for missed occurrences, what its
-    /// [`Misfire`] policy says; see [`recurring`]) and moves it to its next occurrence,
-    /// all in one transaction. Returns how many jobs were enqueued.
-    async fn fire_recurring(&self, now: Millis) -> Result<u64>;
-
-    /// Enqueues a job of a recurring job at once, paused or not, without changing its
-    /// schedule; it becomes the recurring job's last job.
-    ///
-    /// # Errors
-    /// [`Error::RecurringNotFound`].
-    async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Job>;
+    /// Sends what every later write changes to `sink`, in the order the writes commit,
+    /// before each write returns (see [`ChangeSink`]); set once, by the engine.
+    fn report_to(&self, sink: Arc<dyn ChangeSink>);
 
     /// `Err` while the store knows it cannot keep what is written (its database file
     /// was deleted or replaced).

@@ -3,7 +3,7 @@
 //!
 //! A [`RecurringDefinition`] says what to enqueue and on which [`Schedule`]; a
 //! [`RecurringJob`] adds where the schedule stands. The store keeps the pending
-//! occurrence in `next_run_at`, and one firing pass ([`crate::store::JobStore::fire_recurring`])
+//! occurrence in `next_run_at`, and one firing pass ([`RecurringStore::fire_recurring`])
 //! enqueues the job of every due occurrence and moves `next_run_at` on in the same
 //! transaction, so an occurrence is enqueued once even if the host stops around it.
 //!
@@ -16,8 +16,9 @@
 //! late but not missed (a pass comes every few hundred milliseconds) gets its job.
 
 use crate::cron::Schedule;
-use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, rfc3339};
-use crate::store::NewJob;
+use crate::model::{Job, JobId, JobState, JsonText, Millis, rfc3339};
+use crate::store::{Changed, NewJob, Result};
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -90,18 +91,12 @@ pub struct RecurringDefinition {
 impl RecurringDefinition {
     /// A job of this definition, to run at `run_at` (`None`: at once).
     pub fn new_job(&self, run_at: Option<Millis>) -> NewJob {
+        let args = JsonText::from_value(&self.args);
         NewJob {
-            id: new_job_id(),
-            plugin: self.plugin.clone(),
-            args: JsonText::from_value(&self.args),
-            queue: self.queue.clone(),
             priority: self.priority,
             max_attempts: self.max_attempts,
             run_at,
-            repository_path: None,
-            agent_id: None,
-            unique_key: None,
-            parents: None,
+            ..NewJob::new(&self.plugin, args, &self.queue)
         }
     }
 }
@@ -124,7 +119,7 @@ pub struct RecurringJob {
     pub last_job_state: Option<JobState>,
 }
 
-/// What [`crate::store::JobStore::put_recurring`] did.
+/// What [`RecurringStore::put_recurring`] did.
 #[derive(Debug, Clone)]
 pub struct PutRecurring {
     /// The stored recurring job.
@@ -206,6 +201,59 @@ impl Firing {
             next_run_at: schedule.next_after(now),
         }
     }
+}
+
+/// Storage of recurring jobs; every [`crate::store::JobStore`] is one.
+#[async_trait]
+pub trait RecurringStore {
+    /// Creates the recurring job `definition.id`, or replaces its definition. A new or
+    /// changed schedule (cron or zone) waits for its first occurrence after `now`; an
+    /// unchanged one keeps its pending occurrence, so that re-declaring a schedule (as
+    /// every host start does for the config file's) never drops or repeats one.
+    /// Whether it is paused does not change.
+    async fn put_recurring(
+        &self,
+        definition: RecurringDefinition,
+        now: Millis,
+    ) -> Result<PutRecurring>;
+
+    /// One recurring job, with the state of its last job.
+    async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>>;
+
+    /// Every recurring job, by id.
+    async fn list_recurring(&self) -> Result<Vec<RecurringJob>>;
+
+    /// Deletes a recurring job; the jobs it enqueued stay.
+    ///
+    /// # Errors
+    /// [`Error::RecurringNotFound`].
+    async fn delete_recurring(&self, id: &str) -> Result<()>;
+
+    /// Pauses a recurring job (it stops firing), or resumes it: a resumed job waits for
+    /// its first occurrence after `now`, whatever it missed while paused.
+    ///
+    /// # Errors
+    /// [`Error::RecurringNotFound`].
+    async fn set_recurring_paused(
+        &self,
+        id: &str,
+        paused: bool,
+        now: Millis,
+    ) -> Result<RecurringJob>;
+
+    /// The firing pass: for every unpaused recurring job whose occurrence is due by
+    /// `now`, enqueues its job (or, for missed occurrences, what its
+    /// [`Misfire`] policy says; see the [module doc](self)) and moves it to its next occurrence,
+    /// all in one transaction. Returns each recurring job that enqueued a job, with
+    /// that job.
+    async fn fire_recurring(&self, now: Millis) -> Result<Changed<Vec<(String, JobId)>>>;
+
+    /// Enqueues a job of a recurring job at once, paused or not, without changing its
+    /// schedule; it becomes the recurring job's last job.
+    ///
+    /// # Errors
+    /// [`Error::RecurringNotFound`].
+    async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Changed<Job>>;
 }
 
 #[cfg(test)]

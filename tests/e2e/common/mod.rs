@@ -117,6 +117,21 @@ pub(crate) fn times_entered(job: &Value, wanted: &str) -> usize {
     history_states(job).iter().filter(|s| *s == wanted).count()
 }
 
+/// Now, in milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970");
+    i64::try_from(since.as_millis()).expect("a sane clock")
+}
+
+/// RFC 3339 text for `ms` since the epoch.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("a representable time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// A time field (RFC 3339) of a job or a log line, in Unix milliseconds.
 pub(crate) fn time_ms(item: &Value, field: &str) -> i64 {
     let text = item[field]

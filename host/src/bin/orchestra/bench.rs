@@ -11,10 +11,10 @@ use orchestra::config::{Config, ServeArgs};
 use orchestra::events::Event;
 use orchestra::host::{self, Host};
 use orchestra::model::limits::Limits;
-use orchestra::model::{JsonText, new_job_id, now_ms};
+use orchestra::model::{JobState, JsonText, new_job_id, now_ms};
 use orchestra::runtime::{RunHost, RunInput, RunOutcome};
+use orchestra::store::Durability;
 use orchestra::store::NewJob;
-use orchestra::store::sqlite::Durability;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -158,19 +158,11 @@ async fn start_host(
 }
 
 fn echo_job() -> NewJob {
-    NewJob {
-        id: new_job_id(),
-        plugin: "echo".into(),
-        args: JsonText::from_value(&serde_json::json!({})),
-        queue: "default".into(),
-        priority: 0,
-        max_attempts: 3,
-        run_at: None,
-        repository_path: None,
-        agent_id: None,
-        unique_key: None,
-        parents: None,
-    }
+    NewJob::new(
+        "echo",
+        JsonText::from_value(&serde_json::json!({})),
+        "default",
+    )
 }
 
 async fn end_to_end(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<f64> {
@@ -250,14 +242,12 @@ async fn http_enqueue(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Resul
 async fn pickup(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<(f64, f64)> {
     let bench = start_host(args, echo, 4).await?;
     let mut events = bench.host.scheduler().events().subscribe();
-    let store = bench.host.store().clone();
     let mut samples = Vec::with_capacity(args.pickups);
     for _ in 0..args.pickups {
         let job = echo_job();
         let id = job.id;
         let sent = Instant::now();
-        store.enqueue(job, now_ms()).await?;
-        bench.host.scheduler().notify();
+        bench.host.scheduler().submit(job, now_ms()).await?;
         let mut started = None;
         loop {
             let published = tokio::time::timeout(Duration::from_secs(10), events.recv()).await??;
@@ -265,8 +255,11 @@ async fn pickup(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<(f64
                 continue;
             }
             match published.event {
-                Event::Started { .. } => started = Some(sent.elapsed()),
-                Event::Finished { .. } => break,
+                Event::JobMoved {
+                    to: JobState::Processing,
+                    ..
+                } => started = Some(sent.elapsed()),
+                Event::JobMoved { to, .. } if to.is_terminal() => break,
                 _ => {}
             }
         }

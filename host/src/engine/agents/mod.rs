@@ -17,7 +17,7 @@ use super::{Scheduler, Shared};
 use crate::cron::Schedule;
 use crate::events::{Event, Ids};
 use crate::model::agent::{Agent, AgentSpec, AgentStatus, TaskPriority};
-use crate::model::{JobId, JobState, JsonText, Millis, new_job_id, now_ms};
+use crate::model::{JobId, JsonText, Millis, new_job_id, now_ms};
 use crate::store::agents::NewTask;
 use crate::store::{self, Misfire, NewJob, RecurringDefinition};
 use std::collections::HashMap;
@@ -296,23 +296,17 @@ impl Scheduler {
         let agent = least_loaded(&working, &load)
             .or_else(|| least_loaded(&serving, &load))
             .ok_or_else(|| TaskError::NoAgent(request.repository_path.clone()))?;
-        let (task_id, job_id) = (new_job_id(), new_job_id());
+        let task_id = new_job_id();
         let queue = request.priority.queue(&agent.spec.id);
+        let args = serde_json::json!({"task_id": task_id, "command": request.command});
         let job = NewJob {
-            id: job_id,
-            plugin: TASK_PLUGIN.to_owned(),
-            args: JsonText::from_value(
-                &serde_json::json!({"task_id": task_id, "command": request.command}),
-            ),
-            queue: queue.clone(),
             priority: request.priority.job_priority(),
             max_attempts: plugin.settings.max_attempts,
             run_at: request.run_at,
-            repository_path: None,
             agent_id: Some(agent.spec.id.clone()),
-            unique_key: None,
-            parents: None,
+            ..NewJob::new(TASK_PLUGIN, JsonText::from_value(&args), &queue)
         };
+        let job_id = job.id;
         let now = now_ms();
         let task = NewTask {
             id: task_id,
@@ -322,25 +316,6 @@ impl Scheduler {
             job,
         };
         shared.store.create_task(task, now).await?;
-        let ids = Ids {
-            job: Some(job_id),
-            task: Some(task_id),
-            agent: Some(agent.spec.id.as_str().into()),
-            correlation: None,
-        };
-        let state = if request.run_at.is_some_and(|at| at > now) {
-            JobState::Scheduled
-        } else {
-            JobState::Enqueued
-        };
-        shared.events.publish(
-            ids.clone(),
-            Event::TaskCreated {
-                queue: queue.clone(),
-            },
-        );
-        shared.events.publish(ids, Event::Enqueued { state });
-        shared.wake.notify_one();
         Ok(TaskSubmitted {
             task_id,
             job_id,

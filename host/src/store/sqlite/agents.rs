@@ -2,14 +2,14 @@
 //! tables (see the migration). Writes run on the writer's connection, each in a
 //! transaction of its own; the lock's release is a trigger on `jobs`.
 
-use super::rows::{corrupt, job_error, parse_state, progress};
+use super::rows::{JobRow, corrupt};
 use super::{SqliteStore, batch};
 use crate::model::agent::{Agent, AgentSpec, AgentStatus, Health, TaskPriority, agent_queue};
-use crate::model::{JobId, Millis};
+use crate::model::{Job, JobId, Millis};
 use crate::store::agents::{
     Acquired, AgentMetrics, AgentStore, ExecRecord, NewTask, Task, TaskFilter,
 };
-use crate::store::{Error, Result};
+use crate::store::{Changes, Error, Result};
 use async_trait::async_trait;
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::HashMap;
@@ -141,49 +141,29 @@ async fn write_agent(
 }
 
 /// A `tasks` row joined with its job.
-#[derive(Debug, FromRow)]
+#[derive(FromRow)]
 struct TaskRow {
-    id: String,
-    job_id: String,
-    agent_id: Option<String>,
-    command: String,
-    repository_path: String,
-    priority: String,
-    queue: String,
-    state: String,
-    attempt: i64,
-    max_attempts: i64,
-    created_at: i64,
-    started_at: Option<i64>,
-    finished_at: Option<i64>,
-    progress_percent: Option<i64>,
-    progress_message: Option<String>,
-    progress_updated_at: Option<i64>,
-    error_kind: Option<String>,
-    error_message: Option<String>,
+    task_id: String,
+    task_command: String,
+    task_repository: String,
+    task_priority: String,
     exec_outcome: Option<String>,
     exit_code: Option<i64>,
     stdout: Option<String>,
     stderr: Option<String>,
     duration_ms: Option<i64>,
+    #[sqlx(flatten)]
+    job: JobRow,
 }
 
-const TASK_SELECT: &str = "SELECT t.id, t.job_id, j.agent_id, t.command, t.repository_path, \
-    t.priority, j.queue, j.state, j.attempt, j.max_attempts, t.created_at, j.started_at, \
-    j.finished_at, j.progress_percent, j.progress_message, j.progress_updated_at, \
-    j.error_kind, j.error_message, t.exec_outcome, t.exit_code, t.stdout, t.stderr, \
-    t.duration_ms FROM tasks t JOIN jobs j ON j.id = t.job_id";
+const TASK_SELECT: &str = "SELECT t.id AS task_id, t.command AS task_command, \
+    t.repository_path AS task_repository, t.priority AS task_priority, t.exec_outcome, \
+    t.exit_code, t.stdout, t.stderr, t.duration_ms, j.* FROM tasks t JOIN jobs j ON j.id = t.job_id";
 
 impl TryFrom<TaskRow> for Task {
     type Error = Error;
 
     fn try_from(row: TaskRow) -> Result<Task> {
-        let progress = progress(
-            row.progress_percent,
-            row.progress_message,
-            row.progress_updated_at,
-        )?;
-        let error = job_error(row.error_kind, row.error_message)?;
         let exec = row.exec_outcome.map(|outcome| ExecRecord {
             outcome: match outcome.as_str() {
                 "timeout" => "timeout",
@@ -196,21 +176,12 @@ impl TryFrom<TaskRow> for Task {
             duration_ms: row.duration_ms.unwrap_or(0).max(0) as u64,
         });
         Ok(Task {
-            id: row.id.parse().map_err(|e| corrupt("task id", e))?,
-            job_id: row.job_id.parse().map_err(|e| corrupt("job id", e))?,
-            agent_id: row.agent_id.unwrap_or_default(),
-            command: row.command,
-            repository_path: row.repository_path,
-            priority: TaskPriority::parse(&row.priority).map_err(|e| corrupt("priority", e))?,
-            queue: row.queue,
-            state: parse_state(&row.state)?,
-            attempt: row.attempt.max(0) as u32,
-            max_attempts: row.max_attempts.max(0) as u32,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-            progress,
-            error,
+            id: row.task_id.parse().map_err(|e| corrupt("task id", e))?,
+            command: row.task_command,
+            repository_path: row.task_repository,
+            priority: TaskPriority::parse(&row.task_priority)
+                .map_err(|e| corrupt("priority", e))?,
+            job: Job::try_from(row.job)?,
             exec,
         })
     }
@@ -489,8 +460,8 @@ impl AgentStore for SqliteStore {
         .await
     }
 
-    async fn create_task(&self, task: NewTask, now: Millis) -> Result<()> {
-        self.exec(move |conn| {
+    async fn create_task(&self, task: NewTask, now: Millis) -> Result<Changes> {
+        let created = self.exec_changing(move |conn| {
             Box::pin(async move {
                 batch::insert(conn, std::slice::from_ref(&task.job), now).await?;
                 sqlx::query(
@@ -507,8 +478,8 @@ impl AgentStore for SqliteStore {
                 .await?;
                 Ok(())
             })
-        })
-        .await
+        });
+        Ok(created.await?.changes)
     }
 
     async fn task(&self, id: JobId) -> Result<Option<Task>> {

@@ -10,33 +10,43 @@
 //! rather than scanning every `processing` job and re-reading the array for each.
 
 use super::file::FileCheck;
+use super::journal;
 use super::rows::{JOB_COLUMNS, JobRow};
-use super::writer::{Command, Controls, Reply, write_failed};
+use super::writer::{Command, Controls, Reply, Sink, report, write_failed};
 use crate::model::{Job, JobId, JobState, LogLine, Millis, Progress};
+use crate::store::changes::{Changes, JobChange};
 use crate::store::{AfterFailure, ClaimParams, Claimed, Completion, Error, Failure, LeaseId};
 use crate::store::{Fault, NewJob, Result};
 use serde_json::{Value, json};
 use sqlx::{FromRow, Row, SqliteConnection};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Writes waiting for one transaction.
 #[derive(Default)]
 pub(super) struct Group {
-    enqueues: Vec<(Vec<NewJob>, Millis, Reply<()>)>,
+    enqueues: Vec<(Vec<NewJob>, Millis, Reply<Changes>)>,
     progress: Vec<(JobId, LeaseId, Progress)>,
     logs: Vec<(JobId, u32, Vec<LogLine>)>,
-    completions: Vec<(JobId, LeaseId, Completion, Millis, Reply<()>)>,
-    failures: Vec<(JobId, LeaseId, Failure, Millis, Reply<()>)>,
+    completions: Vec<(JobId, LeaseId, Completion, Millis, Reply<Changes>)>,
+    failures: Vec<(JobId, LeaseId, Failure, Millis, Reply<Changes>)>,
     claims: Vec<(ClaimParams, Controls, Millis, Reply<Vec<Claimed>>)>,
 }
 
 /// What a committed group owes its callers.
 #[derive(Default)]
 struct Outcomes {
-    completed: HashSet<JobId>,
-    failed: HashSet<JobId>,
+    /// What each completed job's completion changed, by job.
+    completed: HashMap<JobId, Changes>,
+    /// What each failed job's failure changed, by job.
+    failed: HashMap<JobId, Changes>,
     claimed: Vec<Vec<Claimed>>,
+    /// The moves the claims made, in order.
+    started: Vec<JobChange>,
+    /// The newest history row before the group.
+    mark: i64,
+    /// Whether a finished job had children, whose moves only the history shows.
+    cascades: bool,
 }
 
 /// An SQL script with anonymous parameters (`?`), bound in the order they appear.
@@ -91,6 +101,16 @@ const MAX_CARRIED_LINES: usize = 100_000;
 /// Tags on `RETURNING` rows, telling which statement produced them.
 const TAG_COMPLETED: &str = "completed";
 const TAG_FAILED: &str = "failed";
+const TAG_MARK: &str = "mark";
+
+/// Columns a completion or failure returns: its job's move.
+const MOVED_COLUMNS: &str = "jobs.id AS id, jobs.state AS state, jobs.state_reason AS reason, \
+    jobs.state_at AS at, jobs.queue AS queue, jobs.attempt AS attempt, \
+    jobs.batch_id AS batch_id, jobs.agent_id AS agent_id, jobs.has_children AS has_children";
+
+/// The task a job runs, for jobs bound to an agent (a column of a `RETURNING` list).
+const TASK_ID: &str = "CASE WHEN jobs.agent_id IS NULL THEN NULL \
+    ELSE (SELECT t.id FROM tasks t WHERE t.job_id = jobs.id) END AS task_id";
 
 impl Group {
     /// Adds a batchable command (not `Exec` or `Close`).
@@ -142,14 +162,30 @@ impl Group {
     /// error if `file` is no longer the database's file: what was written is not kept).
     /// Returns what is left to write: after a storage fault, the writes no caller waits
     /// for (progress, log lines), to go with the next group.
-    pub(super) async fn flush(self, conn: &mut SqliteConnection, file: &FileCheck) -> Group {
+    pub(super) async fn flush(
+        self,
+        conn: &mut SqliteConnection,
+        file: &FileCheck,
+        sink: &Sink,
+    ) -> Group {
         if self.is_empty() {
             return self;
         }
         let applied = self.apply(conn).await.map_err(|e| file.refine(e));
+        let applied = match applied {
+            Ok(mut outcomes) => match self.follow_up(conn, &mut outcomes).await {
+                Ok(()) => Ok(outcomes),
+                Err(e) => {
+                    // Committed: the writes stand, only their report is short.
+                    tracing::error!(error = %e, "reading what a group commit changed failed");
+                    Ok(outcomes)
+                }
+            },
+            failed => failed,
+        };
         match applied.and_then(|outcomes| file.check().map(|()| outcomes)) {
             Ok(outcomes) => {
-                self.answer(outcomes);
+                self.answer(outcomes, sink);
                 Group::default()
             }
             Err(
@@ -177,6 +213,9 @@ impl Group {
     fn script(&self) -> Script {
         let mut script = Script::default();
         script.push("BEGIN");
+        script.push(&format!(
+            "SELECT '{TAG_MARK}' AS tag, coalesce(max(seq), 0) AS seq FROM job_history"
+        ));
         if !self.enqueues.is_empty() {
             let jobs = self.enqueues.iter();
             insert_jobs(
@@ -213,18 +252,29 @@ impl Group {
         for row in rows {
             let tag: String = row.try_get("tag")?;
             match tag.as_str() {
-                TAG_COMPLETED => {
-                    out.completed
-                        .insert(parse_id(&row.try_get::<String, _>("id")?)?);
-                }
-                TAG_FAILED => {
-                    out.failed
-                        .insert(parse_id(&row.try_get::<String, _>("id")?)?);
+                TAG_MARK => out.mark = row.try_get("seq")?,
+                TAG_COMPLETED | TAG_FAILED => {
+                    out.cascades |= row.try_get::<bool, _>("has_children")?;
+                    let change = moved(&row)?;
+                    let outcomes = if tag == TAG_COMPLETED {
+                        &mut out.completed
+                    } else {
+                        &mut out.failed
+                    };
+                    outcomes.insert(
+                        change.id,
+                        Changes {
+                            jobs: vec![change],
+                            batches: Vec::new(),
+                        },
+                    );
                 }
                 claim => {
                     let index: usize = claim.parse().map_err(|_| decode_error("row tag"))?;
                     let lease = parse_id(&row.try_get::<String, _>("lease_id")?)?;
                     let job = Job::try_from(JobRow::from_row(&row)?)?;
+                    out.started
+                        .push(JobChange::started(&job, lease, task_of(&row)?));
                     out.claimed[index].push(Claimed { job, lease });
                 }
             }
@@ -232,15 +282,77 @@ impl Group {
         Ok(out)
     }
 
-    fn answer(self, out: Outcomes) {
-        for (_, _, reply) in self.enqueues {
-            let _ = reply.send(Ok(()));
+    /// Adds to each completion's and failure's changes the moves its job's end caused
+    /// (read from the history, when a finished job had children) and the progress of
+    /// its job's batch. Runs after the commit, before the writer's next transaction.
+    async fn follow_up(&self, conn: &mut SqliteConnection, out: &mut Outcomes) -> Result<()> {
+        if out.cascades {
+            let all = journal::since(conn, out.mark).await?;
+            // A job's own move opens its segment; the moves its triggers made follow it.
+            let mut current: Option<JobId> = None;
+            for change in all.jobs {
+                let own = change.from == Some(JobState::Processing)
+                    && (out.completed.contains_key(&change.id)
+                        || out.failed.contains_key(&change.id));
+                if own {
+                    current = Some(change.id);
+                } else if change.to == Some(JobState::Processing) {
+                    current = None;
+                } else if let Some(cause) = current
+                    && change.from.is_some()
+                {
+                    let changes = out.completed.get_mut(&cause);
+                    if let Some(changes) = changes.or(out.failed.get_mut(&cause)) {
+                        changes.jobs.push(change);
+                    }
+                }
+            }
+        }
+        for changes in out.completed.values_mut().chain(out.failed.values_mut()) {
+            if changes.jobs.iter().any(|c| c.batch.is_some()) {
+                changes.batches = journal::progress(conn, &changes.jobs).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports what the group changed, in the order its statements ran, then answers
+    /// each caller.
+    fn answer(self, mut out: Outcomes, sink: &Sink) {
+        let created: Vec<Changes> = self
+            .enqueues
+            .iter()
+            .map(|(jobs, now, _)| Changes {
+                jobs: jobs.iter().map(|job| created(job, *now)).collect(),
+                batches: Vec::new(),
+            })
+            .collect();
+        for changes in &created {
+            report(sink, changes);
+        }
+        for (id, ..) in &self.completions {
+            if let Some(changes) = out.completed.get(id) {
+                report(sink, changes);
+            }
+        }
+        for (id, ..) in &self.failures {
+            if let Some(changes) = out.failed.get(id) {
+                report(sink, changes);
+            }
+        }
+        let started = Changes {
+            jobs: std::mem::take(&mut out.started),
+            batches: Vec::new(),
+        };
+        report(sink, &started);
+        for ((_, _, reply), changes) in self.enqueues.into_iter().zip(created) {
+            let _ = reply.send(Ok(changes));
         }
         for (id, _, _, _, reply) in self.completions {
-            let _ = reply.send(guarded(&out.completed, id));
+            let _ = reply.send(guarded(&mut out.completed, id));
         }
         for (id, _, _, _, reply) in self.failures {
-            let _ = reply.send(guarded(&out.failed, id));
+            let _ = reply.send(guarded(&mut out.failed, id));
         }
         for ((params, _, _, reply), mut claimed) in self.claims.into_iter().zip(out.claimed) {
             sort_for_dispatch(&params, &mut claimed);
@@ -295,12 +407,64 @@ pub(super) fn parse_id(id: &str) -> Result<JobId> {
         .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))
 }
 
-/// `Ok` when the guarded update changed the job, else [`Error::LeaseLost`].
-fn guarded(changed: &HashSet<JobId>, id: JobId) -> Result<()> {
-    if changed.contains(&id) {
-        Ok(())
-    } else {
-        Err(Error::LeaseLost { id })
+/// What the guarded update changed, or [`Error::LeaseLost`] when it changed nothing.
+fn guarded(changed: &mut HashMap<JobId, Changes>, id: JobId) -> Result<Changes> {
+    changed.remove(&id).ok_or(Error::LeaseLost { id })
+}
+
+/// A completed or failed job's move, from its `RETURNING` row.
+fn moved(row: &sqlx::sqlite::SqliteRow) -> Result<JobChange> {
+    Ok(JobChange {
+        id: parse_id(&row.try_get::<String, _>("id")?)?,
+        from: Some(JobState::Processing),
+        to: Some(super::rows::parse_state(
+            &row.try_get::<String, _>("state")?,
+        )?),
+        reason: row.try_get("reason")?,
+        at: row.try_get("at")?,
+        queue: row.try_get("queue")?,
+        attempt: row.try_get("attempt")?,
+        batch: row
+            .try_get::<Option<String>, _>("batch_id")?
+            .as_deref()
+            .map(parse_id)
+            .transpose()?,
+        agent: row.try_get("agent_id")?,
+        task: task_of(row)?,
+        lease: None,
+    })
+}
+
+/// The `task_id` column of a `RETURNING` row.
+fn task_of(row: &sqlx::sqlite::SqliteRow) -> Result<Option<JobId>> {
+    let task: Option<String> = row.try_get("task_id")?;
+    task.as_deref().map(parse_id).transpose()
+}
+
+/// The change that storing `job` at `now` makes.
+pub(super) fn created(job: &NewJob, now: Millis) -> JobChange {
+    let state = initial_state(job, now);
+    JobChange {
+        id: job.id,
+        from: None,
+        to: Some(state),
+        reason: initial_reason(state).to_owned(),
+        at: now,
+        queue: job.queue.clone(),
+        attempt: 0,
+        batch: None,
+        agent: job.agent_id.clone(),
+        task: None,
+        lease: None,
+    }
+}
+
+/// Why a new job is in `state`, as its history says.
+fn initial_reason(state: JobState) -> &'static str {
+    match state {
+        JobState::Awaiting => "submitted: waits for its parents",
+        JobState::Scheduled => "submitted for later",
+        _ => "submitted",
     }
 }
 
@@ -323,11 +487,7 @@ fn insert_jobs<'a>(script: &mut Script, jobs: impl IntoIterator<Item = (&'a NewJ
         .into_iter()
         .map(|(job, now)| {
             let state = initial_state(job, now);
-            let reason = match state {
-                JobState::Awaiting => "submitted: waits for its parents",
-                JobState::Scheduled => "submitted for later",
-                _ => "submitted",
-            };
+            let reason = initial_reason(state);
             json!({
                 "id": job.id.to_string(), "plugin": job.plugin, "args": job.args.as_str(),
                 "queue": job.queue, "priority": job.priority, "state": state.as_str(),
@@ -405,7 +565,7 @@ fn insert_logs(script: &mut Script, logs: &[(JobId, u32, Vec<LogLine>)]) {
 
 fn complete_jobs(
     script: &mut Script,
-    completions: &[(JobId, LeaseId, Completion, Millis, Reply<()>)],
+    completions: &[(JobId, LeaseId, Completion, Millis, Reply<Changes>)],
 ) {
     let items = completions
         .iter()
@@ -426,7 +586,7 @@ fn complete_jobs(
                value->>'now' AS now, value->>'digest' AS digest, value->>'fuel' AS fuel, \
                value->>'wall' AS wall, value->>'mem' AS mem FROM json_each(jsonb({items}))) AS c \
          WHERE jobs.id = c.id AND +jobs.state = 'processing' AND jobs.lease_id = c.lease \
-         RETURNING '{TAG_COMPLETED}' AS tag, jobs.id AS id"
+         RETURNING '{TAG_COMPLETED}' AS tag, {MOVED_COLUMNS}, {TASK_ID}"
     ));
 }
 
@@ -448,7 +608,7 @@ fn failure_target(failure: &Failure) -> (JobState, Option<Millis>, String) {
     }
 }
 
-fn fail_jobs(script: &mut Script, failures: &[(JobId, LeaseId, Failure, Millis, Reply<()>)]) {
+fn fail_jobs(script: &mut Script, failures: &[(JobId, LeaseId, Failure, Millis, Reply<Changes>)]) {
     let items = failures
         .iter()
         .map(|(id, lease, f, now, _)| {
@@ -481,7 +641,7 @@ fn fail_jobs(script: &mut Script, failures: &[(JobId, LeaseId, Failure, Millis, 
                value->>'reason' AS reason, value->>'fuel' AS fuel, value->>'wall' AS wall, \
                value->>'mem' AS mem FROM json_each(jsonb({items}))) AS f \
          WHERE jobs.id = f.id AND +jobs.state = 'processing' AND jobs.lease_id = f.lease \
-         RETURNING '{TAG_FAILED}' AS tag, jobs.id AS id"
+         RETURNING '{TAG_FAILED}' AS tag, {MOVED_COLUMNS}, {TASK_ID}"
     ));
 }
 
@@ -541,9 +701,10 @@ fn claim_jobs(
             sql.push_str(" UNION ALL ");
         }
         sql.push_str(&format!(
-            "SELECT * FROM (SELECT id, {precedence} AS precedence, priority, run_at \
+            "SELECT * FROM (SELECT id, {} AS precedence, priority, run_at \
              FROM jobs WHERE state = 'enqueued' AND queue = {}{} \
              ORDER BY priority DESC, run_at, id LIMIT ",
+            script.param(Bind::Int(sql_int(precedence as u64))),
             script.param(Bind::Text(queue.clone())),
             unparked(script, &params.parked_agents),
         ));
@@ -561,8 +722,9 @@ fn claim_jobs(
     }
     sql.push_str(&format!(
         ") ORDER BY precedence, priority DESC, run_at, id LIMIT {}) \
-         RETURNING '{index}' AS tag, lease_id, {JOB_COLUMNS}",
+         RETURNING {} AS tag, lease_id, {TASK_ID}, {JOB_COLUMNS}",
         script.param(Bind::Int(limit)),
+        script.param(Bind::Text(index.to_string())),
     ));
     script.push(&sql);
 }

@@ -8,45 +8,34 @@ mod batch;
 mod continuations;
 mod faults;
 mod file;
+mod journal;
 mod logs;
+mod queues;
 mod recurring;
 mod rows;
 mod workflows;
 mod writer;
 
 use crate::model::{Job, JobDetail, JobId, JobState, LogLine, Millis, Progress, Transition};
+use crate::store::changes::{ChangeSink, Changed, Changes, JobChange};
 use crate::store::{
-    BatchInfo, CancelOutcome, ClaimParams, Claimed, Completion, Error, Failure, JobFilter,
-    JobStore, LeaseId, NewBatch, NewJob, Page, QueueInfo, QueueSettings, Result, Submitted,
+    BatchInfo, CancelOutcome, ClaimParams, Claimed, Completion, Durability, Error, Failure,
+    JobFilter, JobStore, LeaseId, NewBatch, NewJob, Page, Result, Submitted,
 };
-use crate::store::{
-    DETAIL_LOG_LINES, LogPage, LogQuery, PutRecurring, RecurringDefinition, RecurringJob,
-};
+use crate::store::{DETAIL_LOG_LINES, LogPage, LogQuery};
 use async_trait::async_trait;
 use file::{FileCheck, ProcessLock};
+use queues::load_controls;
 use rows::{JOB_COLUMNS, JobRow, TransitionRow, convert};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, FromRow, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use writer::{BoxFuture, Command, Controls, in_transaction};
+use writer::{BoxFuture, Command, Controls, Sink, in_transaction, with_changes};
 
 pub(crate) use faults::fault_of;
-
-/// How durable a commit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// `synchronous=NORMAL`: survives a killed process (WAL), may lose the last commits on
-    /// power loss.
-    #[default]
-    Normal,
-    /// `synchronous=FULL`: survives power loss.
-    Full,
-}
 
 /// Connections kept for reads.
 const READERS: u32 = 4;
@@ -64,6 +53,8 @@ pub struct SqliteStore {
     /// Whether the file at the database's path is still the one opened: writes are
     /// refused while it is not, and checked against it before they are acknowledged.
     file: Arc<FileCheck>,
+    /// Where committed changes go.
+    sink: Sink,
     /// Keeps other processes off the database while this store lives.
     _lock: ProcessLock,
 }
@@ -99,44 +90,16 @@ impl SqliteStore {
         let file = Arc::new(FileCheck::new(path)?);
         tokio::spawn(watch_file(Arc::downgrade(&file)));
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer::run(conn, rx, file.clone()));
+        let sink = Sink::default();
+        tokio::spawn(writer::run(conn, rx, file.clone(), sink.clone()));
         Ok(SqliteStore {
             writer: tx,
             readers,
             controls: RwLock::new(controls),
             file,
+            sink,
             _lock: lock,
         })
-    }
-
-    /// Stores one control of a queue (`column` of the `queues` table), then updates the
-    /// copy claims read.
-    async fn set_control(
-        &self,
-        queue: &str,
-        column: &'static str,
-        value: Option<i64>,
-        change: impl FnOnce(&mut QueueSettings),
-    ) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO queues (name, {column}) VALUES (?1, ?2) \
-             ON CONFLICT (name) DO UPDATE SET {column} = excluded.{column}"
-        );
-        let name = queue.to_owned();
-        self.exec(move |conn| {
-            Box::pin(async move {
-                sqlx::query(&sql)
-                    .bind(name)
-                    .bind(value)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            })
-        })
-        .await?;
-        let mut controls = self.controls.write().expect("queue controls lock poisoned");
-        change(controls.entry(queue.to_owned()).or_default());
-        Ok(())
     }
 
     /// Queues a command for the writer; refused while the database file is not the
@@ -153,6 +116,42 @@ impl SqliteStore {
         let (tx, rx) = oneshot::channel();
         self.send(build(tx))?;
         rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `op` like [`SqliteStore::exec`], and reads back and reports what it changed.
+    async fn exec_changing<T, F>(&self, op: F) -> Result<Changed<T>>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut SqliteConnection) -> BoxFuture<'t, Result<T>> + Send + 'static,
+    {
+        self.exec_reporting(move |conn| Box::pin(with_changes(conn, op)))
+            .await
+    }
+
+    /// Runs `op`, which says what it changed, like [`SqliteStore::exec`]; once it
+    /// committed, reports its changes to the sink before returning.
+    async fn exec_reporting<T, F>(&self, op: F) -> Result<Changed<T>>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut SqliteConnection) -> BoxFuture<'t, Result<Changed<T>>>
+            + Send
+            + 'static,
+    {
+        let file = self.file.clone();
+        let sink = self.sink.clone();
+        self.request(move |reply| {
+            Command::Exec(Box::new(move |conn| {
+                Box::pin(async move {
+                    let done = in_transaction(conn, op).await.map_err(|e| file.refine(e));
+                    let done = done.and_then(|changed| file.check().map(|()| changed));
+                    if let Ok(changed) = &done {
+                        writer::report(&sink, &changed.changes);
+                    }
+                    let _ = reply.send(done);
+                })
+            }))
+        })
+        .await
     }
 
     /// Runs `op` on the writer's connection in a transaction of its own.
@@ -182,27 +181,6 @@ async fn watch_file(file: std::sync::Weak<FileCheck>) {
         let Some(file) = file.upgrade() else { return };
         let _ = file.check();
     }
-}
-
-/// Reads every queue's controls.
-async fn load_controls(conn: &mut SqliteConnection) -> Result<Controls> {
-    let rows: Vec<(String, bool, Option<i64>)> =
-        sqlx::query_as("SELECT name, paused, concurrency FROM queues")
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, paused, concurrency)| {
-            let concurrency = concurrency.and_then(|c| u32::try_from(c).ok());
-            (
-                name,
-                QueueSettings {
-                    paused,
-                    concurrency,
-                },
-            )
-        })
-        .collect())
 }
 
 /// Moves the `processing` jobs `owner` holds back to `enqueued` or, when cancellation
@@ -270,12 +248,14 @@ async fn enqueue_checked(
         return Ok(Submitted {
             job: Job::try_from(row)?,
             created: false,
+            changes: Changes::default(),
         });
     }
     continuations::insert_linked(conn, std::slice::from_ref(&job), now).await?;
     Ok(Submitted {
         job: fetch_job(conn, job.id).await?,
         created: true,
+        changes: Changes::default(),
     })
 }
 
@@ -318,34 +298,102 @@ async fn fetch_job(conn: &mut SqliteConnection, id: JobId) -> Result<Job> {
     Job::try_from(row)
 }
 
+/// The report of a deletion that removed `jobs`.
+fn removed(jobs: Vec<JobChange>) -> Changed<()> {
+    Changed {
+        value: (),
+        changes: Changes {
+            jobs,
+            batches: Vec::new(),
+        },
+    }
+}
+
+/// Deletes the jobs listed in `ids` (a JSON array) with their history, log and parent
+/// links; returns their moves out of existence.
+async fn remove(
+    conn: &mut SqliteConnection,
+    ids: &str,
+    reason: &str,
+    now: Millis,
+) -> Result<Vec<JobChange>> {
+    let tasks: Vec<(String, String)> = sqlx::query_as(
+        "SELECT job_id, id FROM tasks WHERE job_id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for table_sql in [
+        "DELETE FROM job_logs WHERE job_id IN (SELECT value FROM json_each(?1))",
+        "DELETE FROM job_history WHERE job_id IN (SELECT value FROM json_each(?1))",
+        "DELETE FROM job_parents WHERE job_id IN (SELECT value FROM json_each(?1))",
+    ] {
+        sqlx::query(table_sql).bind(ids).execute(&mut *conn).await?;
+    }
+    type Removed = (String, String, String, i64, Option<String>, Option<String>);
+    let rows: Vec<Removed> = sqlx::query_as(
+        "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) \
+         RETURNING id, state, queue, attempt, batch_id, agent_id",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let task_of = |job: &str| tasks.iter().find(|(of, _)| of == job).map(|(_, task)| task);
+    rows.into_iter()
+        .map(|(id, state, queue, attempt, batch, agent)| {
+            Ok(JobChange {
+                task: task_of(&id).map(|task| batch::parse_id(task)).transpose()?,
+                id: batch::parse_id(&id)?,
+                from: Some(rows::parse_state(&state)?),
+                to: None,
+                reason: reason.to_owned(),
+                at: now,
+                queue,
+                attempt: u32::try_from(attempt).unwrap_or(0),
+                batch: batch.as_deref().map(batch::parse_id).transpose()?,
+                agent,
+                lease: None,
+            })
+        })
+        .collect()
+}
+
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue(&self, job: NewJob, now: Millis) -> Result<Submitted> {
         if job.unique_key.is_some() || job.parents.is_some() {
-            return self
-                .exec(move |conn| Box::pin(async move { enqueue_checked(conn, job, now).await }))
-                .await;
+            let checked = self
+                .exec_changing(move |conn| {
+                    Box::pin(async move { enqueue_checked(conn, job, now).await })
+                })
+                .await?;
+            return Ok(Submitted {
+                changes: checked.changes,
+                ..checked.value
+            });
         }
         let stored = new_job(&job, now);
-        self.enqueue_many(vec![job], now).await?;
+        let changes = self.enqueue_many(vec![job], now).await?;
         Ok(Submitted {
             job: stored,
             created: true,
+            changes,
         })
     }
 
-    async fn enqueue_many(&self, jobs: Vec<NewJob>, now: Millis) -> Result<()> {
+    async fn enqueue_many(&self, jobs: Vec<NewJob>, now: Millis) -> Result<Changes> {
         if jobs
             .iter()
             .any(|job| job.unique_key.is_some() || job.parents.is_some())
         {
             // Its own transaction: a held key or a missing parent fails these jobs, not
             // a whole group commit.
-            return self
-                .exec(move |conn| {
+            let linked = self
+                .exec_changing(move |conn| {
                     Box::pin(async move { continuations::insert_linked(conn, &jobs, now).await })
                 })
-                .await;
+                .await?;
+            return Ok(linked.changes);
         }
         self.request(|reply| Command::Enqueue { jobs, now, reply })
             .await
@@ -405,7 +453,7 @@ impl JobStore for SqliteStore {
         lease: LeaseId,
         done: Completion,
         now: Millis,
-    ) -> Result<()> {
+    ) -> Result<Changes> {
         self.request(|reply| Command::Complete {
             id,
             lease,
@@ -416,7 +464,13 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn fail(&self, id: JobId, lease: LeaseId, failure: Failure, now: Millis) -> Result<()> {
+    async fn fail(
+        &self,
+        id: JobId,
+        lease: LeaseId,
+        failure: Failure,
+        now: Millis,
+    ) -> Result<Changes> {
         self.request(|reply| Command::Fail {
             id,
             lease,
@@ -439,10 +493,10 @@ impl JobStore for SqliteStore {
         let _ = self.send(Command::Logs { id, attempt, lines });
     }
 
-    async fn promote_due(&self, now: Millis, limit: u32) -> Result<u64> {
-        self.exec(move |conn| {
+    async fn promote_due(&self, now: Millis, limit: u32) -> Result<Changes> {
+        let promoted = self.exec_changing(move |conn| {
             Box::pin(async move {
-                let done = sqlx::query(
+                sqlx::query(
                     "UPDATE jobs SET state = 'enqueued', state_at = ?1, state_reason = 'due' \
                      WHERE id IN (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= ?1 \
                                   ORDER BY run_at LIMIT ?2)",
@@ -451,10 +505,10 @@ impl JobStore for SqliteStore {
                 .bind(i64::from(limit))
                 .execute(&mut *conn)
                 .await?;
-                Ok(done.rows_affected())
+                Ok(())
             })
-        })
-        .await
+        });
+        Ok(promoted.await?.changes)
     }
 
     async fn expired_leases(&self, now: Millis, limit: u32) -> Result<Vec<Claimed>> {
@@ -476,14 +530,16 @@ impl JobStore for SqliteStore {
             .collect()
     }
 
-    async fn release(&self, owner: &str, now: Millis) -> Result<u64> {
+    async fn release(&self, owner: &str, now: Millis) -> Result<Changes> {
         let owner = owner.to_owned();
-        self.exec(move |conn| Box::pin(async move { requeue(conn, &owner, now).await }))
-            .await
+        let released = self
+            .exec_changing(move |conn| Box::pin(async move { requeue(conn, &owner, now).await }))
+            .await?;
+        Ok(released.changes)
     }
 
-    async fn cancel(&self, id: JobId, now: Millis) -> Result<CancelOutcome> {
-        self.exec(move |conn| {
+    async fn cancel(&self, id: JobId, now: Millis) -> Result<Changed<CancelOutcome>> {
+        self.exec_changing(move |conn| {
             Box::pin(async move {
                 match job_state(conn, id).await? {
                     JobState::Awaiting | JobState::Scheduled | JobState::Enqueued => {
@@ -514,8 +570,8 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn retry(&self, id: JobId, now: Millis) -> Result<Job> {
-        self.exec(move |conn| {
+    async fn retry(&self, id: JobId, now: Millis) -> Result<Changed<Job>> {
+        self.exec_changing(move |conn| {
             Box::pin(async move {
                 match job_state(conn, id).await? {
                     JobState::Failed | JobState::Cancelled => {
@@ -541,29 +597,20 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn delete(&self, id: JobId) -> Result<()> {
-        self.exec(move |conn| {
+    async fn delete(&self, id: JobId, now: Millis) -> Result<Changes> {
+        let deleted = self.exec_reporting(move |conn| {
             Box::pin(async move {
                 if job_state(conn, id).await? == JobState::Processing {
                     return Err(Error::Conflict(format!(
                         "job {id} is processing: cancel it before deleting it"
                     )));
                 }
-                for table_sql in [
-                    "DELETE FROM job_logs WHERE job_id = ?1",
-                    "DELETE FROM job_history WHERE job_id = ?1",
-                    "DELETE FROM job_parents WHERE job_id = ?1",
-                    "DELETE FROM jobs WHERE id = ?1",
-                ] {
-                    sqlx::query(table_sql)
-                        .bind(id.to_string())
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(())
+                let list = serde_json::json!([id.to_string()]).to_string();
+                let jobs = remove(conn, &list, "deleted by request", now).await?;
+                Ok(removed(jobs))
             })
-        })
-        .await
+        });
+        Ok(deleted.await?.changes)
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobDetail>> {
@@ -633,11 +680,11 @@ impl JobStore for SqliteStore {
         Ok(Page { jobs, next_cursor })
     }
 
-    async fn create_batch(&self, batch: NewBatch, now: Millis) -> Result<()> {
-        self.exec(move |conn| {
+    async fn create_batch(&self, batch: NewBatch, now: Millis) -> Result<Changes> {
+        let created = self.exec_changing(move |conn| {
             Box::pin(async move { continuations::create_batch(conn, batch, now).await })
-        })
-        .await
+        });
+        Ok(created.await?.changes)
     }
 
     async fn batch(&self, id: JobId) -> Result<Option<BatchInfo>> {
@@ -645,8 +692,8 @@ impl JobStore for SqliteStore {
         continuations::batch(&mut conn, id).await
     }
 
-    async fn cancel_batch(&self, id: JobId, now: Millis) -> Result<Vec<JobId>> {
-        self.exec(move |conn| {
+    async fn cancel_batch(&self, id: JobId, now: Millis) -> Result<Changed<Vec<JobId>>> {
+        self.exec_changing(move |conn| {
             Box::pin(async move { continuations::cancel_batch(conn, id, now).await })
         })
         .await
@@ -657,128 +704,32 @@ impl JobStore for SqliteStore {
         succeeded_before: Millis,
         failed_before: Millis,
         limit: u32,
-    ) -> Result<u64> {
-        self.exec(move |conn| {
+        now: Millis,
+    ) -> Result<Changes> {
+        let deleted = self.exec_reporting(move |conn| {
             Box::pin(async move {
-                let ids: Vec<(String,)> = sqlx::query_as(
-                    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM jobs \
                      WHERE (state = 'succeeded' AND finished_at < ?1) \
-                        OR (state IN ('failed', 'cancelled') AND finished_at < ?2) LIMIT ?3) \
-                     RETURNING id",
+                        OR (state IN ('failed', 'cancelled') AND finished_at < ?2) LIMIT ?3",
                 )
                 .bind(succeeded_before)
                 .bind(failed_before)
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
                 .await?;
-                let list = serde_json::to_string(&ids.iter().map(|(id,)| id).collect::<Vec<_>>())
-                    .map_err(|e| Error::WriteFailed(e.to_string()))?;
-                for table_sql in [
-                    "DELETE FROM job_logs WHERE job_id IN (SELECT value FROM json_each(?1))",
-                    "DELETE FROM job_history WHERE job_id IN (SELECT value FROM json_each(?1))",
-                    "DELETE FROM job_parents WHERE job_id IN (SELECT value FROM json_each(?1))",
-                ] {
-                    sqlx::query(table_sql)
-                        .bind(&list)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(ids.len() as u64)
+                let list = serde_json::Value::from(ids).to_string();
+                let jobs = remove(conn, &list, "deleted: past its retention", now).await?;
+                Ok(removed(jobs))
             })
-        })
-        .await
+        });
+        Ok(deleted.await?.changes)
     }
 
-    async fn set_queue_paused(&self, name: &str, paused: bool) -> Result<()> {
-        self.set_control(name, "paused", Some(i64::from(paused)), |c| {
-            c.paused = paused
-        })
-        .await
-    }
-
-    async fn set_queue_concurrency(&self, name: &str, concurrency: Option<u32>) -> Result<()> {
-        let value = concurrency.map(i64::from);
-        self.set_control(name, "concurrency", value, |c| c.concurrency = concurrency)
-            .await
-    }
-
-    async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        let mut conn = self.readers.acquire().await?;
-        let counts: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state")
-                .fetch_all(&mut *conn)
-                .await?;
-        let controls: Vec<(String, bool, Option<i64>)> =
-            sqlx::query_as("SELECT name, paused, concurrency FROM queues")
-                .fetch_all(&mut *conn)
-                .await?;
-        let oldest: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT queue, MIN(run_at) FROM jobs WHERE state = 'enqueued' GROUP BY queue",
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut queues: BTreeMap<String, QueueInfo> = BTreeMap::new();
-        fn entry(queues: &mut BTreeMap<String, QueueInfo>, name: String) -> &mut QueueInfo {
-            queues.entry(name.clone()).or_insert_with(|| QueueInfo {
-                name,
-                settings: QueueSettings::default(),
-                counts: Vec::new(),
-                oldest_enqueued_at: None,
-            })
+    fn report_to(&self, sink: Arc<dyn ChangeSink>) {
+        if self.sink.set(sink).is_err() {
+            tracing::warn!("the store already reports its changes elsewhere");
         }
-        for (queue, state, count) in counts {
-            let state = rows::parse_state(&state)?;
-            entry(&mut queues, queue)
-                .counts
-                .push((state, count.max(0) as u64));
-        }
-        for (name, paused, concurrency) in controls {
-            entry(&mut queues, name).settings = QueueSettings {
-                paused,
-                concurrency: concurrency.and_then(|c| u32::try_from(c).ok()),
-            };
-        }
-        for (queue, at) in oldest {
-            entry(&mut queues, queue).oldest_enqueued_at = Some(at);
-        }
-        Ok(queues.into_values().collect())
-    }
-
-    async fn put_recurring(
-        &self,
-        definition: RecurringDefinition,
-        now: Millis,
-    ) -> Result<PutRecurring> {
-        self.recurring_put(definition, now).await
-    }
-
-    async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>> {
-        self.recurring_get(id).await
-    }
-
-    async fn list_recurring(&self) -> Result<Vec<RecurringJob>> {
-        self.recurring_list().await
-    }
-
-    async fn delete_recurring(&self, id: &str) -> Result<()> {
-        self.recurring_delete(id).await
-    }
-
-    async fn set_recurring_paused(
-        &self,
-        id: &str,
-        paused: bool,
-        now: Millis,
-    ) -> Result<RecurringJob> {
-        self.recurring_set_paused(id, paused, now).await
-    }
-
-    async fn fire_recurring(&self, now: Millis) -> Result<u64> {
-        self.recurring_fire(now).await
-    }
-
-    async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Job> {
-        self.recurring_trigger(id, now).await
     }
 
     fn health(&self) -> Result<()> {

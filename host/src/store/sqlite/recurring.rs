@@ -11,8 +11,12 @@ use super::rows::parse_state;
 use super::{SqliteStore, batch, fetch_job};
 use crate::cron::Schedule;
 use crate::model::{Job, JobId, Millis};
+use crate::store::changes::{Changed, Changes};
 use crate::store::recurring::{Firing, Occurrence};
-use crate::store::{Error, NewJob, PutRecurring, RecurringDefinition, RecurringJob, Result};
+use crate::store::{
+    Error, NewJob, PutRecurring, RecurringDefinition, RecurringJob, RecurringStore, Result,
+};
+use async_trait::async_trait;
 use serde_json::{Value, json};
 use sqlx::{FromRow, SqliteConnection};
 
@@ -195,7 +199,7 @@ async fn advance(
 }
 
 /// The firing pass on `conn`; see [`crate::store::JobStore::fire_recurring`].
-async fn fire_due(conn: &mut SqliteConnection, now: Millis) -> Result<u64> {
+async fn fire_due(conn: &mut SqliteConnection, now: Millis) -> Result<Vec<(String, JobId)>> {
     let rows: Vec<RecurringRow> = sqlx::query_as(&format!(
         "{SELECT_RECURRING} WHERE r.paused = 0 AND r.next_run_at <= ?1 \
          ORDER BY r.next_run_at, r.id"
@@ -221,7 +225,10 @@ async fn fire_due(conn: &mut SqliteConnection, now: Millis) -> Result<u64> {
         fired.extend(job);
     }
     insert_jobs(conn, &fired, now).await?;
-    Ok(fired.len() as u64)
+    Ok(fired
+        .into_iter()
+        .map(|f| (f.recurring_id, f.job.id))
+        .collect())
 }
 
 /// Whether any unpaused recurring job is due by `now`.
@@ -285,11 +292,9 @@ async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The [`crate::store::JobStore`] methods for recurring jobs, which the trait impl
-/// delegates to.
-impl SqliteStore {
-    /// See [`crate::store::JobStore::put_recurring`].
-    pub(super) async fn recurring_put(
+#[async_trait]
+impl RecurringStore for SqliteStore {
+    async fn put_recurring(
         &self,
         definition: RecurringDefinition,
         now: Millis,
@@ -304,29 +309,25 @@ impl SqliteStore {
         .await
     }
 
-    /// See [`crate::store::JobStore::recurring`].
-    pub(super) async fn recurring_get(&self, id: &str) -> Result<Option<RecurringJob>> {
+    async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>> {
         let mut conn = self.readers.acquire().await?;
         fetch(&mut conn, id).await
     }
 
-    /// See [`crate::store::JobStore::list_recurring`].
-    pub(super) async fn recurring_list(&self) -> Result<Vec<RecurringJob>> {
+    async fn list_recurring(&self) -> Result<Vec<RecurringJob>> {
         let rows: Vec<RecurringRow> = sqlx::query_as(&format!("{SELECT_RECURRING} ORDER BY r.id"))
             .fetch_all(&self.readers)
             .await?;
         rows.into_iter().map(RecurringJob::try_from).collect()
     }
 
-    /// See [`crate::store::JobStore::delete_recurring`].
-    pub(super) async fn recurring_delete(&self, id: &str) -> Result<()> {
+    async fn delete_recurring(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
         self.exec(move |conn| Box::pin(async move { delete(conn, &id).await }))
             .await
     }
 
-    /// See [`crate::store::JobStore::set_recurring_paused`].
-    pub(super) async fn recurring_set_paused(
+    async fn set_recurring_paused(
         &self,
         id: &str,
         paused: bool,
@@ -337,20 +338,22 @@ impl SqliteStore {
             .await
     }
 
-    /// See [`crate::store::JobStore::fire_recurring`]. Looks on a reader first, so that a pass with nothing due (nearly every pass)
-    /// costs the writer nothing.
-    pub(super) async fn recurring_fire(&self, now: Millis) -> Result<u64> {
+    // Looks on a reader first, so that a pass with nothing due (nearly every pass)
+    // costs the writer nothing.
+    async fn fire_recurring(&self, now: Millis) -> Result<Changed<Vec<(String, JobId)>>> {
         if !any_due(&mut *self.readers.acquire().await?, now).await? {
-            return Ok(0);
+            return Ok(Changed {
+                value: Vec::new(),
+                changes: Changes::default(),
+            });
         }
-        self.exec(move |conn| Box::pin(async move { fire_due(conn, now).await }))
+        self.exec_changing(move |conn| Box::pin(async move { fire_due(conn, now).await }))
             .await
     }
 
-    /// See [`crate::store::JobStore::trigger_recurring`].
-    pub(super) async fn recurring_trigger(&self, id: &str, now: Millis) -> Result<Job> {
+    async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Changed<Job>> {
         let id = id.to_owned();
-        self.exec(move |conn| Box::pin(async move { trigger(conn, &id, now).await }))
+        self.exec_changing(move |conn| Box::pin(async move { trigger(conn, &id, now).await }))
             .await
     }
 }

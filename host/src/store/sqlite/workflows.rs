@@ -10,11 +10,11 @@ use super::rows::{corrupt, parse_state};
 use super::{SqliteStore, batch};
 use crate::model::{JobId, Millis};
 use crate::store::workflows::{
-    Advanced, NewWorkflowRun, RunState, RunStep, StepChange, StoredWorkflow, WorkflowRun,
-    WorkflowStore, parse_step_state, plan,
+    Advanced, NewWorkflowRun, RunState, RunStep, StoredWorkflow, WorkflowRun, WorkflowStore,
+    parse_step_state,
 };
-use crate::store::{Error, NewJob, Result};
-use crate::workflow::{Definition, StepState};
+use crate::store::{Changes, Error, NewJob, Result};
+use crate::workflow::{Definition, StepChange, StepState, plan};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sqlx::{FromRow, SqliteConnection};
@@ -167,6 +167,7 @@ async fn advance(conn: &mut SqliteConnection, id: JobId, now: Millis) -> Result<
     }
     let decided = plan(&run);
     let mut jobs: Vec<NewJob> = Vec::new();
+    let mut steps = Vec::new();
     for (step, change) in decided.changes {
         let (state, job) = match change {
             StepChange::Start(job) => {
@@ -178,6 +179,7 @@ async fn advance(conn: &mut SqliteConnection, id: JobId, now: Millis) -> Result<
             StepChange::End(state) => (state, None),
         };
         set_step(conn, id, &step, state, job).await?;
+        steps.push((step, state, job));
     }
     if !jobs.is_empty() {
         batch::insert(conn, &jobs, now).await?;
@@ -189,6 +191,9 @@ async fn advance(conn: &mut SqliteConnection, id: JobId, now: Millis) -> Result<
         enqueued: jobs.iter().map(|job| job.id).collect(),
         to_cancel: decided.to_cancel,
         state: Some(decided.end.unwrap_or(RunState::Running)),
+        ended: decided.end.is_some(),
+        steps,
+        changes: Changes::default(),
     })
 }
 
@@ -325,8 +330,13 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn advance_workflow_run(&self, id: JobId, now: Millis) -> Result<Advanced> {
-        self.exec(move |conn| Box::pin(async move { advance(conn, id, now).await }))
-            .await
+        let advanced = self
+            .exec_changing(move |conn| Box::pin(async move { advance(conn, id, now).await }))
+            .await?;
+        Ok(Advanced {
+            changes: advanced.changes,
+            ..advanced.value
+        })
     }
 
     async fn cancel_workflow_run(&self, id: JobId, now: Millis) -> Result<Option<Vec<JobId>>> {

@@ -8,7 +8,9 @@
 
 use super::batch;
 use super::file::FileCheck;
+use super::journal;
 use crate::model::{JobId, LogLine, Millis, Progress};
+use crate::store::changes::{ChangeSink, Changed, Changes};
 use crate::store::{
     ClaimParams, Claimed, Completion, Error, Failure, LeaseId, NewJob, QueueSettings, Result,
 };
@@ -16,7 +18,7 @@ use sqlx::{Connection, SqliteConnection};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands applied in one transaction.
@@ -40,7 +42,7 @@ pub(super) enum Command {
     Enqueue {
         jobs: Vec<NewJob>,
         now: Millis,
-        reply: Reply<()>,
+        reply: Reply<Changes>,
     },
     Claim {
         params: ClaimParams,
@@ -54,14 +56,14 @@ pub(super) enum Command {
         lease: LeaseId,
         done: Completion,
         now: Millis,
-        reply: Reply<()>,
+        reply: Reply<Changes>,
     },
     Fail {
         id: JobId,
         lease: LeaseId,
         failure: Failure,
         now: Millis,
-        reply: Reply<()>,
+        reply: Reply<Changes>,
     },
     Progress {
         id: JobId,
@@ -83,6 +85,7 @@ pub(super) async fn run(
     mut conn: SqliteConnection,
     mut rx: mpsc::UnboundedReceiver<Command>,
     file: Arc<FileCheck>,
+    sink: Sink,
 ) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     // Writes a storage fault held back, to go with the next group.
@@ -92,11 +95,15 @@ pub(super) async fn run(
         for command in pending.drain(..) {
             match command {
                 Command::Exec(op) => {
-                    group = std::mem::take(&mut group).flush(&mut conn, &file).await;
+                    group = std::mem::take(&mut group)
+                        .flush(&mut conn, &file, &sink)
+                        .await;
                     op(&mut conn).await;
                 }
                 Command::Close(done) => {
-                    std::mem::take(&mut group).flush(&mut conn, &file).await;
+                    std::mem::take(&mut group)
+                        .flush(&mut conn, &file, &sink)
+                        .await;
                     if let Err(e) = conn.close().await {
                         tracing::warn!(error = %e, "closing the job database failed");
                     }
@@ -106,7 +113,7 @@ pub(super) async fn run(
                 other => group.add(other),
             }
         }
-        carried = group.flush(&mut conn, &file).await;
+        carried = group.flush(&mut conn, &file, &sink).await;
     }
 }
 
@@ -119,6 +126,29 @@ where
     let value = op(&mut tx).await?;
     tx.commit().await?;
     Ok(value)
+}
+
+/// Runs `op` inside the caller's transaction and reads back what it changed.
+pub(super) async fn with_changes<T, F>(conn: &mut SqliteConnection, op: F) -> Result<Changed<T>>
+where
+    F: for<'t> FnOnce(&'t mut SqliteConnection) -> BoxFuture<'t, Result<T>>,
+{
+    let mark = journal::mark(conn).await?;
+    let value = op(conn).await?;
+    let changes = journal::since(conn, mark).await?;
+    Ok(Changed { value, changes })
+}
+
+/// Where committed changes go, once the engine has said (see [`ChangeSink`]).
+pub(super) type Sink = Arc<OnceLock<Arc<dyn ChangeSink>>>;
+
+/// Hands committed `changes` to the sink, if there is one and they are not empty.
+pub(super) fn report(sink: &Sink, changes: &Changes) {
+    if let Some(sink) = sink.get()
+        && !changes.is_empty()
+    {
+        sink.changed(changes);
+    }
 }
 
 /// Describes a failed group commit for each caller waiting on it: a storage fault as

@@ -1,236 +1,15 @@
-//! Workflow definitions: parsing, validation, parameter templates and step conditions.
-//!
-//! A workflow is a list of stages run in order; a stage is `sequential` or `parallel`
-//! and holds steps, each a job spec plus an optional `when` condition on a step that
-//! comes earlier:
-//!
-//! ```json
-//! {"name": "ci", "stages": [
-//!   {"name": "fetch", "mode": "sequential", "steps": [
-//!     {"id": "fetch", "plugin": "git", "args": {"repo": "{{params.repo}}"}}]},
-//!   {"name": "checks", "mode": "parallel", "steps": [
-//!     {"id": "lint", "plugin": "lint", "when": {"step": "fetch", "state": "succeeded"}},
-//!     {"id": "test", "plugin": "test", "continue_on_failure": true,
-//!      "when": {"step": "fetch", "path": "/changed", "equals": true}}]}]}
-//! ```
-//!
-//! [`Definition::parse`] validates a definition as it is stored, so every error names
-//! the step (and stage) concerned. [`render`] fills a step's args from a run's
-//! parameters and [`Condition::holds`] decides whether a step runs or is skipped.
-//! Nothing here does I/O or scheduling.
+//! Parsing and validation of a definition: [`Definition::parse`] and [`DefinitionError`].
 
-use crate::model::JobState;
+use super::template::check_templates;
+use super::{
+    Condition, Definition, MAX_STEP_ID_LEN, Mode, NotEarlier, Stage, Step, StepState, empty_object,
+};
 use crate::model::names::MAX_NAME_CHARS;
 use crate::model::rules::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
 use crate::model::rules::{MAX_PRIORITY, MIN_PRIORITY};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fmt;
-
-/// Longest step id.
-pub const MAX_STEP_ID_LEN: usize = 64;
-
-/// A validated workflow definition.
-///
-/// Build one with [`Definition::parse`]; the serde impls are for storing and loading a
-/// definition that was validated before.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Definition {
-    /// The workflow's name.
-    pub name: String,
-    /// The stages, run one after the other.
-    pub stages: Vec<Stage>,
-}
-
-/// A group of steps; it starts when the previous stage has finished.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Stage {
-    /// The stage's name, unique in the workflow.
-    pub name: String,
-    /// How its steps run.
-    pub mode: Mode,
-    /// Its steps, in order.
-    pub steps: Vec<Step>,
-}
-
-/// How the steps of a stage run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// One after the other, in order.
-    Sequential,
-    /// All at once; the stage waits for all of them.
-    Parallel,
-}
-
-impl Mode {
-    /// The mode's name as written in a definition.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Sequential => "sequential",
-            Mode::Parallel => "parallel",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One step: a job spec plus an optional condition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Step {
-    /// The step's id, unique in the workflow.
-    pub id: String,
-    /// The plugin that runs it.
-    pub plugin: String,
-    /// The job's args, a JSON object that may hold `{{params.NAME}}` templates.
-    #[serde(default = "empty_object")]
-    pub args: Value,
-    /// The queue, if not the plugin's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queue: Option<String>,
-    /// The priority, if not the default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<i32>,
-    /// The attempts, if not the plugin's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_attempts: Option<u32>,
-    /// Run only if this holds; else the step is `skipped`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub when: Option<Condition>,
-    /// Whether the run goes on when this step fails.
-    #[serde(default)]
-    pub continue_on_failure: bool,
-}
-
-fn empty_object() -> Value {
-    Value::Object(Map::new())
-}
-
-/// A condition on a step that comes earlier; told apart by its fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged, deny_unknown_fields)]
-pub enum Condition {
-    /// `{"step": "fetch", "state": "succeeded"}`: the step ended in this state.
-    State {
-        /// The step tested.
-        step: String,
-        /// The state it must have ended in.
-        state: StepState,
-    },
-    /// `{"step": "fetch", "path": "/changed", "equals": true}`: the value at a JSON
-    /// pointer in the step's result equals `equals`.
-    Value {
-        /// The step tested.
-        step: String,
-        /// A JSON pointer into its result.
-        path: String,
-        /// The value that must be there.
-        equals: Value,
-    },
-}
-
-/// Where a step of a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepState {
-    /// Not started, or its job is waiting.
-    Pending,
-    /// Its job is running.
-    Running,
-    /// Its job succeeded.
-    Succeeded,
-    /// Its job failed.
-    Failed,
-    /// Its job was cancelled.
-    Cancelled,
-    /// Its condition was false, so it did not run.
-    Skipped,
-}
-
-impl StepState {
-    /// Every state.
-    pub const ALL: [StepState; 6] = [
-        StepState::Pending,
-        StepState::Running,
-        StepState::Succeeded,
-        StepState::Failed,
-        StepState::Cancelled,
-        StepState::Skipped,
-    ];
-
-    /// The states a condition may name: the ones a step ends in.
-    pub const FINAL: [StepState; 4] = [
-        StepState::Succeeded,
-        StepState::Failed,
-        StepState::Cancelled,
-        StepState::Skipped,
-    ];
-
-    /// The state's name as written and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepState::Pending => "pending",
-            StepState::Running => "running",
-            StepState::Succeeded => "succeeded",
-            StepState::Failed => "failed",
-            StepState::Cancelled => "cancelled",
-            StepState::Skipped => "skipped",
-        }
-    }
-
-    /// Whether the step will not change again.
-    pub fn is_final(self) -> bool {
-        Self::FINAL.contains(&self)
-    }
-}
-
-impl fmt::Display for StepState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<JobState> for StepState {
-    /// The state of a step whose job is in `state`.
-    fn from(state: JobState) -> Self {
-        match state {
-            JobState::Awaiting | JobState::Scheduled | JobState::Enqueued => StepState::Pending,
-            JobState::Processing => StepState::Running,
-            JobState::Succeeded => StepState::Succeeded,
-            JobState::Failed => StepState::Failed,
-            JobState::Cancelled => StepState::Cancelled,
-        }
-    }
-}
-
-/// Why a condition's step does not come earlier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotEarlier {
-    /// The step names itself.
-    Itself,
-    /// The step names a later step.
-    Later,
-    /// The step names an earlier step of the same parallel stage.
-    SameParallelStage,
-}
-
-impl fmt::Display for NotEarlier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NotEarlier::Itself => "a cycle: a step cannot wait for itself",
-            NotEarlier::Later => "a forward reference, which would make a cycle",
-            NotEarlier::SameParallelStage => "the steps of a parallel stage run together",
-        })
-    }
-}
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 
 /// Why a definition was refused; every message names the step or stage concerned.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -511,43 +290,11 @@ impl Definition {
         Ok(definition)
     }
 
-    /// Names of the parameters the templates use (sorted, deduplicated).
-    pub fn parameters(&self) -> Vec<String> {
-        let mut names = BTreeSet::new();
-        for (_, step) in self.steps() {
-            let _ = visit_strings(&step.args, &mut |text| {
-                for segment in segments(text)? {
-                    if let Segment::Param(name) = segment {
-                        names.insert(name.to_owned());
-                    }
-                }
-                Ok(())
-            });
-        }
-        names.into_iter().collect()
-    }
-
-    /// Every step in order with its stage index.
-    pub fn steps(&self) -> impl Iterator<Item = (usize, &Step)> {
-        self.stages
-            .iter()
-            .enumerate()
-            .flat_map(|(index, stage)| stage.steps.iter().map(move |step| (index, step)))
-    }
-
     /// Checks that every condition names a step that comes earlier.
     fn check_condition_order(&self) -> Result<(), DefinitionError> {
         let positions: HashMap<&str, (usize, usize)> = self
-            .stages
-            .iter()
-            .enumerate()
-            .flat_map(|(s, stage)| {
-                stage
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, step)| (step.id.as_str(), (s, i)))
-            })
+            .positioned()
+            .map(|(s, i, step)| (step.id.as_str(), (s, i)))
             .collect();
         for (s, stage) in self.stages.iter().enumerate() {
             for (i, step) in stage.steps.iter().enumerate() {
@@ -601,12 +348,12 @@ fn label(value: &Value, key: &str, position: usize) -> String {
     }
 }
 
-/// Parses and validates one stage; `step_stages` maps step ids seen so far to stages.
 /// Whether a workflow or stage name is not blank and at most [`MAX_NAME_CHARS`] long.
 fn name_fits(name: &str) -> bool {
     !name.trim().is_empty() && name.chars().count() <= MAX_NAME_CHARS
 }
 
+/// Parses and validates one stage; `step_stages` maps step ids seen so far to stages.
 fn parse_stage(
     value: &Value,
     position: usize,
@@ -726,12 +473,10 @@ fn check_args(site: &Site<'_>, args: Option<Value>) -> Result<Value, DefinitionE
             });
         }
     };
-    visit_strings(&args, &mut |text| segments(text).map(drop)).map_err(|message| {
-        DefinitionError::BadTemplate {
-            stage: site.stage(),
-            step: site.step(),
-            message,
-        }
+    check_templates(&args).map_err(|message| DefinitionError::BadTemplate {
+        stage: site.stage(),
+        step: site.step(),
+        message,
     })?;
     Ok(args)
 }
@@ -857,190 +602,11 @@ fn valid_pointer(path: &str) -> bool {
     true
 }
 
-/// Calls `f` on every string value in `value` (not on object keys).
-fn visit_strings(
-    value: &Value,
-    f: &mut impl FnMut(&str) -> Result<(), String>,
-) -> Result<(), String> {
-    match value {
-        Value::String(text) => f(text),
-        Value::Array(items) => items.iter().try_for_each(|item| visit_strings(item, f)),
-        Value::Object(map) => map.values().try_for_each(|item| visit_strings(item, f)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
-    }
-}
-
-/// A piece of a string value: literal text or a `{{params.NAME}}` placeholder.
-#[derive(Debug, PartialEq)]
-enum Segment<'a> {
-    Text(&'a str),
-    Param(&'a str),
-}
-
-/// Splits `text` into literal text and placeholders.
-fn segments(text: &str) -> Result<Vec<Segment<'_>>, String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        if open > 0 {
-            out.push(Segment::Text(&rest[..open]));
-        }
-        let inside = &rest[open + 2..];
-        let close = inside
-            .find("}}")
-            .ok_or_else(|| format!("unclosed `{{{{` in `{text}`"))?;
-        out.push(Segment::Param(placeholder_name(&inside[..close])?));
-        rest = &inside[close + 2..];
-    }
-    if !rest.is_empty() {
-        out.push(Segment::Text(rest));
-    }
-    Ok(out)
-}
-
-/// The parameter name in a placeholder's inside: `params.NAME`, spaces around allowed.
-fn placeholder_name(inner: &str) -> Result<&str, String> {
-    let shown = format!("{{{{{inner}}}}}");
-    let expression = inner.trim();
-    let Some((namespace, name)) = expression.split_once('.') else {
-        return Err(format!(
-            "`{shown}` is not of the form `{{{{params.NAME}}}}`"
-        ));
-    };
-    if namespace != "params" {
-        return Err(format!(
-            "unknown namespace `{namespace}` in `{shown}` (only `params` is known)"
-        ));
-    }
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "bad parameter name `{name}` in `{shown}`: use A-Z, a-z, 0-9 and _"
-        ));
-    }
-    Ok(name)
-}
-
-/// The parameter `name`, or an error naming it.
-fn lookup<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a Value, String> {
-    params
-        .get(name)
-        .ok_or_else(|| format!("missing parameter `{name}`"))
-}
-
-/// Replaces `{{params.NAME}}` in `args` (recursively through objects/arrays, in string
-/// values only): a string that is exactly one placeholder becomes the parameter's JSON
-/// value (any type); placeholders inside longer strings are replaced by the parameter's
-/// text (strings without quotes, other values as compact JSON).
-///
-/// # Errors
-/// A missing parameter (the message names it) or a malformed template.
-pub fn render(args: &Value, params: &Map<String, Value>) -> Result<Value, String> {
-    match args {
-        Value::String(text) => render_string(text, params),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| render(item, params))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
-        Value::Object(map) => map
-            .iter()
-            .map(|(key, item)| Ok((key.clone(), render(item, params)?)))
-            .collect::<Result<Map<_, _>, String>>()
-            .map(Value::Object),
-        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(args.clone()),
-    }
-}
-
-/// Renders one string value.
-fn render_string(text: &str, params: &Map<String, Value>) -> Result<Value, String> {
-    let segments = segments(text)?;
-    if let [Segment::Param(name)] = segments.as_slice() {
-        return lookup(params, name).cloned();
-    }
-    let mut out = String::with_capacity(text.len());
-    for segment in segments {
-        match segment {
-            Segment::Text(literal) => out.push_str(literal),
-            Segment::Param(name) => match lookup(params, name)? {
-                Value::String(value) => out.push_str(value),
-                value => out.push_str(&value.to_string()),
-            },
-        }
-    }
-    Ok(Value::String(out))
-}
-
-/// What an earlier step ended as, for condition checks.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepOutcome<'a> {
-    /// The step's state.
-    pub state: StepState,
-    /// Its job's result, if it has one.
-    pub result: Option<&'a Value>,
-}
-
-impl Condition {
-    /// The step the condition tests.
-    pub fn step(&self) -> &str {
-        match self {
-            Condition::State { step, .. } | Condition::Value { step, .. } => step,
-        }
-    }
-
-    /// Whether the condition holds for the tested step's outcome. A value condition
-    /// whose step has no result, or whose path is not in it, does not hold.
-    pub fn holds(&self, outcome: &StepOutcome<'_>) -> bool {
-        match self {
-            Condition::State { state, .. } => outcome.state == *state,
-            Condition::Value { path, equals, .. } => outcome
-                .result
-                .and_then(|result| result.pointer(path))
-                .is_some_and(|value| value == equals),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    const PLUGINS: [&str; 4] = ["git", "lint", "test", "deploy"];
-
-    fn known(name: &str) -> bool {
-        PLUGINS.contains(&name)
-    }
-
-    fn parse(json: Value) -> Result<Definition, DefinitionError> {
-        Definition::parse(&json, known)
-    }
-
-    /// A valid three-stage definition.
-    fn valid() -> Value {
-        json!({
-            "name": "ci",
-            "stages": [
-                {"name": "fetch", "mode": "sequential", "steps": [
-                    {"id": "fetch", "plugin": "git",
-                     "args": {"repo": "{{params.repo}}", "depth": "{{ params.depth }}"}},
-                    {"id": "inspect", "plugin": "git",
-                     "when": {"step": "fetch", "state": "succeeded"}}
-                ]},
-                {"name": "checks", "mode": "parallel", "steps": [
-                    {"id": "lint", "plugin": "lint", "args": {"repo": "{{params.repo}}"},
-                     "when": {"step": "fetch", "state": "succeeded"},
-                     "continue_on_failure": false},
-                    {"id": "test", "plugin": "test", "queue": "ci", "priority": 5,
-                     "max_attempts": 2, "continue_on_failure": true}
-                ]},
-                {"name": "ship", "mode": "sequential", "steps": [
-                    {"id": "deploy", "plugin": "deploy",
-                     "args": {"target": "{{params.env}}-{{params.repo}}"},
-                     "when": {"step": "inspect", "path": "/changed", "equals": true}}
-                ]}
-            ]
-        })
-    }
+    use crate::workflow::tests::{parse, valid};
+    use serde_json::{Map, json};
 
     /// `valid()` with `f` applied to the step `id`.
     fn with_step(id: &str, f: impl FnOnce(&mut Map<String, Value>)) -> Value {
@@ -1073,13 +639,6 @@ mod tests {
         error
     }
 
-    fn params(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => panic!("params must be an object"),
-        }
-    }
-
     #[test]
     fn valid_three_stage_definition_parses() {
         let definition = parse(valid()).expect("valid");
@@ -1109,41 +668,6 @@ mod tests {
                 equals: json!(true)
             })
         );
-    }
-
-    #[test]
-    fn steps_lists_every_step_with_its_stage() {
-        let definition = parse(valid()).expect("valid");
-        let steps: Vec<(usize, &str)> = definition
-            .steps()
-            .map(|(stage, step)| (stage, step.id.as_str()))
-            .collect();
-        assert_eq!(
-            steps,
-            [
-                (0, "fetch"),
-                (0, "inspect"),
-                (1, "lint"),
-                (1, "test"),
-                (2, "deploy")
-            ]
-        );
-    }
-
-    #[test]
-    fn a_stored_definition_round_trips_through_serde() {
-        let definition = parse(valid()).expect("valid");
-        let stored = serde_json::to_value(&definition).expect("serialises");
-        let loaded: Definition = serde_json::from_value(stored.clone()).expect("loads");
-        assert_eq!(loaded, definition);
-        // What is stored is itself a valid definition.
-        assert_eq!(parse(stored).expect("valid"), definition);
-    }
-
-    #[test]
-    fn parameters_lists_sorted_unique_names() {
-        let definition = parse(valid()).expect("valid");
-        assert_eq!(definition.parameters(), ["depth", "env", "repo"]);
     }
 
     #[test]
@@ -1481,128 +1005,5 @@ mod tests {
                 "{text}: {error}"
             );
         }
-    }
-
-    #[test]
-    fn render_whole_string_placeholder_keeps_json_type() {
-        let args = json!({"n": "{{params.n}}", "b": "{{ params.b }}", "o": "{{params.o}}"});
-        let p = params(json!({"n": 3, "b": true, "o": {"k": [1, "two"]}}));
-        assert_eq!(
-            render(&args, &p),
-            Ok(json!({"n": 3, "b": true, "o": {"k": [1, "two"]}}))
-        );
-    }
-
-    #[test]
-    fn render_embedded_placeholder_uses_text() {
-        let args = json!({"s": "repo={{params.repo}} n={{params.n}} o={{params.o}}"});
-        let p = params(json!({"repo": "orchestra", "n": 3, "o": {"a": 1}}));
-        assert_eq!(
-            render(&args, &p),
-            Ok(json!({"s": "repo=orchestra n=3 o={\"a\":1}"}))
-        );
-    }
-
-    #[test]
-    fn render_walks_nested_objects_and_arrays() {
-        let args = json!({
-            "list": ["{{params.a}}", {"deep": ["x-{{params.b}}", 7, null]}],
-            "{{params.a}}": false
-        });
-        let p = params(json!({"a": [1, 2], "b": "y"}));
-        assert_eq!(
-            render(&args, &p),
-            Ok(json!({
-                "list": [[1, 2], {"deep": ["x-y", 7, null]}],
-                "{{params.a}}": false
-            }))
-        );
-    }
-
-    #[test]
-    fn render_leaves_plain_strings_alone() {
-        let args = json!({"s": "no {templates} here }}", "e": ""});
-        assert_eq!(render(&args, &Map::new()), Ok(args.clone()));
-    }
-
-    #[test]
-    fn render_missing_parameter_is_an_error_naming_it() {
-        let args = json!({"s": "at {{params.where}}"});
-        let error = render(&args, &params(json!({"other": 1}))).expect_err("missing");
-        assert!(error.contains("`where`"), "{error}");
-    }
-
-    #[test]
-    fn render_bad_template_is_an_error() {
-        let error = render(&json!({"s": "{{env.HOME}}"}), &Map::new()).expect_err("bad");
-        assert!(error.contains("`env`"), "{error}");
-    }
-
-    #[test]
-    fn state_condition_holds_only_for_its_state() {
-        let condition = Condition::State {
-            step: "fetch".into(),
-            state: StepState::Succeeded,
-        };
-        assert_eq!(condition.step(), "fetch");
-        let outcome = |state| StepOutcome {
-            state,
-            result: None,
-        };
-        assert!(condition.holds(&outcome(StepState::Succeeded)));
-        for state in [StepState::Failed, StepState::Skipped, StepState::Running] {
-            assert!(!condition.holds(&outcome(state)), "{state}");
-        }
-    }
-
-    #[test]
-    fn value_condition_looks_up_a_pointer_in_the_result() {
-        let condition = Condition::Value {
-            step: "fetch".into(),
-            path: "/files/1/changed".into(),
-            equals: json!(true),
-        };
-        let result = json!({"files": [{"changed": false}, {"changed": true}]});
-        let holds = |result: &Value| {
-            condition.holds(&StepOutcome {
-                state: StepState::Succeeded,
-                result: Some(result),
-            })
-        };
-        assert!(holds(&result));
-        assert!(!holds(
-            &json!({"files": [{"changed": true}, {"changed": "yes"}]})
-        ));
-        // Missing path.
-        assert!(!holds(&json!({"files": []})));
-        // Missing result.
-        assert!(!condition.holds(&StepOutcome {
-            state: StepState::Succeeded,
-            result: None,
-        }));
-    }
-
-    #[test]
-    fn value_condition_with_empty_path_compares_the_whole_result() {
-        let condition = Condition::Value {
-            step: "fetch".into(),
-            path: String::new(),
-            equals: json!({"ok": 1}),
-        };
-        let result = json!({"ok": 1});
-        assert!(condition.holds(&StepOutcome {
-            state: StepState::Succeeded,
-            result: Some(&result),
-        }));
-    }
-
-    #[test]
-    fn step_state_follows_job_state() {
-        assert_eq!(StepState::from(JobState::Enqueued), StepState::Pending);
-        assert_eq!(StepState::from(JobState::Scheduled), StepState::Pending);
-        assert_eq!(StepState::from(JobState::Processing), StepState::Running);
-        assert_eq!(StepState::from(JobState::Failed), StepState::Failed);
-        assert!(StepState::Skipped.is_final());
-        assert!(!StepState::Running.is_final());
     }
 }

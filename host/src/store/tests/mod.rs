@@ -1,11 +1,14 @@
 //! The store conformance suite: every `check_*` states one behaviour any [`JobStore`]
 //! must have. Each backend runs all of them (see the bottom of this file).
 
+mod changes;
+
 use super::agents::{Acquired, ExecRecord, NewTask, TaskFilter};
 use super::*;
 use crate::model::{
     ErrorKind, JobError, JobState, JsonText, LogLine, Progress, StoredLogLine, Usage, new_job_id,
 };
+use changes::*;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -14,17 +17,8 @@ const OWNER: &str = "host-a";
 
 fn new_job(queue: &str, priority: i32) -> NewJob {
     NewJob {
-        id: new_job_id(),
-        plugin: "echo".into(),
-        args: JsonText::from_value(&json!({"n": 1})),
-        queue: queue.into(),
         priority,
-        max_attempts: 3,
-        run_at: None,
-        repository_path: None,
-        agent_id: None,
-        unique_key: None,
-        parents: None,
+        ..NewJob::new("echo", JsonText::from_value(&json!({"n": 1})), queue)
     }
 }
 
@@ -113,8 +107,24 @@ async fn check_future_jobs_wait_until_promoted(store: &dyn JobStore) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(store.promote_due(NOW + 4_999, 100).await.unwrap(), 0);
-    assert_eq!(store.promote_due(NOW + 5_000, 100).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .promote_due(NOW + 4_999, 100)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        0
+    );
+    assert_eq!(
+        store
+            .promote_due(NOW + 5_000, 100)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        1
+    );
     assert_eq!(state_of(store, job.id).await, JobState::Enqueued);
 }
 
@@ -245,7 +255,12 @@ async fn check_expired_leases_are_found_and_failing_them_uses_the_attempt(store:
             .unwrap()
             .is_empty()
     );
-    store.promote_due(NOW + 31_000, 100).await.unwrap();
+    store
+        .promote_due(NOW + 31_000, 100)
+        .await
+        .unwrap()
+        .jobs
+        .len();
     let again = claim_one(store, NOW + 31_001).await;
     assert_eq!(again.job.attempt, 2);
 }
@@ -270,8 +285,11 @@ async fn check_heartbeat_extends_only_the_leases_given(store: &dyn JobStore) {
 async fn check_release_returns_the_owners_jobs(store: &dyn JobStore) {
     store.enqueue(new_job("default", 0), NOW).await.unwrap();
     let claimed = claim_one(store, NOW).await;
-    assert_eq!(store.release("someone-else", NOW).await.unwrap(), 0);
-    assert_eq!(store.release(OWNER, NOW).await.unwrap(), 1);
+    assert_eq!(
+        store.release("someone-else", NOW).await.unwrap().jobs.len(),
+        0
+    );
+    assert_eq!(store.release(OWNER, NOW).await.unwrap().jobs.len(), 1);
     let job = store.get(claimed.job.id).await.unwrap().unwrap().job;
     assert_eq!((job.state, job.attempt), (JobState::Enqueued, 0));
 }
@@ -279,7 +297,7 @@ async fn check_release_returns_the_owners_jobs(store: &dyn JobStore) {
 async fn check_cancel_waiting_and_running_jobs(store: &dyn JobStore) {
     let waiting = add(store, new_job("default", 0)).await;
     assert_eq!(
-        store.cancel(waiting.id, NOW).await.unwrap(),
+        store.cancel(waiting.id, NOW).await.unwrap().value,
         CancelOutcome::Cancelled
     );
     assert_eq!(state_of(store, waiting.id).await, JobState::Cancelled);
@@ -291,7 +309,7 @@ async fn check_cancel_waiting_and_running_jobs(store: &dyn JobStore) {
     let running = add(store, new_job("default", 0)).await;
     let claimed = claim_one(store, NOW).await;
     assert_eq!(
-        store.cancel(running.id, NOW).await.unwrap(),
+        store.cancel(running.id, NOW).await.unwrap().value,
         CancelOutcome::Requested
     );
     // Whatever the run's failure, a requested cancellation wins.
@@ -317,7 +335,7 @@ async fn check_retry_resets_failed_jobs_only(store: &dyn JobStore) {
         )
         .await
         .unwrap();
-    let retried = store.retry(job.id, NOW + 5).await.unwrap();
+    let retried = store.retry(job.id, NOW + 5).await.unwrap().value;
     assert_eq!((retried.state, retried.attempt), (JobState::Enqueued, 0));
     assert_eq!(claim_one(store, NOW + 6).await.job.attempt, 1);
 }
@@ -325,16 +343,16 @@ async fn check_retry_resets_failed_jobs_only(store: &dyn JobStore) {
 async fn check_delete_removes_everything_but_running_jobs(store: &dyn JobStore) {
     let job = add(store, new_job("default", 0)).await;
     let claimed = claim_one(store, NOW).await;
-    let busy = store.delete(job.id).await;
+    let busy = store.delete(job.id, NOW).await;
     assert!(matches!(busy, Err(Error::Conflict(_))), "{busy:?}");
     store
         .complete(job.id, claimed.lease, completion(), NOW)
         .await
         .unwrap();
-    store.delete(job.id).await.unwrap();
+    store.delete(job.id, NOW).await.unwrap();
     assert!(store.get(job.id).await.unwrap().is_none());
     assert!(matches!(
-        store.delete(job.id).await,
+        store.delete(job.id, NOW).await,
         Err(Error::NotFound(_))
     ));
 }
@@ -426,7 +444,7 @@ async fn check_logs_are_counted_per_attempt_and_paged_in_order(store: &dyn JobSt
     log_lines(store, job.id, 1, "first", 3);
     let retry = failure(ErrorKind::Retryable, AfterFailure::RetryAt(NOW));
     store.fail(job.id, first.lease, retry, NOW).await.unwrap();
-    store.promote_due(NOW, 10).await.unwrap();
+    store.promote_due(NOW, 10).await.unwrap().jobs.len();
     let second = claim_one(store, NOW).await;
     let many = DETAIL_LOG_LINES as usize + 5;
     log_lines(store, job.id, 2, "second", many);
@@ -801,7 +819,7 @@ async fn check_cancelling_a_batch(store: &dyn JobStore) {
     let batch_id = batch.id;
     store.create_batch(batch, NOW).await.unwrap();
     let running = claim_one(store, NOW).await;
-    let interrupted = store.cancel_batch(batch_id, NOW).await.unwrap();
+    let interrupted = store.cancel_batch(batch_id, NOW).await.unwrap().value;
     assert_eq!(interrupted, [running.job.id]);
     let info = store.batch(batch_id).await.unwrap().unwrap();
     assert!(info.cancelled_at.is_some());
@@ -852,14 +870,33 @@ async fn check_recurring_jobs_fire_once_per_occurrence(store: &dyn JobStore) {
         .unwrap();
     assert!(put.created);
     assert_eq!(put.recurring.next_run_at, Some(NOW + 5_000));
-    assert_eq!(store.fire_recurring(NOW + 4_999).await.unwrap(), 0);
+    assert_eq!(
+        store.fire_recurring(NOW + 4_999).await.unwrap().value.len(),
+        0
+    );
     let mut fired = 0;
     for now in [NOW + 5_000, NOW + 5_000, NOW + 5_300, NOW + 9_999] {
-        fired += store.fire_recurring(now).await.unwrap();
+        fired += store.fire_recurring(now).await.unwrap().value.len();
     }
     assert_eq!(fired, 1, "one job for the occurrence at +5 s");
-    assert_eq!(store.fire_recurring(NOW + 10_100).await.unwrap(), 1);
-    assert_eq!(store.fire_recurring(NOW + 10_200).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .fire_recurring(NOW + 10_100)
+            .await
+            .unwrap()
+            .value
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .fire_recurring(NOW + 10_200)
+            .await
+            .unwrap()
+            .value
+            .len(),
+        0
+    );
     let jobs = jobs_of(store, "tick").await;
     let reasons: Vec<&str> = jobs.iter().map(|(_, reason)| reason.as_str()).collect();
     assert_eq!(
@@ -890,8 +927,11 @@ async fn check_missed_recurring_occurrences_run_once_or_never(store: &dyn JobSto
     }
     // Down for an hour: 720 occurrences missed.
     let back = NOW + 3_600_000 + 1_234;
-    assert_eq!(store.fire_recurring(back).await.unwrap(), 1);
-    assert_eq!(store.fire_recurring(back + 100).await.unwrap(), 0);
+    assert_eq!(store.fire_recurring(back).await.unwrap().value.len(), 1);
+    assert_eq!(
+        store.fire_recurring(back + 100).await.unwrap().value.len(),
+        0
+    );
     let once = jobs_of(store, "once").await;
     assert_eq!(
         once.len(),
@@ -924,8 +964,20 @@ async fn check_paused_recurring_jobs_do_not_fire_and_resume_from_now(store: &dyn
         .unwrap();
     assert!(paused.paused);
     assert_eq!(paused.next_run_at, None);
-    assert_eq!(store.fire_recurring(NOW + 60_000).await.unwrap(), 0);
-    let triggered = store.trigger_recurring("p", NOW + 61_000).await.unwrap();
+    assert_eq!(
+        store
+            .fire_recurring(NOW + 60_000)
+            .await
+            .unwrap()
+            .value
+            .len(),
+        0
+    );
+    let triggered = store
+        .trigger_recurring("p", NOW + 61_000)
+        .await
+        .unwrap()
+        .value;
     assert_eq!(triggered.state, JobState::Enqueued);
     let after_trigger = store.recurring("p").await.unwrap().unwrap();
     assert_eq!(after_trigger.last_job_id, Some(triggered.id));
@@ -944,8 +996,24 @@ async fn check_paused_recurring_jobs_do_not_fire_and_resume_from_now(store: &dyn
         Some(NOW + 65_000),
         "no burst of the paused time"
     );
-    assert_eq!(store.fire_recurring(NOW + 62_000).await.unwrap(), 0);
-    assert_eq!(store.fire_recurring(NOW + 65_000).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .fire_recurring(NOW + 62_000)
+            .await
+            .unwrap()
+            .value
+            .len(),
+        0
+    );
+    assert_eq!(
+        store
+            .fire_recurring(NOW + 65_000)
+            .await
+            .unwrap()
+            .value
+            .len(),
+        1
+    );
     let reasons: Vec<String> = jobs_of(store, "p")
         .await
         .into_iter()
@@ -990,8 +1058,24 @@ async fn check_put_recurring_updates_and_recomputes_the_schedule(store: &dyn Job
     let all = store.list_recurring().await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].definition.schedule.expression(), "0 * * * * *");
-    assert_eq!(store.fire_recurring(NOW + 39_999).await.unwrap(), 0);
-    assert_eq!(store.fire_recurring(NOW + 40_000).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .fire_recurring(NOW + 39_999)
+            .await
+            .unwrap()
+            .value
+            .len(),
+        0
+    );
+    assert_eq!(
+        store
+            .fire_recurring(NOW + 40_000)
+            .await
+            .unwrap()
+            .value
+            .len(),
+        1
+    );
     let jobs = jobs_of(store, "r").await;
     assert_eq!(jobs[0].0.args.to_value(), json!({"from": "r", "v": 2}));
 }
@@ -1001,7 +1085,10 @@ async fn check_delete_recurring_keeps_its_jobs(store: &dyn JobStore) {
         .put_recurring(every_5s("d", Misfire::RunOnce), NOW)
         .await
         .unwrap();
-    assert_eq!(store.fire_recurring(NOW + 5_000).await.unwrap(), 1);
+    assert_eq!(
+        store.fire_recurring(NOW + 5_000).await.unwrap().value.len(),
+        1
+    );
     store.delete_recurring("d").await.unwrap();
     assert!(store.recurring("d").await.unwrap().is_none());
     assert!(store.list_recurring().await.unwrap().is_empty());
@@ -1009,7 +1096,15 @@ async fn check_delete_recurring_keeps_its_jobs(store: &dyn JobStore) {
         store.delete_recurring("d").await.unwrap_err(),
         Error::RecurringNotFound(_)
     ));
-    assert_eq!(store.fire_recurring(NOW + 10_000).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .fire_recurring(NOW + 10_000)
+            .await
+            .unwrap()
+            .value
+            .len(),
+        0
+    );
     assert_eq!(jobs_of(store, "d").await.len(), 1, "its job stays");
 }
 
@@ -1227,7 +1322,7 @@ async fn check_agent_locks_respect_concurrency_and_go_with_their_job(store: &dyn
     let third = add(store, bound_job("a1")).await;
     claim_one(store, NOW + 4).await;
     assert!(acquire(store, "a1", third.id, NOW + 4).await.held.is_ok());
-    assert_eq!(store.release(OWNER, NOW + 5).await.unwrap(), 1);
+    assert_eq!(store.release(OWNER, NOW + 5).await.unwrap().jobs.len(), 1);
     assert!(holders(store, "a1").await.is_empty(), "a release lets go");
 
     let stale = new_job_id();
@@ -1346,10 +1441,10 @@ async fn check_tasks_are_stored_with_their_job_and_move_between_agents(store: &d
     let stored = store.task(task_id).await.unwrap().unwrap();
     assert_eq!(
         (
-            stored.job_id,
-            stored.agent_id.as_str(),
-            stored.queue.as_str(),
-            stored.state
+            stored.job.id,
+            stored.agent_id(),
+            stored.job.queue.as_str(),
+            stored.job.state
         ),
         (job_id, "a1", "agent-a1", JobState::Enqueued)
     );
@@ -1364,7 +1459,7 @@ async fn check_tasks_are_stored_with_their_job_and_move_between_agents(store: &d
     );
     let moved = store.task(task_id).await.unwrap().unwrap();
     assert_eq!(
-        (moved.agent_id.as_str(), moved.queue.as_str()),
+        (moved.agent_id(), moved.job.queue.as_str()),
         ("a2", "agent-a2")
     );
     let filter = TaskFilter {
@@ -1402,7 +1497,7 @@ async fn check_tasks_are_stored_with_their_job_and_move_between_agents(store: &d
         .await
         .unwrap();
     let done = store.task(task_id).await.unwrap().unwrap();
-    assert_eq!((done.state, done.exec), (JobState::Failed, Some(exec)));
+    assert_eq!((done.job.state, done.exec), (JobState::Failed, Some(exec)));
     let metrics = store.agent_metrics("a2", NOW + 2000).await.unwrap();
     assert_eq!(
         (metrics.tasks_run, metrics.succeeded, metrics.failed),
@@ -1414,7 +1509,7 @@ async fn check_tasks_are_stored_with_their_job_and_move_between_agents(store: &d
     );
     assert!((metrics.utilisation_last_hour - 1500.0 / 3_600_000.0).abs() < 1e-9);
 
-    store.delete(job_id).await.unwrap();
+    store.delete(job_id, NOW).await.unwrap();
     assert!(
         store.task(task_id).await.unwrap().is_none(),
         "a task goes with its job"
@@ -1482,8 +1577,9 @@ pub(crate) mod disk {
 }
 
 mod sqlite {
+    use super::super::Durability;
     use super::super::JobStore;
-    use super::super::sqlite::{Durability, SqliteStore};
+    use super::super::sqlite::SqliteStore;
     use std::sync::Arc;
 
     async fn open() -> (Arc<dyn JobStore>, tempfile::TempDir) {
@@ -1533,6 +1629,11 @@ mod sqlite {
         check_agents_are_defined_replaced_and_deleted,
         check_jobs_of_parked_agents_wait,
         check_tasks_are_stored_with_their_job_and_move_between_agents,
+        check_every_write_reports_the_jobs_it_moved,
+        check_finishing_a_parent_reports_what_its_continuations_did,
+        check_batch_writes_report_their_jobs_and_progress,
+        check_ending_an_agent_run_reports_the_freed_lock,
+        check_recurring_workflow_and_task_writes_report_their_jobs,
     );
 
     #[tokio::test]

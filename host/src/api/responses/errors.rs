@@ -1,0 +1,21 @@
+//! The body of every error answer.
+
+use serde::Serialize;
+
+/// Every 4xx and 5xx answer (see [`super::super::ApiError`]), including the refusals of
+/// the HTTP layer itself.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorBody {
+    /// What was wrong.
+    pub(crate) error: String,
+    /// The value refused, on a 422 from a check of the API's own; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) field: Option<String>,
+}
+
+impl ErrorBody {
+    /// An error that names no field.
+    pub(crate) fn new(error: String) -> ErrorBody {
+        ErrorBody { error, field: None }
+    }
+}

@@ -1,0 +1,80 @@
+//! Answers about recurring jobs.
+
+use crate::model::{JobId, JobState, rfc3339};
+use crate::store::{Misfire, RecurringJob};
+use serde::Serialize;
+
+/// A recurring job: `GET /api/recurring/{id}`, `POST /api/recurring/{id}/pause` and
+/// `/resume`, each of `GET /api/recurring`, and `PUT /api/recurring/{id}` (201 when new,
+/// 200 when replaced; with a `warning`, see [`super::Warned`]).
+#[derive(Debug, Serialize)]
+pub(crate) struct RecurringView {
+    /// Its id.
+    pub(crate) id: String,
+    /// Its cron expression, as given.
+    pub(crate) cron: String,
+    /// The time zone the expression is read in.
+    pub(crate) timezone: String,
+    /// The plugin its jobs run.
+    pub(crate) plugin: String,
+    /// The args of every job (a JSON object).
+    pub(crate) args: serde_json::Value,
+    /// The queue of its jobs.
+    pub(crate) queue: String,
+    /// The priority of its jobs.
+    pub(crate) priority: i32,
+    /// Attempts each job gets.
+    pub(crate) max_attempts: u32,
+    /// What missed occurrences get.
+    pub(crate) misfire: Misfire,
+    /// Whether it is paused.
+    pub(crate) paused: bool,
+    /// When it fires next (RFC 3339); `null` if never (or paused).
+    pub(crate) next_run_at: Option<String>,
+    /// When it last fired; `null` if never.
+    pub(crate) last_run_at: Option<String>,
+    /// The job it last enqueued; `null` if none.
+    pub(crate) last_job_id: Option<JobId>,
+    /// That job's state; `null` if none (or deleted).
+    pub(crate) last_job_state: Option<JobState>,
+}
+
+/// `GET /api/recurring`.
+#[derive(Debug, Serialize)]
+pub(crate) struct RecurringList {
+    /// Every recurring job.
+    pub(crate) recurring: Vec<RecurringView>,
+}
+
+/// `POST /api/recurring/{id}/trigger` (201): the job enqueued now.
+#[derive(Debug, Serialize)]
+pub(crate) struct RecurringTriggered {
+    /// The job.
+    pub(crate) id: JobId,
+    /// Its state.
+    pub(crate) state: JobState,
+    /// The recurring job it belongs to.
+    pub(crate) recurring_id: String,
+}
+
+impl From<RecurringJob> for RecurringView {
+    fn from(recurring: RecurringJob) -> RecurringView {
+        let definition = recurring.definition;
+        RecurringView {
+            cron: definition.schedule.expression().to_owned(),
+            timezone: definition.schedule.timezone().to_owned(),
+            id: definition.id,
+            plugin: definition.plugin,
+            args: definition.args,
+            queue: definition.queue,
+            priority: definition.priority,
+            max_attempts: definition.max_attempts,
+            misfire: definition.misfire,
+            paused: recurring.paused,
+            next_run_at: recurring.next_run_at.map(rfc3339::format),
+            last_run_at: recurring.last_run_at.map(rfc3339::format),
+            last_job_id: recurring.last_job_id,
+            last_job_state: recurring.last_job_state,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The engine's [`ChangeSink`]: what each store write changed becomes one event per
+//! change (and a task's job, as it is created, a `task.created` first), published as the
+//! write commits, so a job's events come in the order its changes happened; and the
+//! dispatcher wakes when a job became ready.
+
+use crate::events::{Event, EventBus, Ids};
+use crate::store::{BatchProgress, ChangeSink, Changes, JobChange};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Publishes changes on `events` and wakes the dispatcher through `wake`.
+#[derive(Debug)]
+pub(super) struct Publisher {
+    /// Where events go.
+    pub(super) events: EventBus,
+    /// Wakes the dispatcher.
+    pub(super) wake: Arc<Notify>,
+}
+
+impl ChangeSink for Publisher {
+    fn changed(&self, changes: &Changes) {
+        if changes.any_ready() {
+            self.wake.notify_one();
+        }
+        if !self.events.is_heard() {
+            return;
+        }
+        for change in &changes.jobs {
+            let Some(event) = event_of(change) else {
+                continue;
+            };
+            let ids = ids_of(change);
+            if change.task.is_some() && change.from.is_none() {
+                let queue = change.queue.clone();
+                self.events
+                    .publish(ids.clone(), Event::TaskCreated { queue });
+            }
+            let freed = change.frees_agent().is_some();
+            self.events.publish(ids.clone(), event);
+            if freed {
+                self.events.publish(ids, Event::AgentReleased);
+            }
+        }
+        for batch in &changes.batches {
+            self.events.publish(Ids::default(), progress_of(batch));
+        }
+    }
+}
+
+/// The ids of `change`'s event: its job, task, agent, and the run it started.
+fn ids_of(change: &JobChange) -> Ids {
+    Ids {
+        job: Some(change.id),
+        task: change.task,
+        agent: change.agent.as_deref().map(Into::into),
+        correlation: change.lease,
+    }
+}
+
+/// The event a job's move is (none for a change with no state on either side, which no
+/// write makes).
+fn event_of(change: &JobChange) -> Option<Event> {
+    let queue = change.queue.clone();
+    let reason = change.reason.clone();
+    Some(match (change.from, change.to) {
+        (None, Some(state)) => Event::JobCreated {
+            state,
+            queue,
+            reason,
+        },
+        (Some(from), Some(to)) => Event::JobMoved {
+            from,
+            to,
+            queue,
+            attempt: change.attempt,
+            reason,
+        },
+        (Some(from), None) => Event::JobDeleted {
+            from,
+            queue,
+            reason,
+        },
+        (None, None) => return None,
+    })
+}
+
+fn progress_of(batch: &BatchProgress) -> Event {
+    Event::BatchProgress {
+        batch: batch.id,
+        total: batch.total,
+        succeeded: batch.succeeded,
+        failed: batch.failed,
+        cancelled: batch.cancelled,
+        done: batch.is_done(),
+    }
+}

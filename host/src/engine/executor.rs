@@ -54,7 +54,7 @@ async fn builtin(work: impl Future<Output = Result<serde_json::Value, String>>) 
 
 /// The built-in cleanup: what it removed.
 async fn clean(shared: &Shared) -> Result<serde_json::Value, String> {
-    let done = super::retention::clean(shared)
+    let done = super::retention::clean(shared.store.as_ref(), shared.config.retention)
         .await
         .map_err(|e| e.to_string())?;
     Ok(serde_json::json!({
@@ -86,7 +86,7 @@ enum Ended {
 pub(super) async fn execute(shared: &Shared, claimed: Claimed, permit: OwnedSemaphorePermit) {
     let id = claimed.job.id;
     run_and_record(shared, claimed, permit).await;
-    shared.let_go(id);
+    shared.held.let_go(id);
 }
 
 async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphorePermit) {
@@ -97,7 +97,8 @@ async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphor
     };
     if let Some(bound) = agent.as_ref().and_then(AgentRun::agent) {
         // Holding it may have made the agent busy.
-        agents::publish_changes(shared, std::slice::from_ref(bound));
+        let bound = std::slice::from_ref(bound);
+        shared.agents.publish_statuses(&shared.events, bound);
     }
     let ids = agent.as_ref().map_or_else(
         || Ids {
@@ -106,13 +107,7 @@ async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphor
         },
         |agent| agent.ids().clone(),
     );
-    let cancel = shared
-        .running
-        .lock()
-        .expect("running lock poisoned")
-        .entry(job.id)
-        .or_default()
-        .clone();
+    let cancel = shared.held.token(job.id);
     for filter in &shared.filters {
         filter.before_run(&job);
     }
@@ -134,11 +129,7 @@ async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphor
     };
     drop(permit);
     note_run_time(shared, started.elapsed());
-    shared
-        .running
-        .lock()
-        .expect("running lock poisoned")
-        .remove(&job.id);
+    shared.held.ended(job.id);
     let digest = plugin.as_ref().map(|p| p.digest.clone());
     let policy = retry_policy(plugin.as_deref());
     let report = match ended {

@@ -4,8 +4,8 @@
 //! [`super::publish`]); the events that are not a job's (`batch.*`, `workflow.*`,
 //! `recurring.fired`, `queue.*`) are published here.
 
-use super::{Scheduler, Shared, workflows};
-use crate::events::{Event, Ids};
+use super::{Scheduler, workflows};
+use crate::events::{Event, EventBus, Ids};
 use crate::model::{Job, JobId, Millis, now_ms};
 use crate::store::workflows::{Advanced, RunState};
 use crate::store::{
@@ -53,7 +53,7 @@ impl Scheduler {
     pub async fn cancel(&self, id: JobId, now: Millis) -> store::Result<CancelOutcome> {
         let cancelled = self.shared.store.cancel(id, now).await?;
         if cancelled.value == CancelOutcome::Requested {
-            self.shared.interrupt(id);
+            self.shared.held.interrupt(id);
         }
         Ok(cancelled.value)
     }
@@ -66,7 +66,7 @@ impl Scheduler {
     pub async fn cancel_batch(&self, id: JobId, now: Millis) -> store::Result<Vec<JobId>> {
         let cancelled = self.shared.store.cancel_batch(id, now).await?;
         for job in &cancelled.value {
-            self.shared.interrupt(*job);
+            self.shared.held.interrupt(*job);
         }
         self.shared
             .events
@@ -156,7 +156,7 @@ impl Scheduler {
     pub async fn trigger_recurring(&self, id: &str, now: Millis) -> store::Result<Job> {
         let triggered = self.shared.store.trigger_recurring(id, now).await?;
         let job = triggered.value;
-        fired(&self.shared, &[(id.to_owned(), job.id)]);
+        fired(&self.shared.events, &[(id.to_owned(), job.id)]);
         Ok(job)
     }
 
@@ -205,8 +205,9 @@ impl Scheduler {
         };
         shared.events.publish(Ids::default(), started);
         let state = advanced.state;
-        workflows::published(shared, run, &advanced);
-        workflows::cancel_jobs(shared, &advanced.to_cancel, now_ms()).await;
+        workflows::published(&shared.events, run, &advanced);
+        let store = shared.store.as_ref();
+        workflows::cancel_jobs(store, &shared.held, &advanced.to_cancel, now_ms()).await;
         Ok((run, state))
     }
 
@@ -225,19 +226,17 @@ impl Scheduler {
             ended: true,
             ..Advanced::default()
         };
-        workflows::published(shared, run, &ended);
-        workflows::cancel_jobs(shared, &jobs, now).await;
+        workflows::published(&shared.events, run, &ended);
+        workflows::cancel_jobs(shared.store.as_ref(), &shared.held, &jobs, now).await;
         Ok(true)
     }
 }
 
 /// Publishes `recurring.fired` for each job a firing enqueued (after the job's own
 /// `job.created`, published as the firing committed).
-pub(super) fn fired(shared: &Shared, jobs: &[(String, JobId)]) {
+pub(super) fn fired(events: &EventBus, jobs: &[(String, JobId)]) {
     for (recurring, job) in jobs {
         let recurring = recurring.clone();
-        shared
-            .events
-            .publish(Ids::job(*job), Event::RecurringFired { recurring });
+        events.publish(Ids::job(*job), Event::RecurringFired { recurring });
     }
 }

@@ -2,8 +2,12 @@
 //! jobs, fire due recurring jobs, advance workflow runs, and fail the attempts whose
 //! lease expired (their host died), which then go where their retry policy says.
 
-use super::{Shared, executor};
+use super::held::Held;
+use super::{SchedulerConfig, Shared, executor, lifecycle, workflows};
+use crate::events::EventBus;
 use crate::model::{ErrorKind, JobError, Millis, Usage, now_ms};
+use crate::plugins::Registry;
+use crate::store::JobStore;
 use crate::store::{self, Claimed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,21 +31,22 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut expire = tokio::time::interval(EXPIRE_EVERY);
     let mut advance = tokio::time::interval(ADVANCE_EVERY);
     let mut heartbeat = tokio::time::interval(shared.config.lease / 3);
+    let store = shared.store.as_ref();
     loop {
         tokio::select! {
             () = shared.stop_claiming.cancelled() => return,
-            _ = promote.tick() => promote_due(&shared).await,
-            _ = fire.tick() => fire_recurring(&shared).await,
-            _ = expire.tick() => expire_leases(&shared).await,
-            _ = advance.tick() => super::workflows::advance_all(&shared).await,
-            _ = heartbeat.tick() => renew_leases(&shared).await,
+            _ = promote.tick() => promote_due(store).await,
+            _ = fire.tick() => fire_recurring(store, &shared.events).await,
+            _ = expire.tick() => expire_leases(store, &shared.held, &shared.registry).await,
+            _ = advance.tick() => workflows::advance_all(store, &shared.events, &shared.held).await,
+            _ = heartbeat.tick() => renew_leases(store, &shared.held, &shared.config).await,
         }
     }
 }
 
-async fn promote_due(shared: &Shared) {
+async fn promote_due(store: &dyn JobStore) {
     loop {
-        match shared.store.promote_due(now_ms(), BATCH).await {
+        match store.promote_due(now_ms(), BATCH).await {
             Ok(promoted) => {
                 if promoted.jobs.len() < BATCH as usize {
                     return;
@@ -55,13 +60,13 @@ async fn promote_due(shared: &Shared) {
     }
 }
 
-async fn fire_recurring(shared: &Shared) {
-    match shared.store.fire_recurring(now_ms()).await {
+async fn fire_recurring(store: &dyn JobStore, events: &EventBus) {
+    match store.fire_recurring(now_ms()).await {
         Ok(fired) => {
             if !fired.value.is_empty() {
                 tracing::debug!(jobs = fired.value.len(), "enqueued recurring jobs");
             }
-            super::lifecycle::fired(shared, &fired.value);
+            lifecycle::fired(events, &fired.value);
         }
         Err(e) => tracing::error!(error = %e, "firing recurring jobs failed"),
     }
@@ -71,17 +76,17 @@ async fn fire_recurring(shared: &Shared) {
 /// and the job goes back by its retry policy, or fails once its attempts are used up.
 /// Leases this process still holds are left to the next renewal (they expired only
 /// because the store took no writes for a while).
-async fn expire_leases(shared: &Shared) {
-    let expired = match shared.store.expired_leases(now_ms(), BATCH).await {
+async fn expire_leases(store: &dyn JobStore, held: &Held, registry: &Registry) {
+    let expired = match store.expired_leases(now_ms(), BATCH).await {
         Ok(expired) => expired,
         Err(e) => return tracing::error!(error = %e, "looking for expired leases failed"),
     };
     let now = now_ms();
     let writes: Vec<_> = expired
         .iter()
-        .filter(|Claimed { job, lease }| !shared.holds(job.id, *lease))
+        .filter(|Claimed { job, lease }| !held.holds(job.id, *lease))
         .map(|Claimed { job, lease }| {
-            let plugin = shared.registry.get(&job.plugin);
+            let plugin = registry.get(&job.plugin);
             let policy = executor::retry_policy(plugin.as_deref());
             let error = JobError::new(
                 ErrorKind::LeaseExpired,
@@ -91,7 +96,7 @@ async fn expire_leases(shared: &Shared) {
                 ),
             );
             let failure = executor::failure(job, error, &policy, None, Usage::default(), now);
-            shared.store.fail(job.id, *lease, failure, now)
+            store.fail(job.id, *lease, failure, now)
         })
         .collect();
     if writes.is_empty() {
@@ -114,16 +119,13 @@ async fn expire_leases(shared: &Shared) {
     }
 }
 
-async fn renew_leases(shared: &Shared) {
-    let until = now_ms() + shared.config.lease.as_millis() as Millis;
-    if let Err(e) = shared.store.heartbeat(&shared.live_leases(), until).await {
+async fn renew_leases(store: &dyn JobStore, held: &Held, config: &SchedulerConfig) {
+    let until = now_ms() + config.lease.as_millis() as Millis;
+    if let Err(e) = store.heartbeat(&held.live_leases(), until).await {
         tracing::error!(error = %e, "renewing leases failed");
     }
-    let agents_until = now_ms() + shared.config.agents.lock.as_millis() as Millis;
-    let renewed = shared
-        .store
-        .renew_agent_locks(&shared.config.owner, agents_until)
-        .await;
+    let agents_until = now_ms() + config.agents.lock.as_millis() as Millis;
+    let renewed = store.renew_agent_locks(&config.owner, agents_until).await;
     if let Err(e) = renewed {
         tracing::error!(error = %e, "renewing agent locks failed");
     }

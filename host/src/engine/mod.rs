@@ -8,6 +8,7 @@
 pub mod agents;
 mod executor;
 pub mod filters;
+mod held;
 mod lifecycle;
 mod maintenance;
 mod output;
@@ -19,14 +20,15 @@ pub mod workflows;
 pub use retention::{CLEANUP_ID, CLEANUP_PLUGIN, Cleanup, Retention, cleanup_schedule};
 
 use crate::events::EventBus;
-use crate::model::{JobId, Millis, now_ms};
+use crate::model::{Millis, now_ms};
 use crate::plugins::Registry;
 use crate::runtime::Runtime;
-use crate::store::{self, ClaimParams, Claimed, JobStore, LeaseId};
+use crate::store::{self, ClaimParams, Claimed, JobStore};
 use filters::{Counters, Counts, Filter, RunLog};
-use std::collections::{HashMap, VecDeque};
+use held::Held;
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -81,13 +83,8 @@ struct Shared {
     config: SchedulerConfig,
     /// Wakes the dispatcher: a job became ready.
     wake: Arc<Notify>,
-    /// Cancellation tokens of the jobs this process holds, by job. A cancel that
-    /// arrives before its run starts leaves a cancelled token for the run to find.
-    running: Mutex<HashMap<JobId, CancellationToken>>,
-    /// Leases of the jobs this process claimed and has not finished with (running,
-    /// waiting for a worker, or having their outcome written): only these are renewed,
-    /// so a job whose outcome could not be written is let go and runs again.
-    leases: Mutex<HashMap<JobId, LeaseId>>,
+    /// The jobs this process holds: their leases and runs.
+    held: Held,
     /// Recent run time in microseconds (a moving average): prefetching pays only for
     /// short runs.
     recent_run_us: AtomicU64,
@@ -128,8 +125,7 @@ impl Scheduler {
             events,
             config,
             wake,
-            running: Mutex::default(),
-            leases: Mutex::default(),
+            held: Held::default(),
             recent_run_us: AtomicU64::new(LONG_RUN_US),
             stop_claiming: CancellationToken::new(),
             abandon: CancellationToken::new(),
@@ -175,7 +171,7 @@ impl Scheduler {
     /// # Errors
     /// The store failed.
     pub async fn cleanup(&self) -> store::Result<Cleanup> {
-        retention::clean(&self.shared).await
+        retention::clean(self.shared.store.as_ref(), self.shared.config.retention).await
     }
 
     /// Stops claiming, lets running jobs finish within the grace period, releases the
@@ -200,35 +196,6 @@ impl Scheduler {
             }
             Err(e) => tracing::error!(error = %e, "releasing unfinished jobs failed"),
         }
-    }
-}
-
-impl Shared {
-    /// The leases this process still means to renew.
-    fn live_leases(&self) -> Vec<(JobId, LeaseId)> {
-        let leases = self.leases.lock().expect("leases lock poisoned");
-        leases.iter().map(|(id, lease)| (*id, *lease)).collect()
-    }
-
-    /// Whether this process still holds `lease` on `id`.
-    fn holds(&self, id: JobId, lease: LeaseId) -> bool {
-        let leases = self.leases.lock().expect("leases lock poisoned");
-        leases.get(&id) == Some(&lease)
-    }
-
-    /// Stops renewing the lease of `id`: this process is done with it.
-    fn let_go(&self, id: JobId) {
-        self.leases
-            .lock()
-            .expect("leases lock poisoned")
-            .remove(&id);
-    }
-
-    /// Stops the run of `id` in this process, now or, if it has not started yet, as soon
-    /// as it does.
-    fn interrupt(&self, id: JobId) {
-        let mut running = self.running.lock().expect("running lock poisoned");
-        running.entry(id).or_default().cancel();
     }
 }
 
@@ -297,8 +264,7 @@ async fn claim(shared: &Shared, limit: usize) -> Vec<Claimed> {
     };
     match shared.store.claim(&params, now_ms()).await {
         Ok(claimed) => {
-            let mut leases = shared.leases.lock().expect("leases lock poisoned");
-            leases.extend(claimed.iter().map(|c| (c.job.id, c.lease)));
+            shared.held.take(&claimed);
             claimed
         }
         Err(e) => {

@@ -18,6 +18,10 @@ pub(super) struct Publisher {
 }
 
 impl ChangeSink for Publisher {
+    fn listening(&self) -> bool {
+        self.events.is_heard()
+    }
+
     fn changed(&self, changes: &Changes) {
         if changes.any_ready() {
             self.wake.notify_one();

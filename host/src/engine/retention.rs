@@ -6,9 +6,9 @@
 //! executor runs in the host instead of a WASI component. Its result says how many jobs
 //! it removed.
 
-use super::Shared;
 use crate::cron::Schedule;
 use crate::model::{Millis, now_ms};
+use crate::store::JobStore;
 use crate::store::{Misfire, RecurringDefinition};
 use std::time::Duration;
 
@@ -68,17 +68,18 @@ fn before(now: Millis, age: Duration) -> Millis {
 }
 
 /// Removes every finished job older than the retention, a batch at a time.
-pub(super) async fn clean(shared: &Shared) -> crate::store::Result<Cleanup> {
+pub(super) async fn clean(
+    store: &dyn JobStore,
+    retention: Retention,
+) -> crate::store::Result<Cleanup> {
     let now = now_ms();
-    let retention = shared.config.retention;
     let mut cleanup = Cleanup {
         removed: 0,
         succeeded_before: before(now, retention.succeeded),
         failed_before: before(now, retention.failed),
     };
     loop {
-        let removed = shared
-            .store
+        let removed = store
             .delete_finished(cleanup.succeeded_before, cleanup.failed_before, BATCH, now)
             .await?;
         let removed = removed.jobs.len();

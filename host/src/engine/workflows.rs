@@ -2,8 +2,8 @@
 //! plugin defaults) and the advancer, which the upkeep task calls every few hundred
 //! milliseconds to move every running run on (see [`crate::store::workflows`]).
 
-use super::Shared;
-use crate::events::{Event, Ids};
+use super::held::Held;
+use crate::events::{Event, EventBus, Ids};
 use crate::model::{JobId, Millis, new_job_id, now_ms};
 use crate::plugins::Registry;
 use crate::store::workflows::{Advanced, NewWorkflowRun};
@@ -124,8 +124,8 @@ pub async fn create_run(
 
 /// Advances every running run once; wakes the dispatcher when jobs were enqueued and
 /// cancels the leftover jobs of runs that failed.
-pub(super) async fn advance_all(shared: &Shared) {
-    let runs = match shared.store.running_workflow_runs().await {
+pub(super) async fn advance_all(store: &dyn JobStore, events: &EventBus, held: &Held) {
+    let runs = match store.running_workflow_runs().await {
         Ok(runs) => runs,
         Err(e) => {
             tracing::error!(error = %e, "listing running workflow runs failed");
@@ -134,10 +134,10 @@ pub(super) async fn advance_all(shared: &Shared) {
     };
     for run in runs {
         let now = now_ms();
-        match shared.store.advance_workflow_run(run, now).await {
+        match store.advance_workflow_run(run, now).await {
             Ok(advanced) => {
-                published(shared, run, &advanced);
-                cancel_jobs(shared, &advanced.to_cancel, now).await;
+                published(events, run, &advanced);
+                cancel_jobs(store, held, &advanced.to_cancel, now).await;
             }
             Err(e) => tracing::error!(error = %e, %run, "advancing a workflow run failed"),
         }
@@ -146,30 +146,30 @@ pub(super) async fn advance_all(shared: &Shared) {
 
 /// Publishes what an advance of `run` did (its jobs' changes were published as it
 /// committed): its steps' moves, then its end.
-pub(super) fn published(shared: &Shared, run: JobId, advanced: &Advanced) {
+pub(super) fn published(events: &EventBus, run: JobId, advanced: &Advanced) {
     for (step, state, job) in &advanced.steps {
         let ids = job.map(Ids::job).unwrap_or_default();
         let step = step.clone();
         let state = state.as_str();
         let event = Event::WorkflowStep { run, step, state };
-        shared.events.publish(ids, event);
+        events.publish(ids, event);
     }
     if let Some(state) = advanced.state.filter(|_| advanced.ended) {
         let event = Event::WorkflowEnded {
             run,
             state: state.as_str(),
         };
-        shared.events.publish(Ids::default(), event);
+        events.publish(Ids::default(), event);
     }
 }
 
 /// Cancels `jobs` like [`super::Scheduler::cancel`]; jobs that already ended are left.
-pub(super) async fn cancel_jobs(shared: &Shared, jobs: &[JobId], now: Millis) {
+pub(super) async fn cancel_jobs(store: &dyn JobStore, held: &Held, jobs: &[JobId], now: Millis) {
     for &job in jobs {
-        match shared.store.cancel(job, now).await {
+        match store.cancel(job, now).await {
             Ok(cancelled) => {
                 if cancelled.value == CancelOutcome::Requested {
-                    shared.interrupt(job);
+                    held.interrupt(job);
                 }
             }
             Err(store::Error::Conflict(_)) => {}

@@ -1,9 +1,6 @@
-//! Storage of agents, their locks, and tasks: the [`AgentStore`] trait and its types.
-//!
-//! The agent lock: a job takes an agent with one conditional insert that succeeds only
-//! while the agent is healthy and holds fewer unexpired locks than its
-//! `max_concurrency`. The lock lasts until it expires unless renewed, and goes away in
-//! the same transaction as its job leaves `processing`, however it leaves.
+//! Storage of agents: the [`AgentStore`] trait, and the types that agents, their locks
+//! ([`super::AgentLocks`]) and tasks ([`super::TaskStore`]) are stored and read with.
+//! What the agent lock is: see [`super::locks`].
 
 use super::{NewJob, Result};
 use crate::model::agent::{Agent, AgentSpec, Health, TaskPriority};
@@ -66,7 +63,7 @@ impl Task {
     }
 }
 
-/// Filters for [`AgentStore::tasks`].
+/// Filters for [`super::TaskStore::tasks`].
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
     /// Only tasks bound to this agent.
@@ -77,7 +74,7 @@ pub struct TaskFilter {
     pub limit: u32,
 }
 
-/// What [`AgentStore::acquire_agent`] got.
+/// What [`super::AgentLocks::acquire_agent`] got.
 #[derive(Debug, Clone)]
 pub struct Acquired {
     /// `Ok` when the job now holds the agent; why it cannot be had otherwise.
@@ -105,7 +102,8 @@ pub struct AgentMetrics {
     pub utilisation_last_hour: f64,
 }
 
-/// Storage of agents, agent locks and tasks.
+/// Storage of agents: their definitions, health, heartbeats, load and metrics, and the
+/// jobs bound to them.
 #[async_trait]
 pub trait AgentStore: Send + Sync {
     /// Registers a new agent.
@@ -147,19 +145,6 @@ pub trait AgentStore: Send + Sync {
         now: Millis,
     ) -> Result<()>;
 
-    /// Takes agent `agent_id` for job `job` until `until` (see the module doc).
-    async fn acquire_agent(
-        &self,
-        agent_id: &str,
-        job: JobId,
-        owner: &str,
-        until: Millis,
-        now: Millis,
-    ) -> Result<Acquired>;
-
-    /// Extends every agent lock held by `owner`'s running jobs to `until`.
-    async fn renew_agent_locks(&self, owner: &str, until: Millis) -> Result<u64>;
-
     /// Unfinished jobs bound to each agent (waiting or running), for agents that have any.
     async fn agent_load(&self) -> Result<HashMap<String, u64>>;
 
@@ -169,21 +154,6 @@ pub trait AgentStore: Send + Sync {
     /// Binds a job that has not started from agent `from` to agent `to` (moving it from
     /// `from`'s queue to `to`'s if it was there); `false` if it started or moved meanwhile.
     async fn rebind_job(&self, job: JobId, from: &str, to: &str, now: Millis) -> Result<bool>;
-
-    /// Stores a task and its job at once.
-    async fn create_task(&self, task: NewTask, now: Millis) -> Result<super::Changes>;
-
-    /// One task.
-    async fn task(&self, id: JobId) -> Result<Option<Task>>;
-
-    /// The task run by job `job`, if it is one.
-    async fn task_of_job(&self, job: JobId) -> Result<Option<JobId>>;
-
-    /// Tasks matching `filter`, newest first.
-    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
-
-    /// Records the outcome of a command a task's job ran.
-    async fn record_exec(&self, job: JobId, exec: ExecRecord) -> Result<()>;
 
     /// An agent's figures at `now`.
     async fn agent_metrics(&self, id: &str, now: Millis) -> Result<AgentMetrics>;

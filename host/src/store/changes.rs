@@ -132,6 +132,10 @@ impl Changes {
 pub trait ChangeSink: std::fmt::Debug + Send + Sync + 'static {
     /// Takes what one write changed.
     fn changed(&self, changes: &Changes);
+
+    /// Whether anyone listens now: when not, a store may leave out the changes that only
+    /// the sink would see (a claim's moves, which no caller needs).
+    fn listening(&self) -> bool;
 }
 
 /// A write's own answer together with what it changed.

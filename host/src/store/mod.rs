@@ -9,10 +9,12 @@
 
 pub mod agents;
 pub mod changes;
+pub mod locks;
 pub mod queues;
 mod reads;
 pub mod recurring;
 pub mod sqlite;
+pub mod tasks;
 #[cfg(test)]
 mod tests;
 pub mod workflows;
@@ -25,10 +27,12 @@ use crate::model::{
 pub use agents::AgentStore;
 use async_trait::async_trait;
 pub use changes::{BatchProgress, ChangeSink, Changed, Changes, JobChange};
+pub use locks::AgentLocks;
 pub use queues::{QueueInfo, QueueSettings, QueueStore};
 pub use reads::Reads;
 pub use recurring::{Misfire, PutRecurring, RecurringDefinition, RecurringJob, RecurringStore};
 use std::sync::Arc;
+pub use tasks::TaskStore;
 use uuid::Uuid;
 pub use workflows::WorkflowStore;
 
@@ -303,7 +307,15 @@ pub struct LogPage {
 /// Durable job storage. Implementations must pass the conformance suite in `store::tests`.
 #[async_trait]
 pub trait JobStore:
-    WorkflowStore + AgentStore + RecurringStore + QueueStore + Send + Sync + 'static
+    WorkflowStore
+    + AgentStore
+    + AgentLocks
+    + TaskStore
+    + RecurringStore
+    + QueueStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Stores a new job as `enqueued` (or `scheduled` when `run_at` is in the future),
     /// with its first history row; with a unique key held by an unfinished job, returns

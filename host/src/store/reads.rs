@@ -80,12 +80,12 @@ impl Reads {
         self.0.agent_metrics(id, now).await
     }
 
-    /// See [`super::AgentStore::task`].
+    /// See [`super::TaskStore::task`].
     pub async fn task(&self, id: JobId) -> Result<Option<Task>> {
         self.0.task(id).await
     }
 
-    /// See [`super::AgentStore::tasks`].
+    /// See [`super::TaskStore::tasks`].
     pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         self.0.tasks(filter).await
     }

@@ -15,7 +15,7 @@ pub(super) use run::AgentRun;
 
 use super::{Scheduler, Shared};
 use crate::cron::Schedule;
-use crate::events::{Event, Ids};
+use crate::events::{Event, EventBus, Ids};
 use crate::model::agent::{Agent, AgentSpec, AgentStatus, TaskPriority};
 use crate::model::{JobId, JsonText, Millis, new_job_id, now_ms};
 use crate::store::agents::NewTask;
@@ -84,6 +84,25 @@ pub(super) struct Agents {
 }
 
 impl Agents {
+    /// Publishes `agent.status` on `events` for every agent whose status differs from
+    /// the last published.
+    pub(super) fn publish_statuses(&self, events: &EventBus, agents: &[Agent]) {
+        let mut statuses = self.statuses.lock().expect("agent statuses lock poisoned");
+        for agent in agents {
+            let previous = statuses.insert(agent.spec.id.clone(), agent.status);
+            if previous != Some(agent.status) {
+                events.publish(
+                    Ids::agent(&agent.spec.id),
+                    Event::AgentStatus {
+                        status: agent.status,
+                        previous,
+                        reason: agent.status_reason.clone(),
+                    },
+                );
+            }
+        }
+    }
+
     /// The agents whose jobs wait.
     pub(super) fn parked(&self) -> Vec<String> {
         self.parked
@@ -335,7 +354,7 @@ pub(super) async fn sync(shared: &Shared) {
             return;
         }
     };
-    publish_changes(shared, &agents);
+    shared.agents.publish_statuses(&shared.events, &agents);
     declare_health_check(shared, !agents.is_empty()).await;
     *shared
         .agents
@@ -405,28 +424,6 @@ async fn declare_health_check(shared: &Shared, wanted: bool) {
                 .expect("health check flag lock poisoned") = Some(wanted);
         }
         Err(e) => tracing::error!(error = %e, "declaring the agent health check failed"),
-    }
-}
-
-/// Publishes `agent.status` for every agent whose status differs from the last published.
-pub(super) fn publish_changes(shared: &Shared, agents: &[Agent]) {
-    let mut statuses = shared
-        .agents
-        .statuses
-        .lock()
-        .expect("agent statuses lock poisoned");
-    for agent in agents {
-        let previous = statuses.insert(agent.spec.id.clone(), agent.status);
-        if previous != Some(agent.status) {
-            shared.events.publish(
-                Ids::agent(&agent.spec.id),
-                Event::AgentStatus {
-                    status: agent.status,
-                    previous,
-                    reason: agent.status_reason.clone(),
-                },
-            );
-        }
     }
 }
 

@@ -12,7 +12,7 @@
 use super::file::FileCheck;
 use super::journal;
 use super::rows::{JOB_COLUMNS, JobRow};
-use super::writer::{Command, Controls, Reply, Sink, report, write_failed};
+use super::writer::{Command, Controls, Reply, Sink, listening, report, write_failed};
 use crate::model::{Job, JobId, JobState, LogLine, Millis, Progress};
 use crate::store::changes::{Changes, JobChange};
 use crate::store::{AfterFailure, ClaimParams, Claimed, Completion, Error, Failure, LeaseId};
@@ -171,7 +171,8 @@ impl Group {
         if self.is_empty() {
             return self;
         }
-        let applied = self.apply(conn).await.map_err(|e| file.refine(e));
+        let starts = listening(sink);
+        let applied = self.apply(conn, starts).await.map_err(|e| file.refine(e));
         let applied = match applied {
             Ok(mut outcomes) => match self.follow_up(conn, &mut outcomes).await {
                 Ok(()) => Ok(outcomes),
@@ -242,7 +243,9 @@ impl Group {
         script
     }
 
-    async fn apply(&self, conn: &mut SqliteConnection) -> Result<Outcomes> {
+    /// Runs the group's script; the claims' moves are kept only if `starts` (someone
+    /// listens for them: no caller needs them).
+    async fn apply(&self, conn: &mut SqliteConnection, starts: bool) -> Result<Outcomes> {
         let script = self.script();
         let rows = script.query().fetch_all(&mut *conn).await?;
         let mut out = Outcomes {
@@ -273,8 +276,10 @@ impl Group {
                     let index: usize = claim.parse().map_err(|_| decode_error("row tag"))?;
                     let lease = parse_id(&row.try_get::<String, _>("lease_id")?)?;
                     let job = Job::try_from(JobRow::from_row(&row)?)?;
-                    out.started
-                        .push(JobChange::started(&job, lease, task_of(&row)?));
+                    if starts {
+                        out.started
+                            .push(JobChange::started(&job, lease, task_of(&row)?));
+                    }
                     out.claimed[index].push(Claimed { job, lease });
                 }
             }

@@ -7,8 +7,9 @@
 //! definition has moved past it. Jobs are inserted by [`batch::insert`], which records
 //! them `submitted`; the same transaction then writes the occurrence as the reason.
 
+use super::jobs::fetch_job;
 use super::rows::parse_state;
-use super::{SqliteStore, batch, fetch_job};
+use super::{SqliteStore, batch};
 use crate::cron::Schedule;
 use crate::model::{Job, JobId, Millis};
 use crate::store::changes::{Changed, Changes};

@@ -142,6 +142,11 @@ where
 /// Where committed changes go, once the engine has said (see [`ChangeSink`]).
 pub(super) type Sink = Arc<OnceLock<Arc<dyn ChangeSink>>>;
 
+/// Whether a sink is set and anyone listens to it.
+pub(super) fn listening(sink: &Sink) -> bool {
+    sink.get().is_some_and(|sink| sink.listening())
+}
+
 /// Hands committed `changes` to the sink, if there is one and they are not empty.
 pub(super) fn report(sink: &Sink, changes: &Changes) {
     if let Some(sink) = sink.get()

@@ -28,6 +28,10 @@ impl ChangeSink for Recorder {
     fn changed(&self, changes: &Changes) {
         self.0.lock().unwrap().extend(changes.jobs.iter().cloned());
     }
+
+    fn listening(&self) -> bool {
+        true
+    }
 }
 
 impl Recorder {

@@ -1,0 +1,65 @@
+//! [`Held`]: the jobs this process holds — the leases it renews and the cancellation
+//! token of each run — and nothing else of the engine.
+
+use crate::model::JobId;
+use crate::store::{Claimed, LeaseId};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// What this process holds of the jobs it claimed.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    /// Cancellation tokens of the jobs this process holds, by job. A cancel that
+    /// arrives before its run starts leaves a cancelled token for the run to find.
+    running: Mutex<HashMap<JobId, CancellationToken>>,
+    /// Leases of the jobs this process claimed and has not finished with (running,
+    /// waiting for a worker, or having their outcome written): only these are renewed,
+    /// so a job whose outcome could not be written is let go and runs again.
+    leases: Mutex<HashMap<JobId, LeaseId>>,
+}
+
+impl Held {
+    /// Takes on the leases of `claimed`.
+    pub(super) fn take(&self, claimed: &[Claimed]) {
+        let mut leases = self.leases.lock().expect("leases lock poisoned");
+        leases.extend(claimed.iter().map(|c| (c.job.id, c.lease)));
+    }
+
+    /// The leases this process still means to renew.
+    pub(super) fn live_leases(&self) -> Vec<(JobId, LeaseId)> {
+        let leases = self.leases.lock().expect("leases lock poisoned");
+        leases.iter().map(|(id, lease)| (*id, *lease)).collect()
+    }
+
+    /// Whether this process still holds `lease` on `id`.
+    pub(super) fn holds(&self, id: JobId, lease: LeaseId) -> bool {
+        let leases = self.leases.lock().expect("leases lock poisoned");
+        leases.get(&id) == Some(&lease)
+    }
+
+    /// Stops renewing the lease of `id`: this process is done with it.
+    pub(super) fn let_go(&self, id: JobId) {
+        let mut leases = self.leases.lock().expect("leases lock poisoned");
+        leases.remove(&id);
+    }
+
+    /// The token that stops the run of `id` (already cancelled if a cancel came first).
+    pub(super) fn token(&self, id: JobId) -> CancellationToken {
+        let mut running = self.running.lock().expect("running lock poisoned");
+        running.entry(id).or_default().clone()
+    }
+
+    /// Forgets the run of `id`, which ended.
+    pub(super) fn ended(&self, id: JobId) {
+        let mut running = self.running.lock().expect("running lock poisoned");
+        running.remove(&id);
+    }
+
+    /// Stops the run of `id` in this process, now or, if it has not started yet, as soon
+    /// as it does.
+    pub(super) fn interrupt(&self, id: JobId) {
+        let mut running = self.running.lock().expect("running lock poisoned");
+        running.entry(id).or_default().cancel();
+    }
+}

@@ -154,7 +154,7 @@ impl Host {
             let spec = spec
                 .clone()
                 .checked(&config.repo_roots)
-                .map_err(Error::Agent)?;
+                .map_err(|e| Error::Agent(e.to_string()))?;
             scheduler.register_agent(spec, true).await?;
         }
         let listener = tokio::net::TcpListener::bind(config.listen)

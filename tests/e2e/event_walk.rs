@@ -2,7 +2,8 @@
 //!
 //! One host runs plain, delayed, retried, cancelled (waiting and running), retried after
 //! a cancel, deleted, continuation, batch (completed and cancelled), recurring, workflow
-//! (succeeded and cancelled) and cleaned-up jobs, and pauses and resumes a queue. Then
+//! (succeeded and cancelled), task (run by an agent) and cleaned-up jobs, and pauses and
+//! resumes a queue. Then
 //! [`check_every_job`] holds the stream to its contract for every job id any event
 //! names:
 //!
@@ -16,7 +17,8 @@
 //! shown to catch a missing `job.created`, a wrong `previous` and a wrong final state by
 //! feeding it doctored copies of the real stream.
 
-use crate::common::{Options, Orchestra, TIMEOUT, now_ms, rfc3339, wait_until};
+use crate::common::agents::Workspace;
+use crate::common::{Orchestra, TIMEOUT, now_ms, rfc3339, wait_until};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -29,7 +31,7 @@ const QUIET: Duration = Duration::from_millis(500);
 const INITIAL: [&str; 3] = ["enqueued", "scheduled", "awaiting"];
 
 /// Event types the walk must produce (besides a `batch.progress` or `batch.completed`).
-const EXPECTED_TYPES: [&str; 19] = [
+const EXPECTED_TYPES: [&str; 22] = [
     "job.created",
     "job.enqueued",
     "job.started",
@@ -49,6 +51,9 @@ const EXPECTED_TYPES: [&str; 19] = [
     "workflow.cancelled",
     "queue.paused",
     "queue.resumed",
+    "task.created",
+    "task.exec_finished",
+    "agent.released",
 ];
 
 /// The queue held paused while jobs wait in it (one the host serves by default).
@@ -415,14 +420,18 @@ impl Walked {
 
 #[test]
 fn every_job_change_is_announced_in_order_and_ends_where_the_job_is() {
+    let ws = Workspace::new();
     let host = Orchestra::start(
-        Options::new()
-            .workers(4)
+        ws.options()
             .plugin("echo")
             .plugin("flaky")
             .plugin("sleep")
             .manifest("flaky", "retry_delays_seconds = [0]\nmax_attempts = 2\n")
-            .config("retain_succeeded_days = 0\nretain_failed_days = 30\n"),
+            .config(concat!(
+                "retain_succeeded_days = 0\nretain_failed_days = 30\n",
+                // No agent health check in the middle of the walk.
+                "agent_health_schedule = \"0 0 0 1 1 *\"\n",
+            )),
     );
     let mut stream = Stream::open(&host);
     // The built-in hourly cleanup must not run in the middle of the walk.
@@ -500,6 +509,13 @@ fn every_job_change_is_announced_in_order_and_ends_where_the_job_is() {
     for id in &done_jobs {
         walked.add("job of a completed batch", id, PLAIN_STORY);
     }
+
+    // A task, run by an agent.
+    host.register_agent(&ws.shell_agent("walker"));
+    let (task, task_job, _) = host.submit_task(&json!({
+        "command": "echo walked", "repository_path": ws.repo()
+    }));
+    walked.add("task's job", &task_job, PLAIN_STORY);
 
     // A recurring job, triggered by hand.
     let (status, answer) = host.put(
@@ -612,6 +628,7 @@ fn every_job_change_is_announced_in_order_and_ends_where_the_job_is() {
             && has(seen, "batch.cancelled", "batch_id", &held_batch)
             && has(seen, "workflow.succeeded", "run_id", &finished_run)
             && has(seen, "workflow.cancelled", "run_id", &cancelled_run)
+            && has(seen, "task.created", "task_id", &task)
             && cleaned
                 .iter()
                 .chain([&removed.as_str()])
@@ -630,6 +647,17 @@ fn every_job_change_is_announced_in_order_and_ends_where_the_job_is() {
         );
     }
     let seen = &stream.seen;
+    let of_task = |ty: &str| {
+        seen.iter()
+            .position(|e| kind(e) == ty && e["job_id"] == task_job.as_str())
+            .unwrap_or_else(|| panic!("no {ty} for the task's job {task_job}"))
+    };
+    assert!(
+        of_task("task.created") < of_task("job.created")
+            && seen[of_task("job.created")]["task_id"] == task.as_str(),
+        "a task is announced, then its job, which names it:\n{}",
+        listing(&stream.of(&task_job))
+    );
     let fired_at = seen
         .iter()
         .position(|e| kind(e) == "recurring.fired" && e["job_id"] == fired.as_str())

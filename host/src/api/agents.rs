@@ -2,7 +2,7 @@
 //! from agents managed outside the host. Every agent is shown with its metrics.
 
 use super::AppState;
-use super::error::{ApiError, ApiJson, field_named};
+use super::error::{ApiError, ApiJson};
 use super::responses::{AgentList, AgentView, TaskView};
 use crate::model::agent::{Agent, AgentSpec, validate_agent_id};
 use crate::model::now_ms;
@@ -31,30 +31,9 @@ pub(super) fn routes() -> Router<AppState> {
 /// Checks an agent's definition, with its repository made canonical.
 ///
 /// # Errors
-/// What is wrong, as a 422 naming the field (see [`spec_field`]).
+/// What is wrong, as a 422 naming the field.
 fn check_agent(spec: AgentSpec, roots: &[PathBuf]) -> Result<AgentSpec, ApiError> {
-    spec.checked(roots)
-        .map_err(|message| ApiError::invalid(spec_field(&message), message))
-}
-
-/// The field of an agent's definition a refusal of [`AgentSpec::checked`] concerns: its
-/// message begins with the field, in these words (the test below holds them to the
-/// checks).
-fn spec_field(message: &str) -> &'static str {
-    field_named(
-        message,
-        &[
-            ("agent id", "id"),
-            ("name", "name"),
-            ("repository_path", "repository_path"),
-            ("command", "command"),
-            ("health_command", "health_command"),
-            ("health_interval_seconds", "health_interval_seconds"),
-            ("env", "env"),
-            ("label", "labels"),
-            ("max_concurrency", "max_concurrency"),
-        ],
-    )
+    Ok(spec.checked(roots)?)
 }
 
 /// An agent with its metrics, as clients see it.
@@ -259,6 +238,5 @@ mod tests {
         );
         assert_eq!(refused(|s| s.max_concurrency = 0), "max_concurrency");
         assert_eq!(refused(|_| ()), "repository_path");
-        assert_eq!(spec_field("something new is wrong"), "body");
     }
 }

@@ -23,7 +23,7 @@ pub enum ApiError {
     /// into the body (`jobs[3].priority`, `on_success.queue`,
     /// `stages[1].steps[0].max_attempts`), or a query parameter (`after`). A refusal that
     /// concerns no single value the client wrote names the part of the request it
-    /// concerns: `body` for the body as a whole (see [`field_named`]), `jobs` for a
+    /// concerns: `jobs` for a
     /// batch's jobs taken together, `id` for the resource the path names, `definition`
     /// for the stored definition a workflow run starts from, and `request` for a store
     /// refusal whose handler did not say (see [`refused_at`]).
@@ -95,14 +95,10 @@ pub(super) fn refused_at(field: &str) -> impl FnOnce(store::Error) -> ApiError +
     }
 }
 
-/// The field a refusal by a check of several fields concerns, for checks that give only
-/// a message: such a message begins with the field, in the words paired with it in
-/// `named`. One that begins with none of them concerns the body as a whole: `body`.
-pub(super) fn field_named(message: &str, named: &[(&str, &'static str)]) -> &'static str {
-    named
-        .iter()
-        .find(|(words, _)| message.starts_with(words))
-        .map_or("body", |(_, field)| field)
+impl From<crate::model::Invalid> for ApiError {
+    fn from(refused: crate::model::Invalid) -> Self {
+        ApiError::invalid(refused.field, refused.message)
+    }
 }
 
 /// A refusal (422) of `field` with the message a check gave: for `map_err`.

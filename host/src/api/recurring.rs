@@ -2,7 +2,7 @@
 //! pause, resume, and trigger (run one now).
 
 use super::AppState;
-use super::error::{ApiError, ApiJson, field_named};
+use super::error::{ApiError, ApiJson};
 use super::queues::unserved_warning;
 use super::responses::{RecurringList, RecurringTriggered, RecurringView, Warned};
 use crate::engine::recurring::{InvalidRecurring, RecurringSpec, validate_id};
@@ -27,28 +27,9 @@ impl From<InvalidRecurring> for ApiError {
     fn from(e: InvalidRecurring) -> Self {
         match e {
             InvalidRecurring::Id(_) => ApiError::BadRequest(e.to_string()),
-            InvalidRecurring::Invalid(message) => ApiError::invalid(spec_field(&message), message),
+            InvalidRecurring::Invalid(refused) => refused.into(),
         }
     }
-}
-
-/// The field of a recurring job's spec a refusal of [`RecurringSpec::definition`]
-/// concerns: its message begins with the field, in these words.
-fn spec_field(message: &str) -> &'static str {
-    field_named(
-        message,
-        &[
-            ("id", "id"),
-            ("cron", "cron"),
-            ("timezone", "timezone"),
-            ("unknown plugin", "plugin"),
-            ("plugin", "plugin"),
-            ("args", "args"),
-            ("queue", "queue"),
-            ("priority", "priority"),
-            ("max_attempts", "max_attempts"),
-        ],
-    )
 }
 
 /// The path's id, checked.
@@ -147,40 +128,28 @@ async fn resume(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::rules::{validate_max_attempts, validate_queue_name};
-    use crate::model::validate_priority;
     use crate::plugins::Registry;
 
-    fn field(message: String) -> String {
-        match ApiError::from(InvalidRecurring::Invalid(message)) {
+    fn field(refused: InvalidRecurring) -> String {
+        match ApiError::from(refused) {
             ApiError::Invalid { field, .. } => field,
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
 
     #[test]
-    fn each_refusal_of_a_spec_names_its_field() {
+    fn a_refusal_of_a_spec_names_its_field() {
         let registry = Registry::default();
-        let unknown = registry.require("nosuch").unwrap_err();
-        let too_long = registry.require(&"p".repeat(201)).unwrap_err();
-        let refusals = [
-            (
-                "id `a` in the body differs from `b` in the path".into(),
-                "id",
-            ),
-            ("cron `x`: bad field".into(), "cron"),
-            ("cron `0 0 30 2 *` never fires".into(), "cron"),
-            ("timezone: unknown time zone `Mars/Base`".into(), "timezone"),
-            (unknown, "plugin"),
-            (too_long, "plugin"),
-            ("args must be a JSON object".into(), "args"),
-            (validate_queue_name("Bad Queue").unwrap_err(), "queue"),
-            (validate_priority(101).unwrap_err(), "priority"),
-            (validate_max_attempts(0).unwrap_err(), "max_attempts"),
-        ];
-        for (message, named) in refusals {
-            assert_eq!(field(message), named);
-        }
+        let spec: RecurringSpec =
+            serde_json::from_value(serde_json::json!({"cron": "@daily", "plugin": "nosuch"}))
+                .unwrap();
+        let unknown = spec.clone().definition("r", &registry).unwrap_err();
+        assert_eq!(field(unknown), "plugin");
+        let other: RecurringSpec = serde_json::from_value(
+            serde_json::json!({"id": "a", "cron": "@daily", "plugin": "echo"}),
+        )
+        .unwrap();
+        assert_eq!(field(other.definition("b", &registry).unwrap_err()), "id");
         let id = ApiError::from(validate_id("a b").unwrap_err());
         assert_eq!(id.status(), StatusCode::BAD_REQUEST);
     }

@@ -7,7 +7,7 @@
 
 use crate::cron::{Schedule, ScheduleError};
 use crate::model::rules::{validate_max_attempts, validate_queue_name};
-use crate::model::{now_ms, validate_priority};
+use crate::model::{Invalid, now_ms, validate_priority};
 use crate::plugins::Registry;
 use crate::plugins::manifest::Settings;
 use crate::store::{self, JobStore, Misfire, RecurringDefinition};
@@ -55,8 +55,8 @@ pub enum InvalidRecurring {
     )]
     Id(String),
     /// Some other part is wrong.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
 }
 
 /// Checks a recurring job id: 1 to [`MAX_ID_CHARS`] characters of `A-Z a-z 0-9 . _ -`.
@@ -73,16 +73,12 @@ pub fn validate_id(id: &str) -> Result<(), InvalidRecurring> {
 
 /// Parses a schedule that fires at least once more.
 fn schedule(cron: &str, timezone: &str) -> Result<Schedule, InvalidRecurring> {
-    let schedule = Schedule::parse(cron, timezone).map_err(|e| {
-        InvalidRecurring::Invalid(match e {
-            ScheduleError::UnknownTimeZone(_) => format!("timezone: {e}"),
-            _ => format!("cron `{cron}`: {e}"),
-        })
+    let schedule = Schedule::parse(cron, timezone).map_err(|e| match e {
+        ScheduleError::UnknownTimeZone(_) => Invalid::of("timezone")(format!("timezone: {e}")),
+        _ => Invalid::of("cron")(format!("cron `{cron}`: {e}")),
     })?;
     if schedule.next_after(now_ms()).is_none() {
-        return Err(InvalidRecurring::Invalid(format!(
-            "cron `{cron}` never fires"
-        )));
+        return Err(Invalid::of("cron")(format!("cron `{cron}` never fires")).into());
     }
     Ok(schedule)
 }
@@ -101,13 +97,12 @@ impl RecurringSpec {
     ) -> Result<RecurringDefinition, InvalidRecurring> {
         validate_id(id)?;
         if let Some(own) = self.id.as_deref().filter(|own| *own != id) {
-            return Err(InvalidRecurring::Invalid(format!(
-                "id `{own}` in the body differs from `{id}` in the path"
-            )));
+            let message = format!("id `{own}` in the body differs from `{id}` in the path");
+            return Err(Invalid::of("id")(message).into());
         }
         let plugin = registry
             .require(&self.plugin)
-            .map_err(InvalidRecurring::Invalid)?;
+            .map_err(Invalid::of("plugin"))?;
         self.with_settings(id, &plugin.settings)
     }
 
@@ -123,13 +118,11 @@ impl RecurringSpec {
             None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
             Some(Value::Object(map)) => Value::Object(map),
             Some(_) => {
-                return Err(InvalidRecurring::Invalid(
-                    "args must be a JSON object".into(),
-                ));
+                return Err(Invalid::of("args")("args must be a JSON object".into()).into());
             }
         };
         let queue = self.queue.unwrap_or_else(|| settings.queue.clone());
-        validate_queue_name(&queue).map_err(InvalidRecurring::Invalid)?;
+        validate_queue_name(&queue).map_err(Invalid::of("queue"))?;
         let priority = self.priority.unwrap_or(0);
         let max_attempts = self.max_attempts.unwrap_or(settings.max_attempts);
         Ok(RecurringDefinition {
@@ -138,8 +131,9 @@ impl RecurringSpec {
             plugin: self.plugin,
             args,
             queue,
-            priority: validate_priority(priority).map_err(InvalidRecurring::Invalid)?,
-            max_attempts: validate_max_attempts(max_attempts).map_err(InvalidRecurring::Invalid)?,
+            priority: validate_priority(priority).map_err(Invalid::of("priority"))?,
+            max_attempts: validate_max_attempts(max_attempts)
+                .map_err(Invalid::of("max_attempts"))?,
             misfire: self.misfire.unwrap_or_default(),
         })
     }
@@ -217,11 +211,15 @@ mod tests {
         }
     }
 
-    fn refusal(spec: RecurringSpec) -> String {
+    fn refused(spec: RecurringSpec) -> Invalid {
         match spec.with_settings("r", &Settings::default()) {
-            Err(InvalidRecurring::Invalid(message)) => message,
+            Err(InvalidRecurring::Invalid(refused)) => refused,
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    fn refusal(spec: RecurringSpec) -> String {
+        refused(spec).message
     }
 
     #[test]
@@ -288,6 +286,30 @@ mod tests {
             ..spec("@daily")
         };
         assert!(refusal(queue).contains("Bad!"));
+    }
+
+    #[test]
+    fn refusals_name_their_field() {
+        let field = |spec: RecurringSpec| refused(spec).field;
+        assert_eq!(field(spec("61 * * * *")), "cron");
+        assert_eq!(field(spec("0 0 30 2 *")), "cron");
+        let zone = Some("Mars/Olympus".into());
+        let with = |change: fn(&mut RecurringSpec)| {
+            let mut spec = spec("@daily");
+            change(&mut spec);
+            spec
+        };
+        assert_eq!(
+            field(RecurringSpec {
+                timezone: zone,
+                ..spec("@daily")
+            }),
+            "timezone"
+        );
+        assert_eq!(field(with(|s| s.args = Some(json!([1])))), "args");
+        assert_eq!(field(with(|s| s.priority = Some(500))), "priority");
+        assert_eq!(field(with(|s| s.max_attempts = Some(0))), "max_attempts");
+        assert_eq!(field(with(|s| s.queue = Some("Bad!".into()))), "queue");
     }
 
     #[test]

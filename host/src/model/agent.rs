@@ -7,7 +7,7 @@
 //! the `task-execution` plugin bound to the agent.
 
 use crate::model::names::{MAX_NAME_CHARS, check_length, shown};
-use crate::model::{JobId, Millis, rfc3339};
+use crate::model::{Invalid, JobId, Millis, rfc3339};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -61,49 +61,60 @@ fn default_concurrency() -> u32 {
 }
 
 impl AgentSpec {
-    /// Checks everything but the repository path (the API checks that): the id, the
-    /// argument template, the environment and the numbers.
+    /// Checks everything but the repository path (see [`AgentSpec::checked`]): the id,
+    /// the argument template, the environment and the numbers.
     ///
     /// # Errors
-    /// What is wrong, naming the field.
-    pub fn validate(&self) -> Result<(), String> {
-        validate_agent_id(&self.id)?;
+    /// The field refused, and why.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        validate_agent_id(&self.id).map_err(Invalid::of("id"))?;
         if self.name.trim().is_empty() || self.name.chars().count() > MAX_NAME_CHARS {
-            return Err(format!("name must be 1 to {MAX_NAME_CHARS} characters"));
+            return Err(Invalid {
+                field: "name",
+                message: format!("name must be 1 to {MAX_NAME_CHARS} characters"),
+            });
         }
-        validate_argv("command", &self.command)?;
-        validate_template(&self.command)?;
+        validate_argv("command", &self.command).map_err(Invalid::of("command"))?;
+        validate_template(&self.command).map_err(Invalid::of("command"))?;
         if let Some(health) = &self.health_command {
-            validate_argv("health_command", health)?;
+            validate_argv("health_command", health).map_err(Invalid::of("health_command"))?;
         }
+        let env = Invalid::of("env");
         for key in self.env.keys() {
-            check_length("env name", key)?;
+            check_length("env name", key).map_err(Invalid::of("env"))?;
             if key.contains(['=', '\0']) {
-                return Err(format!("env name `{key}` is invalid"));
+                return Err(env(format!("env name `{key}` is invalid")));
             }
         }
         for (key, value) in &self.labels {
-            check_length("label key", key)?;
+            check_length("label key", key).map_err(Invalid::of("labels"))?;
             if value.chars().count() > MAX_NAME_CHARS {
-                return Err(format!(
-                    "label `{key}` must have at most {MAX_NAME_CHARS} characters"
-                ));
+                return Err(Invalid {
+                    field: "labels",
+                    message: format!("label `{key}` must have at most {MAX_NAME_CHARS} characters"),
+                });
             }
         }
         if self.env.values().any(|v| v.contains('\0')) {
-            return Err("env values must not contain NUL".into());
+            return Err(env("env values must not contain NUL".into()));
         }
         if !(1..=MAX_HEALTH_INTERVAL_SECONDS).contains(&self.health_interval_seconds) {
-            return Err(format!(
-                "health_interval_seconds must be between 1 and {MAX_HEALTH_INTERVAL_SECONDS}, got {}",
-                self.health_interval_seconds
-            ));
+            return Err(Invalid {
+                field: "health_interval_seconds",
+                message: format!(
+                    "health_interval_seconds must be between 1 and {MAX_HEALTH_INTERVAL_SECONDS}, got {}",
+                    self.health_interval_seconds
+                ),
+            });
         }
         if !(1..=MAX_CONCURRENCY).contains(&self.max_concurrency) {
-            return Err(format!(
-                "max_concurrency must be between 1 and {MAX_CONCURRENCY}, got {}",
-                self.max_concurrency
-            ));
+            return Err(Invalid {
+                field: "max_concurrency",
+                message: format!(
+                    "max_concurrency must be between 1 and {MAX_CONCURRENCY}, got {}",
+                    self.max_concurrency
+                ),
+            });
         }
         Ok(())
     }
@@ -113,9 +124,10 @@ impl AgentSpec {
     ///
     /// # Errors
     /// What is wrong, naming the field.
-    pub fn checked(mut self, roots: &[std::path::PathBuf]) -> Result<AgentSpec, String> {
+    pub fn checked(mut self, roots: &[std::path::PathBuf]) -> Result<AgentSpec, Invalid> {
         self.validate()?;
-        self.repository_path = super::repository::check_repository(roots, &self.repository_path)?;
+        self.repository_path = super::repository::check_repository(roots, &self.repository_path)
+            .map_err(Invalid::of("repository_path"))?;
         Ok(self)
     }
 
@@ -459,7 +471,7 @@ mod tests {
         for (change, expected) in cases {
             let mut spec = spec();
             change(&mut spec);
-            let error = spec.validate().unwrap_err();
+            let error = spec.validate().unwrap_err().message;
             assert!(
                 error.contains(expected),
                 "{error} should mention {expected}"

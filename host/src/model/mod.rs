@@ -5,12 +5,14 @@
 //! - [`agent`]: agents and tasks.
 //! - [`limits`]: what a run may use, and the operator's ceilings.
 //! - [`rules`]: priorities, queue names and attempts.
+//! - [`invalid`]: a value refused, with its field.
 //! - [`names`]: length limits of ids and names, and how a bad one is quoted back.
 //! - [`repository`]: where a repository may lie.
 //! - [`retry`]: retry policies.
 //! - [`time`] and [`json`]: times and JSON text as clients give and see them.
 
 pub mod agent;
+pub mod invalid;
 pub mod job;
 pub mod json;
 pub mod limits;
@@ -20,6 +22,7 @@ pub mod retry;
 pub mod rules;
 pub mod time;
 
+pub use invalid::Invalid;
 pub use job::*;
 pub use json::JsonText;
 pub use rules::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, validate_priority};

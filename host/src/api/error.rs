@@ -26,7 +26,7 @@ pub enum ApiError {
     /// concerns: `jobs` for a
     /// batch's jobs taken together, `id` for the resource the path names, `definition`
     /// for the stored definition a workflow run starts from, and `request` for a store
-    /// refusal whose handler did not say (see [`refused_at`]).
+    /// refusal whose handler did not say (see `refused_at`).
     #[error("{message}")]
     Invalid {
         /// The value refused.

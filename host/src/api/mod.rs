@@ -1,4 +1,4 @@
-//! The HTTP API (axum, JSON). Every answer is a type of [`responses`]. Bad input gets a
+//! The HTTP API (axum, JSON). Every answer is a type of `responses`. Bad input gets a
 //! 4xx with `{"error": "..."}`; a refused value (422) also names its `field`.
 
 mod agents;

@@ -86,7 +86,7 @@ impl Scheduler {
     /// Pauses or resumes a queue.
     ///
     /// # Errors
-    /// As [`store::JobStore::set_queue_paused`].
+    /// As [`store::QueueStore::set_queue_paused`].
     pub async fn set_queue_paused(&self, queue: &str, paused: bool) -> store::Result<()> {
         self.shared.store.set_queue_paused(queue, paused).await?;
         let queue = queue.to_owned();
@@ -101,7 +101,7 @@ impl Scheduler {
     /// Caps (or uncaps) how many jobs of a queue run at once.
     ///
     /// # Errors
-    /// As [`store::JobStore::set_queue_concurrency`].
+    /// As [`store::QueueStore::set_queue_concurrency`].
     pub async fn set_queue_concurrency(
         &self,
         queue: &str,

@@ -40,7 +40,7 @@ impl Reads {
         self.0.batch(id).await
     }
 
-    /// See [`JobStore::queues`].
+    /// See [`super::QueueStore::queues`].
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
         self.0.queues().await
     }

@@ -226,14 +226,14 @@ pub trait RecurringStore {
     /// Deletes a recurring job; the jobs it enqueued stay.
     ///
     /// # Errors
-    /// [`Error::RecurringNotFound`].
+    /// [`crate::store::Error::RecurringNotFound`].
     async fn delete_recurring(&self, id: &str) -> Result<()>;
 
     /// Pauses a recurring job (it stops firing), or resumes it: a resumed job waits for
     /// its first occurrence after `now`, whatever it missed while paused.
     ///
     /// # Errors
-    /// [`Error::RecurringNotFound`].
+    /// [`crate::store::Error::RecurringNotFound`].
     async fn set_recurring_paused(
         &self,
         id: &str,
@@ -252,7 +252,7 @@ pub trait RecurringStore {
     /// schedule; it becomes the recurring job's last job.
     ///
     /// # Errors
-    /// [`Error::RecurringNotFound`].
+    /// [`crate::store::Error::RecurringNotFound`].
     async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Changed<Job>>;
 }
 

@@ -1,6 +1,6 @@
 //! [`JobStore`] on an SQLite file in WAL mode.
 //!
-//! Writes go through one writer task that group-commits them (see [`writer`]); reads use
+//! Writes go through one writer task that group-commits them (see `writer.rs`); reads use
 //! a small pool of their own connections, which WAL lets run beside the writer.
 //!
 //! This file holds [`SqliteStore`]: its opening, and the plumbing every write goes

@@ -68,9 +68,9 @@ impl From<store::Error> for ApiError {
         match e {
             store::Error::NotFound(id) => ApiError::NotFound(format!("no job with id {id}")),
             store::Error::Conflict(message) => ApiError::Conflict(message),
-            store::Error::RecurringNotFound(_) | store::Error::AgentNotFound(_) => {
-                ApiError::NotFound(e.to_string())
-            }
+            store::Error::RecurringNotFound(_)
+            | store::Error::AgentNotFound(_)
+            | store::Error::TokenNotFound(_) => ApiError::NotFound(e.to_string()),
             store::Error::Invalid(message) => ApiError::invalid(UNNAMED, message),
             store::Error::LeaseLost { id } => {
                 ApiError::Conflict(format!("job {id} changed while the request ran"))

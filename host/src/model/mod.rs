@@ -9,6 +9,7 @@
 //! - [`names`]: length limits of ids and names, and how a bad one is quoted back.
 //! - [`repository`]: where a repository may lie.
 //! - [`retry`]: retry policies.
+//! - [`token`]: API tokens and their roles.
 //! - [`time`] and [`json`]: times and JSON text as clients give and see them.
 
 pub mod agent;
@@ -21,9 +22,15 @@ pub mod repository;
 pub mod retry;
 pub mod rules;
 pub mod time;
+pub mod token;
 
 pub use invalid::Invalid;
 pub use job::*;
 pub use json::JsonText;
 pub use rules::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, validate_priority};
 pub use time::{Millis, now_ms, rfc3339};
+
+/// Lowercase hex of `bytes` (digests and tokens are shown so).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

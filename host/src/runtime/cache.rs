@@ -9,8 +9,7 @@ use wasmtime::component::Component;
 
 /// The sha256 of a module, in hex.
 pub fn digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    crate::model::hex(&Sha256::digest(bytes))
 }
 
 /// A folder of `.cwasm` files.

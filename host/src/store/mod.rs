@@ -17,6 +17,7 @@ pub mod sqlite;
 pub mod tasks;
 #[cfg(test)]
 mod tests;
+pub mod tokens;
 pub mod workflows;
 
 pub use crate::model::{AwaitOn, NewJob, Parents};
@@ -33,6 +34,7 @@ pub use reads::Reads;
 pub use recurring::{Misfire, PutRecurring, RecurringDefinition, RecurringJob, RecurringStore};
 use std::sync::Arc;
 pub use tasks::TaskStore;
+pub use tokens::TokenStore;
 use uuid::Uuid;
 pub use workflows::WorkflowStore;
 
@@ -72,6 +74,9 @@ pub enum Error {
     /// No agent has that id.
     #[error("no agent with id {0}")]
     AgentNotFound(String),
+    /// No token that may be used has that name.
+    #[error("no token named {0}")]
+    TokenNotFound(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -313,6 +318,7 @@ pub trait JobStore:
     + TaskStore
     + RecurringStore
     + QueueStore
+    + TokenStore
     + Send
     + Sync
     + 'static

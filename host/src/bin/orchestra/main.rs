@@ -1,7 +1,8 @@
 //! The `orchestra` command: `serve` runs a host, `enqueue` submits a job over HTTP,
-//! `bench` measures the host.
+//! `token` manages API tokens, `bench` measures the host.
 
 mod bench;
+mod token;
 
 use anyhow::Context;
 use bench::BenchArgs;
@@ -25,6 +26,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Submit a job to a running host.
     Enqueue(EnqueueArgs),
+    /// Make, list and revoke API tokens (while the host is stopped).
+    Token(token::TokenArgs),
     /// Measure throughput and latency on a fresh temporary database.
     Bench(BenchArgs),
 }
@@ -115,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
             orchestra::run(config, shutdown_signal()).await?;
         }
         Command::Enqueue(args) => tokio::task::spawn_blocking(move || enqueue(args)).await??,
+        Command::Token(args) => token::run(args).await?,
         Command::Bench(args) => bench::run(args).await?,
     }
     Ok(())

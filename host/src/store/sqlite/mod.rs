@@ -40,6 +40,7 @@ mod queues;
 mod recurring;
 mod rows;
 mod tasks;
+mod tokens;
 mod workflows;
 mod writer;
 

@@ -2,6 +2,7 @@
 //! must have. Each backend runs all of them (see the bottom of this file).
 
 mod changes;
+mod tokens;
 
 use super::agents::{Acquired, ExecRecord, NewTask, TaskFilter};
 use super::*;
@@ -11,6 +12,7 @@ use crate::model::{
 use changes::*;
 use serde_json::json;
 use std::sync::Arc;
+use tokens::*;
 
 const NOW: Millis = 1_700_000_000_000;
 const OWNER: &str = "host-a";
@@ -1634,6 +1636,7 @@ mod sqlite {
         check_batch_writes_report_their_jobs_and_progress,
         check_ending_an_agent_run_reports_the_freed_lock,
         check_recurring_workflow_and_task_writes_report_their_jobs,
+        check_tokens_are_kept_by_hash_and_revoked,
     );
 
     #[tokio::test]

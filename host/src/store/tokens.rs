@@ -1,0 +1,59 @@
+//! API tokens as the store keeps them: a name, a role and the token's hash, never the
+//! token itself.
+
+use super::Result;
+use crate::model::Millis;
+use crate::model::token::{Role, TokenHash};
+use async_trait::async_trait;
+
+/// A token as listed: never its secret nor its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    /// Its name.
+    pub name: String,
+    /// What it allows.
+    pub role: Role,
+    /// When it was made.
+    pub created_at: Millis,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Millis>,
+}
+
+/// A token that may be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveToken {
+    /// Its name.
+    pub name: String,
+    /// What it allows.
+    pub role: Role,
+    /// The hash a presented token must have.
+    pub hash: TokenHash,
+}
+
+/// Storage of API tokens; every [`super::JobStore`] is one.
+#[async_trait]
+pub trait TokenStore {
+    /// Stores token `name` by its hash.
+    ///
+    /// # Errors
+    /// [`super::Error::Conflict`] when the name is taken (revoked tokens keep theirs).
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: TokenHash,
+        now: Millis,
+    ) -> Result<TokenInfo>;
+
+    /// Every token, revoked ones included, by name.
+    async fn tokens(&self) -> Result<Vec<TokenInfo>>;
+
+    /// The tokens not revoked.
+    async fn active_tokens(&self) -> Result<Vec<ActiveToken>>;
+
+    /// Revokes token `name`: it can no longer be used.
+    ///
+    /// # Errors
+    /// [`super::Error::TokenNotFound`] for an unknown or already revoked token.
+    async fn revoke_token(&self, name: &str, now: Millis) -> Result<TokenInfo>;
+}

@@ -26,6 +26,17 @@ pub struct ServeArgs {
     /// SQLite database file [default: orchestra.db].
     #[arg(long, env = "ORCHESTRA_DB")]
     pub db: Option<PathBuf>,
+    /// Serve the API without tokens; accepted only on a loopback address.
+    #[arg(long, env = "ORCHESTRA_NO_AUTH")]
+    pub no_auth: bool,
+    /// A name clients may reach this host by, besides its address and `localhost`
+    /// (repeatable): requests naming any other host are refused.
+    #[arg(
+        long = "allowed-host",
+        env = "ORCHESTRA_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
     /// Plugin folder: NAME.wasm (+ optional NAME.toml) per plugin [default: plugins].
     #[arg(long, env = "ORCHESTRA_PLUGINS")]
     pub plugins: Option<PathBuf>,
@@ -107,6 +118,8 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     db: Option<PathBuf>,
+    no_auth: Option<bool>,
+    allowed_hosts: Option<Vec<String>>,
     plugins: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     workers: Option<usize>,
@@ -141,6 +154,10 @@ struct FileConfig {
 pub struct Config {
     /// HTTP listen address.
     pub listen: SocketAddr,
+    /// Whether the API asks for tokens (off only with `--no-auth`, on loopback).
+    pub auth: bool,
+    /// Names clients may reach this host by, besides its address and `localhost`.
+    pub allowed_hosts: Vec<String>,
     /// SQLite database file.
     pub db: PathBuf,
     /// Plugin folder.
@@ -276,6 +293,17 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or(([127, 0, 0, 1], 7070).into());
+        let no_auth = args.no_auth || file.no_auth.unwrap_or(false);
+        if no_auth && !listen.ip().is_loopback() {
+            return Err(format!(
+                "--no-auth is accepted only on a loopback address, not {listen}: anyone who \
+                 reaches the port could run commands through agents"
+            ));
+        }
+        let allowed_hosts = args
+            .allowed_hosts
+            .or(file.allowed_hosts)
+            .unwrap_or_default();
         let db = args.db.or(file.db).unwrap_or_else(|| "orchestra.db".into());
         let cache_dir = args.cache_dir.or(file.cache_dir).unwrap_or_else(|| {
             db.parent()
@@ -315,6 +343,8 @@ impl Config {
         }
         Ok(Config {
             listen,
+            auth: !no_auth,
+            allowed_hosts,
             plugins: args
                 .plugins
                 .or(file.plugins)
@@ -400,6 +430,22 @@ mod tests {
         assert_eq!(config.agents.health_misses, 3);
         assert_eq!(config.agents.lock, Duration::from_secs(1500));
         assert_eq!(config.maxima, Maxima::default());
+        assert!(config.auth, "tokens are asked for by default");
+    }
+
+    #[test]
+    fn no_auth_is_accepted_only_on_loopback() {
+        let open = |listen: &str| {
+            Config::resolve(ServeArgs {
+                no_auth: true,
+                listen: Some(listen.parse().unwrap()),
+                ..ServeArgs::default()
+            })
+        };
+        assert!(!open("127.0.0.1:7070").unwrap().auth);
+        assert!(!open("[::1]:7070").unwrap().auth);
+        let refused = open("0.0.0.0:7070").unwrap_err();
+        assert!(refused.contains("only on a loopback address"), "{refused}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::engine::recurring;
 use crate::engine::{Scheduler, SchedulerConfig, cleanup_schedule};
 use crate::events::EventBus;
 use crate::model::now_ms;
+use crate::model::token::{Role, Secret};
 use crate::plugins::Registry;
 use crate::plugins::watch::Loader;
 use crate::runtime::{self, Runtime};
@@ -161,11 +162,20 @@ impl Host {
             .await
             .map_err(io(format!("listen on {}", config.listen)))?;
         let addr = listener.local_addr().map_err(io("listen address"))?;
+        let tokens = if config.auth {
+            first_token(store.as_ref(), addr).await?;
+            store.active_tokens().await?
+        } else {
+            tracing::warn!(%addr, "--no-auth: the API asks for no token; anyone who reaches this loopback address can use it");
+            Vec::new()
+        };
+        let access = api::Access::new(config.auth, addr, &config.allowed_hosts, tokens);
         let app = api::router(AppState {
             store: Reads::of(store.clone()),
             scheduler: scheduler.clone(),
             registry: registry.clone(),
             repo_roots: config.repo_roots.clone().into(),
+            access: Arc::new(access),
         });
         let stop_serving = CancellationToken::new();
         let until = stop_serving.clone();
@@ -229,4 +239,25 @@ impl Host {
         drop(self.jobs);
         tracing::info!("orchestra stopped");
     }
+}
+
+/// On a database with no token at all, makes an admin token and prints it once (the
+/// only time it is shown), with how to use it.
+async fn first_token(store: &dyn JobStore, addr: SocketAddr) -> Result<(), Error> {
+    if !store.tokens().await?.is_empty() {
+        return Ok(());
+    }
+    let secret =
+        Secret::generate().map_err(|e| io("making the first token")(std::io::Error::other(e)))?;
+    store
+        .create_token("admin", Role::Admin, secret.hash, now_ms())
+        .await?;
+    let token = &secret.text;
+    println!(
+        "\nOrchestra made an admin token; it is shown only now, so keep it:\n\n    {token}\n\n\
+         Send it with every request, e.g.:\n\n    \
+         curl -H 'Authorization: Bearer {token}' http://{addr}/api/jobs\n\n\
+         Make more with POST /api/tokens, or `orchestra token create` while the host is stopped.\n"
+    );
+    Ok(())
 }

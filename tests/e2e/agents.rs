@@ -361,7 +361,8 @@ fn a_client_that_reads_nothing_does_not_grow_the_host() {
     let mut stalled = TcpStream::connect(&address).unwrap();
     write!(
         stalled,
-        "GET /api/events HTTP/1.1\r\nHost: {address}\r\n\r\n"
+        "GET /api/events HTTP/1.1\r\nHost: {address}\r\nAuthorization: {}\r\n\r\n",
+        host.authorization()
     )
     .unwrap();
     run(20);

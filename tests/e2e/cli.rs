@@ -11,6 +11,7 @@ fn enqueue(host: &Orchestra, args: &[&str]) -> Output {
         .arg("enqueue")
         .args(args)
         .env("ORCHESTRA_URL", host.url(""))
+        .env("ORCHESTRA_TOKEN", host.token().expect("the host's token"))
         .output()
         .expect("running orchestra enqueue")
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod access;
 mod agents;
 mod bad_input;
 mod cli;

@@ -366,11 +366,7 @@ fn recurring_jobs_are_created_shown_updated_listed_and_deleted() {
 
 /// `PUT path` with raw bytes as JSON.
 fn put_raw(host: &Orchestra, path: &str, body: &str) -> u16 {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    agent
+    crate::common::new_agent(host.token(), Duration::from_secs(30))
         .put(host.url(path))
         .header("content-type", "application/json")
         .send(body)

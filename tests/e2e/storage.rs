@@ -145,11 +145,7 @@ fn a_database_locked_by_another_process_answers_503_until_it_is_let_go() {
 
     // Each write waits out SQLite's busy timeout (10 s), and the submission may queue
     // behind a few: give it longer than the harness's requests get.
-    let patient: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into();
+    let patient = crate::common::new_agent(host.token(), Duration::from_secs(120));
     let mut response = patient
         .post(host.url("/api/jobs"))
         .send_json(json!({"plugin": "echo", "args": {}}))

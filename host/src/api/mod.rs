@@ -1,6 +1,8 @@
-//! The HTTP API (axum, JSON). Every answer is a type of `responses`. Bad input gets a
-//! 4xx with `{"error": "..."}`; a refused value (422) also names its `field`.
+//! The HTTP API (axum, JSON). Every route but `/healthz` needs a token (see `access`).
+//! Every answer is a type of `responses`. Bad input gets a 4xx with `{"error": "..."}`;
+//! a refused value (422) also names its `field`.
 
+mod access;
 mod agents;
 mod batches;
 mod error;
@@ -15,9 +17,11 @@ mod responses;
 mod status;
 mod tasks;
 mod times;
+mod tokens;
 mod workflow_fields;
 mod workflows;
 
+pub use access::{Access, Caller};
 pub use error::ApiError;
 pub use json_errors::{MAX_HEADER_BYTES, MAX_TARGET_BYTES};
 
@@ -43,6 +47,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Canonical directories under which a job's repository may lie.
     pub repo_roots: Arc<[PathBuf]>,
+    /// Who may use the API.
+    pub access: Arc<Access>,
 }
 
 /// The API's routes over `state`.
@@ -59,9 +65,14 @@ pub fn router(state: AppState) -> Router {
         .merge(recurring::routes())
         .merge(status::routes())
         .merge(workflows::routes())
+        .merge(tokens::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .layer(axum::middleware::from_fn(json_errors::json_errors))
         .with_state(state)
 }

@@ -1,12 +1,15 @@
 //! The writes everyone above the engine makes: submitting jobs and batches, retrying,
-//! cancelling and deleting them, recurring jobs, queue controls and workflow runs.
+//! cancelling and deleting them, recurring jobs, queue controls, workflow runs and API
+//! tokens.
 //! Each goes to the store, whose writes publish what they changed as they commit (see
 //! [`super::publish`]); the events that are not a job's (`batch.*`, `workflow.*`,
 //! `recurring.fired`, `queue.*`) are published here.
 
 use super::{Scheduler, workflows};
 use crate::events::{Event, EventBus, Ids};
+use crate::model::token::{Role, TokenHash};
 use crate::model::{Job, JobId, Millis, now_ms};
+use crate::store::tokens::TokenInfo;
 use crate::store::workflows::{Advanced, RunState};
 use crate::store::{
     self, CancelOutcome, NewBatch, NewJob, PutRecurring, RecurringDefinition, RecurringJob,
@@ -229,6 +232,28 @@ impl Scheduler {
         workflows::published(&shared.events, run, &ended);
         workflows::cancel_jobs(shared.store.as_ref(), &shared.held, &jobs, now).await;
         Ok(true)
+    }
+
+    /// Stores API token `name` by its hash.
+    ///
+    /// # Errors
+    /// As [`store::TokenStore::create_token`].
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: TokenHash,
+        now: Millis,
+    ) -> store::Result<TokenInfo> {
+        self.shared.store.create_token(name, role, hash, now).await
+    }
+
+    /// Revokes API token `name`.
+    ///
+    /// # Errors
+    /// As [`store::TokenStore::revoke_token`].
+    pub async fn revoke_token(&self, name: &str, now: Millis) -> store::Result<TokenInfo> {
+        self.shared.store.revoke_token(name, now).await
     }
 }
 

@@ -90,6 +90,16 @@ impl Reads {
         self.0.tasks(filter).await
     }
 
+    /// See [`super::TokenStore::tokens`].
+    pub async fn tokens(&self) -> Result<Vec<super::tokens::TokenInfo>> {
+        self.0.tokens().await
+    }
+
+    /// See [`super::TokenStore::active_tokens`].
+    pub async fn active_tokens(&self) -> Result<Vec<super::tokens::ActiveToken>> {
+        self.0.active_tokens().await
+    }
+
     /// See [`JobStore::health`].
     pub fn health(&self) -> Result<()> {
         self.0.health()

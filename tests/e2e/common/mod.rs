@@ -169,6 +169,8 @@ pub(crate) struct Options {
     grace_seconds: Option<u64>,
     /// Compile into a cache of this host's own instead of the suite's shared one.
     own_cache: bool,
+    /// Whether the API asks for no token.
+    no_auth: bool,
     /// `(built module, installed as)`.
     plugins: Vec<(String, String)>,
     /// `(plugin name, NAME.toml text)`.
@@ -188,6 +190,7 @@ impl Default for Options {
             lease_seconds: None,
             grace_seconds: None,
             own_cache: false,
+            no_auth: false,
             plugins: Vec::new(),
             manifests: Vec::new(),
             config: None,
@@ -249,6 +252,12 @@ impl Options {
         self
     }
 
+    /// Serves the API without tokens (`--no-auth`).
+    pub(crate) fn no_auth(mut self) -> Self {
+        self.no_auth = true;
+        self
+    }
+
     /// Writes `name.toml` with `toml`.
     pub(crate) fn manifest(mut self, name: &str, toml: &str) -> Self {
         self.manifests.push((name.to_owned(), toml.to_owned()));
@@ -307,6 +316,9 @@ impl Options {
                 args.extend([flag.to_owned(), value]);
             }
         }
+        if self.no_auth {
+            args.push("--no-auth".to_owned());
+        }
         args
     }
 }
@@ -325,13 +337,40 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A blocking HTTP client that hands back every status as a value.
-fn new_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// A blocking HTTP client that hands back every status as a value and, given a token,
+/// sends it with every request that carries no `Authorization` of its own.
+pub(crate) fn new_agent(token: Option<&str>, timeout: Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
+        .timeout_global(Some(timeout));
+    let Some(token) = token else {
+        return config.build().into();
+    };
+    let bearer: ureq::http::HeaderValue = format!("Bearer {token}").parse().expect("a header");
+    config
+        .middleware(
+            move |mut request: ureq::http::Request<ureq::SendBody>,
+                  next: ureq::middleware::MiddlewareNext| {
+                request
+                    .headers_mut()
+                    .entry("authorization")
+                    .or_insert(bearer.clone());
+                next.handle(request)
+            },
+        )
         .build()
         .into()
+}
+
+/// How long the harness's requests may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The admin token a host printed at its first start, if its log shows one.
+fn printed_token(log: &str) -> Option<String> {
+    log.lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("orch_") && !line.contains(' '))
+        .map(str::to_owned)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a watcher never
@@ -349,6 +388,8 @@ pub(crate) struct Orchestra {
     options: Options,
     child: Option<Child>,
     agent: ureq::Agent,
+    /// The admin token the host printed at its first start.
+    token: Option<String>,
 }
 
 impl Orchestra {
@@ -370,7 +411,8 @@ impl Orchestra {
             port: 0,
             options,
             child: None,
-            agent: new_agent(),
+            agent: new_agent(None, REQUEST_TIMEOUT),
+            token: None,
         };
         fs::create_dir(host.plugin_dir()).expect("creating the plugin folder");
         for (module, name) in host.options.plugins.clone() {
@@ -388,7 +430,11 @@ impl Orchestra {
             host.port = free_port();
             host.spawn();
             match host.wait_ready() {
-                Ok(()) => return Ok(host),
+                Ok(()) => {
+                    host.token = printed_token(&host.log());
+                    host.agent = new_agent(host.token.as_deref(), REQUEST_TIMEOUT);
+                    return Ok(host);
+                }
                 Err(why) if attempt < TRIES && why.contains("Address already in use") => {}
                 Err(why) => return Err(why),
             }
@@ -403,7 +449,7 @@ impl Orchestra {
             self.child.is_none(),
             "restart() needs the previous process stopped"
         );
-        self.agent = new_agent();
+        self.agent = new_agent(self.token.as_deref(), REQUEST_TIMEOUT);
         self.spawn();
         if let Err(why) = self.wait_ready() {
             panic!("{why}");
@@ -541,6 +587,16 @@ impl Orchestra {
         fs::remove_file(&path).unwrap_or_else(|e| panic!("removing {}: {e}", path.display()));
     }
 
+    /// The `Authorization` header value of the host's admin token.
+    pub(crate) fn authorization(&self) -> String {
+        format!("Bearer {}", self.token().unwrap_or("none"))
+    }
+
+    /// The admin token the host printed at its first start.
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// The URL of `path` on this host.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
@@ -555,11 +611,12 @@ impl Orchestra {
     /// order. (A minimal client: the handshake, then unmasked server frames.)
     pub(crate) fn listen_ws(&self, path: &str) -> mpsc::Receiver<Value> {
         let mut socket = TcpStream::connect(("127.0.0.1", self.port)).expect("connecting");
+        let authorization = self.authorization();
         write!(
             socket,
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Version: 13\r\nAuthorization: {authorization}\r\n\r\n"
         )
         .expect("sending the handshake");
         let mut reader = BufReader::new(socket);
@@ -654,7 +711,7 @@ impl Orchestra {
     /// Opens the event stream at `path` (resuming after event `last_event_id`, if
     /// given) and delivers each event's JSON data, in order (checking that its `id` is the SSE id).
     pub(crate) fn listen(&self, path: &str, last_event_id: Option<&str>) -> mpsc::Receiver<Value> {
-        let mut request = ureq::get(self.url(path));
+        let mut request = ureq::get(self.url(path)).header("authorization", self.authorization());
         if let Some(last) = last_event_id {
             request = request.header("last-event-id", last);
         }

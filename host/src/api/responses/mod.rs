@@ -13,6 +13,7 @@ mod queues;
 mod recurring;
 mod status;
 mod tasks;
+mod tokens;
 mod workflows;
 
 pub(crate) use agents::{AgentList, AgentView};
@@ -24,6 +25,7 @@ pub(crate) use queues::{QueueConcurrency, QueueList, QueuePaused, QueueView};
 pub(crate) use recurring::{RecurringList, RecurringTriggered, RecurringView};
 pub(crate) use status::{Health, PluginList, PluginView};
 pub(crate) use tasks::{CancelledTask, SubmittedTask, TaskList, TaskView};
+pub(crate) use tokens::{MadeToken, TokenList, TokenView};
 pub(crate) use workflows::{RunStarted, RunView, WorkflowView};
 
 use serde::Serialize;

@@ -11,10 +11,12 @@ use orchestra::config::{Config, ServeArgs};
 use orchestra::events::Event;
 use orchestra::host::{self, Host};
 use orchestra::model::limits::Limits;
+use orchestra::model::token::{Role, Secret};
 use orchestra::model::{JobState, JsonText, new_job_id, now_ms};
 use orchestra::runtime::{RunHost, RunInput, RunOutcome};
 use orchestra::store::Durability;
-use orchestra::store::NewJob;
+use orchestra::store::sqlite::SqliteStore;
+use orchestra::store::{JobStore, NewJob, TokenStore};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -127,9 +129,10 @@ async fn run_once(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<Be
     })
 }
 
-/// A host on a fresh temporary folder with only `echo` loaded.
+/// A host on a fresh temporary folder with only `echo` loaded, and an admin token.
 struct BenchHost {
     host: Host,
+    token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -142,9 +145,17 @@ async fn start_host(
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins)?;
     std::fs::copy(echo, plugins.join("echo.wasm"))?;
+    let db = dir.path().join("bench.db");
+    let token = Secret::generate()?;
+    let store = SqliteStore::open(&db, args.sync).await?;
+    store
+        .create_token("bench", Role::Admin, token.hash, now_ms())
+        .await?;
+    store.close().await;
+    drop(store);
     let config = Config::resolve(ServeArgs {
         listen: Some(([127, 0, 0, 1], 0).into()),
-        db: Some(dir.path().join("bench.db")),
+        db: Some(db),
         plugins: Some(plugins),
         workers: Some(workers),
         sync: Some(args.sync),
@@ -154,7 +165,11 @@ async fn start_host(
     let host = Host::start(&config)
         .await
         .map_err(|e: host::Error| anyhow::anyhow!(e))?;
-    Ok(BenchHost { host, _dir: dir })
+    Ok(BenchHost {
+        host,
+        token: token.text,
+        _dir: dir,
+    })
 }
 
 fn echo_job() -> NewJob {
@@ -210,16 +225,19 @@ async fn http_enqueue(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Resul
     // running them.
     let bench = start_host(args, echo, 1).await?;
     let url = format!("http://{}/api/jobs", bench.host.addr());
+    let authorization = format!("Bearer {}", bench.token);
     let per_client = args.requests.div_ceil(HTTP_CLIENTS);
     let started = Instant::now();
     let clients: Vec<_> = (0..HTTP_CLIENTS)
         .map(|_| {
             let url = url.clone();
+            let authorization = authorization.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
                 let agent = ureq::Agent::new_with_defaults();
                 for _ in 0..per_client {
                     let response = agent
                         .post(&url)
+                        .header("authorization", &authorization)
                         .send_json(serde_json::json!({"plugin": "echo", "queue": "unserved"}))?;
                     anyhow::ensure!(
                         response.status() == 201,

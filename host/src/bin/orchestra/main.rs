@@ -48,6 +48,9 @@ struct EnqueueArgs {
     /// The host's address.
     #[arg(long, env = "ORCHESTRA_URL", default_value = "http://127.0.0.1:7070")]
     url: String,
+    /// An API token (`admin`), sent as `Authorization: Bearer …`.
+    #[arg(long, env = "ORCHESTRA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 fn init_tracing(json: bool) {
@@ -96,8 +99,11 @@ fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut response = agent
-        .post(&url)
+    let mut request = agent.post(&url);
+    if let Some(token) = &args.token {
+        request = request.header("authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request
         .send_json(&body)
         .with_context(|| format!("POST {url}"))?;
     let text = response.body_mut().read_to_string()?;

@@ -1,0 +1,306 @@
+//! Who may use the API, and for what: every route but `/healthz` needs a token
+//! (`Authorization: Bearer …`); a `read` token may only read, every change needs
+//! `admin`. Requests that name a host this one does not answer to (DNS rebinding) or
+//! come from another origin are refused. Failed logins are rate-limited: past the limit
+//! a wrong token gets 429 instead of 401 (a valid one keeps working, so that a flood of
+//! wrong ones locks nobody out; tokens have 256 random bits, so guessing is hopeless).
+
+use super::AppState;
+use super::error::ApiError;
+use crate::model::token::{self, Role};
+use crate::store::tokens::ActiveToken;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Failed logins allowed in [`FAILURE_WINDOW`], for all clients together.
+const MAX_FAILURES: u32 = 20;
+/// The window failed logins are counted in.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// The caller of a request, for handlers that care (`Extension<Caller>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name; `None` when tokens are not asked for.
+    pub name: Option<String>,
+    /// What it may do.
+    pub role: Role,
+}
+
+impl Caller {
+    /// `Ok` for an admin; a 403 otherwise.
+    ///
+    /// # Errors
+    /// The caller is not an admin.
+    pub fn admin(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Read => Err(forbidden("this needs an admin token")),
+        }
+    }
+}
+
+/// The host's access rules and the tokens that may be used.
+#[derive(Debug)]
+pub struct Access {
+    /// Whether tokens are asked for.
+    enabled: bool,
+    /// Host names requests may name (lowercase, without port).
+    hosts: Vec<String>,
+    /// Whether any IP address may be named (the host listens on every address).
+    any_ip: bool,
+    /// The tokens not revoked.
+    tokens: RwLock<Vec<ActiveToken>>,
+    /// Failed logins in the current window: when it began, and how many.
+    failures: Mutex<(Instant, u32)>,
+}
+
+impl Access {
+    /// Rules for a host listening on `listen`, also reached by `names`, with `tokens`;
+    /// `enabled: false` asks for no token.
+    pub fn new(
+        enabled: bool,
+        listen: SocketAddr,
+        names: &[String],
+        tokens: Vec<ActiveToken>,
+    ) -> Access {
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(names.iter().map(|name| name.to_ascii_lowercase()))
+            .collect();
+        if !listen.ip().is_unspecified() {
+            hosts.push(listen.ip().to_string());
+        }
+        Access {
+            enabled,
+            hosts,
+            any_ip: listen.ip().is_unspecified(),
+            tokens: RwLock::new(tokens),
+            failures: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Takes `tokens` as the ones that may be used (after one is made or revoked).
+    pub fn replace_tokens(&self, tokens: Vec<ActiveToken>) {
+        *self.tokens.write().expect("tokens lock poisoned") = tokens;
+    }
+
+    /// The token `presented` is, if it may be used: every kept hash is compared, in
+    /// constant time, whatever matched before.
+    fn identify(&self, presented: &str) -> Option<Caller> {
+        let hash = token::hash(presented);
+        let tokens = self.tokens.read().expect("tokens lock poisoned");
+        let mut found = None;
+        for kept in tokens.iter() {
+            if token::matches(&hash, &kept.hash) {
+                found = Some(Caller {
+                    name: Some(kept.name.clone()),
+                    role: kept.role,
+                });
+            }
+        }
+        found
+    }
+
+    /// Whether a request naming `host` (a `Host` header) is for this host.
+    fn answers_to(&self, host: &str) -> bool {
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        }
+        .to_ascii_lowercase();
+        self.hosts.contains(&name) || (self.any_ip && name.parse::<std::net::IpAddr>().is_ok())
+    }
+
+    /// Counts a failed login; whether the window's allowance is spent.
+    fn failed(&self) -> bool {
+        let mut failures = self.failures.lock().expect("failures lock poisoned");
+        if failures.0.elapsed() > FAILURE_WINDOW {
+            *failures = (Instant::now(), 0);
+        }
+        failures.1 += 1;
+        failures.1 > MAX_FAILURES
+    }
+}
+
+fn rejected(status: StatusCode, message: &str) -> ApiError {
+    ApiError::Rejected {
+        status,
+        message: message.to_owned(),
+    }
+}
+
+fn forbidden(message: &str) -> ApiError {
+    rejected(StatusCode::FORBIDDEN, message)
+}
+
+/// A 401 that says how to authenticate.
+fn unauthorized(message: &str) -> Response {
+    let mut response = rejected(StatusCode::UNAUTHORIZED, message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// Whether `method` only reads.
+fn reads(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The request's origin does not match the host it names: another site's page.
+fn cross_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    authority.is_none_or(|authority| Some(authority) != host)
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The middleware: checks the host and origin, then the token and its role; hands the
+/// handler the [`Caller`].
+pub(super) async fn guard(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let access = &state.access;
+    let headers = request.headers();
+    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
+        && !access.answers_to(host)
+    {
+        return forbidden("this host does not answer to that name").into_response();
+    }
+    if cross_origin(headers) {
+        return forbidden("cross-origin requests are refused").into_response();
+    }
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let caller = if access.enabled {
+        let Some(presented) = bearer(headers) else {
+            return unauthorized("a token is needed: send `Authorization: Bearer <token>`");
+        };
+        match access.identify(presented) {
+            Some(caller) => caller,
+            None if access.failed() => {
+                return rejected(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many failed logins: try again in a minute",
+                )
+                .into_response();
+            }
+            None => return unauthorized("the token is not valid"),
+        }
+    } else {
+        Caller {
+            name: None,
+            role: Role::Admin,
+        }
+    };
+    if caller.role == Role::Read && !reads(request.method()) {
+        return forbidden("this token may only read: changes need an admin token").into_response();
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::token::Secret;
+
+    fn access(listen: &str) -> Access {
+        Access::new(
+            true,
+            listen.parse().unwrap(),
+            &["orchestra.example".into()],
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn a_host_answers_only_to_its_own_names() {
+        let local = access("127.0.0.1:7070");
+        for host in [
+            "127.0.0.1:7070",
+            "localhost:7070",
+            "[::1]:7070",
+            "Orchestra.Example",
+        ] {
+            assert!(local.answers_to(host), "{host}");
+        }
+        for host in [
+            "evil.example:7070",
+            "10.0.0.5:7070",
+            "localhost.evil.example",
+        ] {
+            assert!(!local.answers_to(host), "{host}");
+        }
+        let everywhere = access("0.0.0.0:7070");
+        assert!(everywhere.answers_to("10.0.0.5:7070"));
+        assert!(!everywhere.answers_to("evil.example"));
+    }
+
+    #[test]
+    fn tokens_are_known_by_their_hash_and_role() {
+        let access = access("127.0.0.1:7070");
+        let admin = Secret::generate().unwrap();
+        let reader = Secret::generate().unwrap();
+        access.replace_tokens(vec![
+            ActiveToken {
+                name: "ops".into(),
+                role: Role::Admin,
+                hash: admin.hash,
+            },
+            ActiveToken {
+                name: "ci".into(),
+                role: Role::Read,
+                hash: reader.hash,
+            },
+        ]);
+        let role = |t: &str| access.identify(t).map(|c| c.role);
+        assert_eq!(role(&admin.text), Some(Role::Admin));
+        assert_eq!(role(&reader.text), Some(Role::Read));
+        assert_eq!(role("orch_nope"), None);
+    }
+
+    #[test]
+    fn failed_logins_are_limited() {
+        let access = access("127.0.0.1:7070");
+        for _ in 0..MAX_FAILURES {
+            assert!(!access.failed());
+        }
+        assert!(access.failed(), "over the limit");
+    }
+
+    #[test]
+    fn origins_must_match_the_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "127.0.0.1:7070".parse().unwrap());
+        assert!(
+            !cross_origin(&headers),
+            "no origin: not a cross-origin request"
+        );
+        headers.insert(header::ORIGIN, "http://127.0.0.1:7070".parse().unwrap());
+        assert!(!cross_origin(&headers));
+        headers.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert!(cross_origin(&headers));
+        headers.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(cross_origin(&headers));
+    }
+}

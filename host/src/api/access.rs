@@ -5,16 +5,15 @@
 //! a wrong token gets 429 instead of 401 (a valid one keeps working, so that a flood of
 //! wrong ones locks nobody out; tokens have 256 random bits, so guessing is hopeless).
 
-use super::AppState;
 use super::error::ApiError;
-use crate::model::token::{self, Role};
+use crate::model::token::{self, Role, TokenHash};
 use crate::store::tokens::ActiveToken;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Failed logins allowed in [`FAILURE_WINDOW`], for all clients together.
@@ -26,7 +25,7 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The token's name; `None` when tokens are not asked for.
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     /// What it may do.
     pub role: Role,
 }
@@ -53,8 +52,8 @@ pub struct Access {
     hosts: Vec<String>,
     /// Whether any IP address may be named (the host listens on every address).
     any_ip: bool,
-    /// The tokens not revoked.
-    tokens: RwLock<Vec<ActiveToken>>,
+    /// The tokens not revoked, each with the caller it makes.
+    tokens: RwLock<Vec<(TokenHash, Caller)>>,
     /// Failed logins in the current window: when it began, and how many.
     failures: Mutex<(Instant, u32)>,
 }
@@ -80,14 +79,14 @@ impl Access {
             enabled,
             hosts,
             any_ip: listen.ip().is_unspecified(),
-            tokens: RwLock::new(tokens),
+            tokens: RwLock::new(callers(tokens)),
             failures: Mutex::new((Instant::now(), 0)),
         }
     }
 
     /// Takes `tokens` as the ones that may be used (after one is made or revoked).
     pub fn replace_tokens(&self, tokens: Vec<ActiveToken>) {
-        *self.tokens.write().expect("tokens lock poisoned") = tokens;
+        *self.tokens.write().expect("tokens lock poisoned") = callers(tokens);
     }
 
     /// The token `presented` is, if it may be used: every kept hash is compared, in
@@ -96,15 +95,12 @@ impl Access {
         let hash = token::hash(presented);
         let tokens = self.tokens.read().expect("tokens lock poisoned");
         let mut found = None;
-        for kept in tokens.iter() {
-            if token::matches(&hash, &kept.hash) {
-                found = Some(Caller {
-                    name: Some(kept.name.clone()),
-                    role: kept.role,
-                });
+        for (kept, caller) in tokens.iter() {
+            if token::matches(&hash, kept) {
+                found = Some(caller);
             }
         }
-        found
+        found.cloned()
     }
 
     /// Whether a request naming `host` (a `Host` header) is for this host.
@@ -112,9 +108,11 @@ impl Access {
         let name = match host.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or_default(),
             None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-        }
-        .to_ascii_lowercase();
-        self.hosts.contains(&name) || (self.any_ip && name.parse::<std::net::IpAddr>().is_ok())
+        };
+        self.hosts
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(name))
+            || (self.any_ip && name.parse::<std::net::IpAddr>().is_ok())
     }
 
     /// Counts a failed login; whether the window's allowance is spent.
@@ -126,6 +124,20 @@ impl Access {
         failures.1 += 1;
         failures.1 > MAX_FAILURES
     }
+}
+
+/// Each token's hash with the caller it makes.
+fn callers(tokens: Vec<ActiveToken>) -> Vec<(TokenHash, Caller)> {
+    tokens
+        .into_iter()
+        .map(|token| {
+            let caller = Caller {
+                name: Some(token.name.into()),
+                role: token.role,
+            };
+            (token.hash, caller)
+        })
+        .collect()
 }
 
 fn rejected(status: StatusCode, message: &str) -> ApiError {
@@ -174,11 +186,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// The middleware: checks the host and origin, then the token and its role; hands the
 /// handler the [`Caller`].
 pub(super) async fn guard(
-    State(state): State<AppState>,
+    State(access): State<Arc<Access>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let access = &state.access;
     let headers = request.headers();
     if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
         && !access.answers_to(host)

@@ -70,7 +70,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.access.clone(),
             access::guard,
         ))
         .layer(axum::middleware::from_fn(json_errors::json_errors))

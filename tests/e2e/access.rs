@@ -1,6 +1,7 @@
 //! Access control: every route but `/healthz` needs a token, `read` tokens only read,
 //! the first start prints an admin token, tokens are made and revoked over the API,
-//! foreign hosts and origins are refused, and failed logins are limited.
+//! foreign hosts and origins are refused, failed logins are limited, and changes to
+//! agents and tokens are audited.
 
 use crate::common::{Options, Orchestra, new_agent};
 use serde_json::{Value, json};
@@ -79,6 +80,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("GET", "/api/tokens", None),
         ("POST", "/api/tokens", Some(json!({"role": "read"}))),
         ("DELETE", "/api/tokens/nobody", None),
+        ("GET", "/api/audit", None),
         ("GET", "/api/no-such-route", None),
     ]
 }
@@ -139,7 +141,7 @@ fn every_route_needs_a_token_and_changes_need_an_admin() {
 
         let (status, answer) = send(&host, Some(&reader), method, path, body.as_ref());
         let reads = method == "GET";
-        if reads && path != "/api/tokens" {
+        if reads && !["/api/tokens", "/api/audit"].contains(&path) {
             assert!(
                 status != 401 && status != 403,
                 "{method} {path} is open to a read token: {status} {answer}"
@@ -257,4 +259,49 @@ fn no_auth_serves_loopback_only() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("only on a loopback address"), "{stderr}");
+}
+
+#[test]
+fn changes_to_agents_and_tokens_are_audited() {
+    let ws = crate::common::agents::Workspace::new();
+    let host = Orchestra::start(ws.options());
+    let reader = make_token(&host, "read", "auditor");
+    host.register_agent(&ws.shell_agent("a1"));
+    let (status, changed) = host.patch("/api/agents/a1", &json!({"max_concurrency": 2}));
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(host.delete("/api/agents/a1").0, 204);
+    assert_eq!(host.delete("/api/tokens/auditor").0, 200);
+
+    let (status, audit) = host.get("/api/audit");
+    assert_eq!(status, 200, "{audit}");
+    let entries: Vec<(String, String, String)> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            let text = |field: &str| e[field].as_str().unwrap_or_default().to_owned();
+            (text("actor"), text("action"), text("target"))
+        })
+        .collect();
+    let expected = [
+        ("admin", "token.revoked", "auditor"),
+        ("admin", "agent.deleted", "a1"),
+        ("admin", "agent.changed", "a1"),
+        ("admin", "agent.created", "a1"),
+        ("admin", "token.created", "auditor"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(entries, expected, "newest first: {audit:#}");
+    let changed = &audit["entries"][2];
+    assert_eq!(changed["detail"]["max_concurrency"], 2, "{changed}");
+    assert!(changed["at"].is_string(), "{changed}");
+
+    let other = make_token(&host, "read", "auditor2");
+    let (status, _) = send(&host, Some(&other), "GET", "/api/audit", None);
+    assert_eq!(status, 403, "the audit log is for admins");
+    let (status, _) = send(&host, Some(&reader), "GET", "/api/audit", None);
+    assert_eq!(status, 401, "a revoked token is refused");
 }

@@ -2,6 +2,8 @@
 //! from agents managed outside the host. Every agent is shown with its metrics.
 
 use super::AppState;
+use super::access::Caller;
+use super::audit;
 use super::error::{ApiError, ApiJson};
 use super::responses::{AgentList, AgentView, TaskView};
 use crate::model::agent::{Agent, AgentSpec, validate_agent_id};
@@ -12,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -62,10 +64,19 @@ async fn found(state: &AppState, id: &str) -> Result<Agent, ApiError> {
 
 async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(spec): ApiJson<AgentSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = check_agent(spec, &state.repo_roots)?;
     let agent = state.scheduler.register_agent(spec, false).await?;
+    audit::record(
+        &state,
+        &caller,
+        "agent.created",
+        &agent.spec.id,
+        &agent.spec,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(agent_view(&state, agent).await?)))
 }
 
@@ -126,6 +137,7 @@ mod serde_with_null {
 
 async fn patch(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<AgentPatch>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -150,6 +162,14 @@ async fn patch(
     spec.labels = labels.unwrap_or(spec.labels);
     let spec = check_agent(spec, &state.repo_roots)?;
     let agent = state.scheduler.register_agent(spec, true).await?;
+    audit::record(
+        &state,
+        &caller,
+        "agent.changed",
+        &agent.spec.id,
+        &agent.spec,
+    )
+    .await;
     Ok(Json(agent_view(&state, agent).await?))
 }
 
@@ -163,6 +183,7 @@ struct DeleteQuery {
 
 async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -171,6 +192,8 @@ async fn delete(
         .scheduler
         .delete_agent(checked(&id)?, query.force)
         .await?;
+    let detail = serde_json::json!({"force": query.force});
+    audit::record(&state, &caller, "agent.deleted", &id, &detail).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,6 +4,7 @@
 
 mod access;
 mod agents;
+mod audit;
 mod batches;
 mod error;
 mod events;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(status::routes())
         .merge(workflows::routes())
         .merge(tokens::routes())
+        .merge(audit::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

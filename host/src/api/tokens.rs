@@ -2,6 +2,7 @@
 
 use super::AppState;
 use super::access::Caller;
+use super::audit;
 use super::error::{ApiError, ApiJson};
 use super::responses::{MadeToken, TokenList, TokenView};
 use crate::model::now_ms;
@@ -56,7 +57,8 @@ async fn create(
         .create_token(&name, body.role, secret.hash, now_ms())
         .await?;
     reload(&state).await?;
-    tracing::info!(token = %made.name, role = made.role.as_str(), by = ?caller.name, "token made");
+    let detail = serde_json::json!({"role": made.role});
+    audit::record(&state, &caller, "token.created", &made.name, &detail).await;
     let made = MadeToken {
         name: made.name,
         role: made.role,
@@ -73,7 +75,14 @@ async fn revoke(
     caller.admin()?;
     let revoked = state.scheduler.revoke_token(&name, now_ms()).await?;
     reload(&state).await?;
-    tracing::info!(token = %name, by = ?caller.name, "token revoked");
+    audit::record(
+        &state,
+        &caller,
+        "token.revoked",
+        &name,
+        &serde_json::json!({}),
+    )
+    .await;
     Ok(Json(revoked.into()))
 }
 

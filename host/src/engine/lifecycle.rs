@@ -9,6 +9,7 @@ use super::{Scheduler, workflows};
 use crate::events::{Event, EventBus, Ids};
 use crate::model::token::{Role, TokenHash};
 use crate::model::{Job, JobId, Millis, now_ms};
+use crate::store::audit::AuditEntry;
 use crate::store::tokens::TokenInfo;
 use crate::store::workflows::{Advanced, RunState};
 use crate::store::{
@@ -246,6 +247,14 @@ impl Scheduler {
         now: Millis,
     ) -> store::Result<TokenInfo> {
         self.shared.store.create_token(name, role, hash, now).await
+    }
+
+    /// Records who did what to an agent or a token.
+    ///
+    /// # Errors
+    /// As [`store::AuditStore::record_audit`].
+    pub async fn record_audit(&self, entry: AuditEntry) -> store::Result<()> {
+        self.shared.store.record_audit(entry).await
     }
 
     /// Revokes API token `name`.

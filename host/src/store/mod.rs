@@ -8,6 +8,7 @@
 //! Nothing above this module knows SQL.
 
 pub mod agents;
+pub mod audit;
 pub mod changes;
 pub mod locks;
 pub mod queues;
@@ -27,6 +28,7 @@ use crate::model::{
 };
 pub use agents::AgentStore;
 use async_trait::async_trait;
+pub use audit::AuditStore;
 pub use changes::{BatchProgress, ChangeSink, Changed, Changes, JobChange};
 pub use locks::AgentLocks;
 pub use queues::{QueueInfo, QueueSettings, QueueStore};
@@ -319,6 +321,7 @@ pub trait JobStore:
     + RecurringStore
     + QueueStore
     + TokenStore
+    + AuditStore
     + Send
     + Sync
     + 'static

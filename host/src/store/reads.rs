@@ -100,6 +100,11 @@ impl Reads {
         self.0.active_tokens().await
     }
 
+    /// See [`super::AuditStore::audit`].
+    pub async fn audit(&self, limit: u32) -> Result<Vec<super::audit::AuditEntry>> {
+        self.0.audit(limit).await
+    }
+
     /// See [`JobStore::health`].
     pub fn health(&self) -> Result<()> {
         self.0.health()

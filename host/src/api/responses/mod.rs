@@ -5,6 +5,7 @@
 //! [`crate::events::Published::to_json`].)
 
 mod agents;
+mod audit;
 mod batches;
 mod errors;
 mod jobs;
@@ -17,6 +18,7 @@ mod tokens;
 mod workflows;
 
 pub(crate) use agents::{AgentList, AgentView};
+pub(crate) use audit::{AuditList, AuditView};
 pub(crate) use batches::{BatchCancelled, BatchCreated, BatchView};
 pub(crate) use errors::ErrorBody;
 pub(crate) use jobs::{CancelledJob, JobPage, JobRef, LogPage, SubmittedJob};

@@ -28,6 +28,7 @@
 //! [`WorkflowStore`]: crate::store::WorkflowStore
 
 mod agents;
+mod audit;
 mod batch;
 mod continuations;
 mod faults;

@@ -1637,6 +1637,7 @@ mod sqlite {
         check_ending_an_agent_run_reports_the_freed_lock,
         check_recurring_workflow_and_task_writes_report_their_jobs,
         check_tokens_are_kept_by_hash_and_revoked,
+        check_audit_entries_are_kept_newest_first,
     );
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! Conformance: API tokens are kept by their hash, listed without it, and revoked.
+//! Conformance: API tokens are kept by their hash, listed without it, and revoked; the
+//! audit log keeps its entries.
 
 use super::*;
 use crate::model::token::{Role, Secret};
@@ -55,4 +56,27 @@ pub(super) async fn check_tokens_are_kept_by_hash_and_revoked(store: &dyn JobSto
         Some(NOW + 2),
         "a revoked token stays listed"
     );
+}
+
+pub(super) async fn check_audit_entries_are_kept_newest_first(store: &dyn JobStore) {
+    use crate::store::audit::AuditEntry;
+    let entry = |n: i64, action: &str| AuditEntry {
+        at: NOW + n,
+        actor: "ops".into(),
+        action: action.into(),
+        target: "a1".into(),
+        detail: JsonText::from_value(&json!({"n": n})),
+    };
+    store.record_audit(entry(1, "agent.created")).await.unwrap();
+    store.record_audit(entry(2, "agent.changed")).await.unwrap();
+    store.record_audit(entry(3, "agent.deleted")).await.unwrap();
+    assert_eq!(
+        store.audit(10).await.unwrap(),
+        [
+            entry(3, "agent.deleted"),
+            entry(2, "agent.changed"),
+            entry(1, "agent.created")
+        ]
+    );
+    assert_eq!(store.audit(1).await.unwrap(), [entry(3, "agent.deleted")]);
 }

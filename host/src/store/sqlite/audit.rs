@@ -1,0 +1,51 @@
+//! The audit log on SQLite: the `audit_log` table, appended to only.
+
+use super::SqliteStore;
+use super::rows::corrupt;
+use crate::model::JsonText;
+use crate::store::Result;
+use crate::store::audit::{AuditEntry, AuditStore};
+use async_trait::async_trait;
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn record_audit(&self, entry: AuditEntry) -> Result<()> {
+        self.exec(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, action, target, detail) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .bind(entry.at)
+                .bind(&entry.actor)
+                .bind(&entry.action)
+                .bind(&entry.target)
+                .bind(entry.detail.as_str())
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT at, actor, action, target, detail FROM audit_log ORDER BY seq DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.into_iter()
+            .map(|(at, actor, action, target, detail)| {
+                Ok(AuditEntry {
+                    detail: JsonText::parse(detail).map_err(|e| corrupt("audit detail", e))?,
+                    at,
+                    actor,
+                    action,
+                    target,
+                })
+            })
+            .collect()
+    }
+}

@@ -305,3 +305,22 @@ fn changes_to_agents_and_tokens_are_audited() {
     let (status, _) = send(&host, Some(&reader), "GET", "/api/audit", None);
     assert_eq!(status, 401, "a revoked token is refused");
 }
+
+#[test]
+fn a_read_token_sees_no_agent_environment_values() {
+    let ws = crate::common::agents::Workspace::new();
+    let host = Orchestra::start(ws.options());
+    let reader = make_token(&host, "read", "viewer");
+    host.register_agent(&ws.coding_agent("coder"));
+    let (_, as_admin) = host.get("/api/agents/coder");
+    assert_eq!(as_admin["env"]["AGENT_MODE"], "test", "{as_admin}");
+    for path in ["/api/agents/coder", "/api/agents"] {
+        let (status, as_reader) = send(&host, Some(&reader), "GET", path, None);
+        assert_eq!(status, 200, "{as_reader}");
+        let text = as_reader.to_string();
+        assert!(
+            text.contains("AGENT_MODE") && !text.contains("\"test\""),
+            "{path}: {text}"
+        );
+    }
+}

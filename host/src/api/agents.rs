@@ -8,6 +8,7 @@ use super::error::{ApiError, ApiJson};
 use super::responses::{AgentList, AgentView, TaskView};
 use crate::model::agent::{Agent, AgentSpec, validate_agent_id};
 use crate::model::now_ms;
+use crate::model::token::Role;
 use crate::store::agents::TaskFilter;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -38,8 +39,23 @@ fn check_agent(spec: AgentSpec, roots: &[PathBuf]) -> Result<AgentSpec, ApiError
     Ok(spec.checked(roots)?)
 }
 
-/// An agent with its metrics, as clients see it.
-async fn agent_view(state: &AppState, agent: Agent) -> Result<AgentView, ApiError> {
+/// What a `read` caller sees of an agent's environment values.
+const HIDDEN: &str = "(hidden)";
+
+/// An agent with its metrics, as `caller` sees it: the values of its environment, which
+/// may hold secrets, only for admins.
+async fn agent_view(
+    state: &AppState,
+    caller: &Caller,
+    mut agent: Agent,
+) -> Result<AgentView, ApiError> {
+    if caller.role != Role::Admin {
+        agent
+            .spec
+            .env
+            .values_mut()
+            .for_each(|value| *value = HIDDEN.to_owned());
+    }
     let metrics = state.store.agent_metrics(&agent.spec.id, now_ms()).await?;
     Ok(AgentView {
         agent,
@@ -77,19 +93,26 @@ async fn create(
         &agent.spec,
     )
     .await;
-    Ok((StatusCode::CREATED, Json(agent_view(&state, agent).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(agent_view(&state, &caller, agent).await?),
+    ))
 }
 
-async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
     let mut agents = Vec::new();
     for agent in state.store.agents().await? {
-        agents.push(agent_view(&state, agent).await?);
+        agents.push(agent_view(&state, &caller, agent).await?);
     }
     Ok(Json(AgentList { agents }))
 }
 
 async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let agent = found(&state, &id).await?;
@@ -101,7 +124,7 @@ async fn show(
     let now = now_ms();
     let recent = state.store.tasks(&filter).await?;
     let recent = recent.into_iter().map(|task| TaskView::new(task, now));
-    let mut body = agent_view(&state, agent).await?;
+    let mut body = agent_view(&state, &caller, agent).await?;
     body.recent_jobs = Some(recent.collect());
     Ok(Json(body))
 }
@@ -170,7 +193,7 @@ async fn patch(
         &agent.spec,
     )
     .await;
-    Ok(Json(agent_view(&state, agent).await?))
+    Ok(Json(agent_view(&state, &caller, agent).await?))
 }
 
 /// `DELETE /api/agents/{id}` query.
@@ -199,10 +222,11 @@ async fn delete(
 
 async fn heartbeat(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let agent = state.scheduler.agent_heartbeat(checked(&id)?).await?;
-    Ok(Json(agent_view(&state, agent).await?))
+    Ok(Json(agent_view(&state, &caller, agent).await?))
 }
 
 #[cfg(test)]

@@ -454,6 +454,11 @@ impl EventBus {
         let _ = self.sender.send(published);
     }
 
+    /// How many clients listen now.
+    pub fn clients(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
     /// Receives every event published from now on.
     pub fn subscribe(&self) -> Subscription {
         Subscription {

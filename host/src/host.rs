@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::engine::recurring;
 use crate::engine::{Scheduler, SchedulerConfig, cleanup_schedule};
 use crate::events::EventBus;
+use crate::metrics::Metrics;
 use crate::model::now_ms;
 use crate::model::token::{Role, Secret};
 use crate::plugins::Registry;
@@ -132,6 +133,7 @@ impl Host {
         let stop_watching = CancellationToken::new();
         let watcher = tokio::spawn(loader.watch(stop_watching.clone()));
         let jobs = JobThreads::start()?;
+        let metrics = Arc::new(Metrics::default());
         let scheduler = jobs
             .handle()
             .spawn(Scheduler::start(
@@ -139,6 +141,7 @@ impl Host {
                 runtime.clone(),
                 registry.clone(),
                 EventBus::default(),
+                metrics.clone(),
                 SchedulerConfig {
                     workers: config.workers,
                     queues: config.queues.clone(),
@@ -176,6 +179,7 @@ impl Host {
             registry: registry.clone(),
             repo_roots: config.repo_roots.clone().into(),
             access: Arc::new(access),
+            metrics,
         });
         let stop_serving = CancellationToken::new();
         let until = stop_serving.clone();

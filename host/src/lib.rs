@@ -19,6 +19,7 @@ pub mod cron;
 pub mod engine;
 pub mod events;
 pub mod host;
+pub mod metrics;
 pub mod model;
 pub mod plugins;
 pub mod runtime;

@@ -81,6 +81,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("POST", "/api/tokens", Some(json!({"role": "read"}))),
         ("DELETE", "/api/tokens/nobody", None),
         ("GET", "/api/audit", None),
+        ("GET", "/metrics", None),
         ("GET", "/api/no-such-route", None),
     ]
 }

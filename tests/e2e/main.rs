@@ -18,6 +18,7 @@ mod jobs;
 mod lifecycle;
 mod limits;
 mod logs;
+mod metrics;
 mod output;
 mod queues;
 mod recurring;

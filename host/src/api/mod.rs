@@ -12,6 +12,7 @@ mod jobs;
 mod json_errors;
 mod logs;
 mod maintenance;
+mod metrics;
 mod queues;
 mod recurring;
 mod responses;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub repo_roots: Arc<[PathBuf]>,
     /// Who may use the API.
     pub access: Arc<Access>,
+    /// The host's metrics, read at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The API's routes over `state`.
@@ -68,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workflows::routes())
         .merge(tokens::routes())
         .merge(audit::routes())
+        .merge(metrics::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -5,9 +5,11 @@
 //! and metrics export hang on the same seam. Filters run on the executor's path, so
 //! they must be quick and must not block.
 
+use crate::metrics::Metrics;
 use crate::model::{Job, JobState};
 use crate::runtime::{RunOutcome, RunReport};
 use serde::Serialize;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Middleware around runs. Every method has an empty default.
@@ -25,6 +27,28 @@ pub trait Filter: std::fmt::Debug + Send + Sync {
     /// The run moved `job` to `state`.
     fn on_state_change(&self, job: &Job, state: JobState) {
         let _ = (job, state);
+    }
+}
+
+/// Feeds the metrics: each run's start and pickup latency, and how it ended.
+#[derive(Debug)]
+pub struct Measure(pub Arc<Metrics>);
+
+impl Filter for Measure {
+    fn before_run(&self, job: &Job) {
+        self.0.job_event(&job.plugin, &job.queue, "started");
+        if let Some(started) = job.started_at {
+            let due = job.run_at.max(job.created_at);
+            self.0.pickup((started - due) as f64 / 1000.0);
+        }
+    }
+
+    fn after_run(&self, job: &Job, report: &RunReport) {
+        let kind = match &report.outcome {
+            RunOutcome::Succeeded(_) => None,
+            RunOutcome::Failed(error) => Some(error.kind.as_str()),
+        };
+        self.0.run(&job.plugin, &job.queue, kind, &report.usage);
     }
 }
 

@@ -20,6 +20,7 @@ pub mod workflows;
 pub use retention::{CLEANUP_ID, CLEANUP_PLUGIN, Cleanup, Retention, cleanup_schedule};
 
 use crate::events::EventBus;
+use crate::metrics::Metrics;
 use crate::model::{Millis, now_ms};
 use crate::plugins::Registry;
 use crate::runtime::Runtime;
@@ -110,6 +111,7 @@ impl Scheduler {
         runtime: Arc<Runtime>,
         registry: Arc<Registry>,
         events: EventBus,
+        metrics: Arc<Metrics>,
         config: SchedulerConfig,
     ) -> Scheduler {
         let counters = Arc::new(Counters::default());
@@ -117,6 +119,7 @@ impl Scheduler {
         store.report_to(Arc::new(publish::Publisher {
             events: events.clone(),
             wake: wake.clone(),
+            metrics: metrics.clone(),
         }));
         let shared = Arc::new(Shared {
             store,
@@ -130,7 +133,11 @@ impl Scheduler {
             stop_claiming: CancellationToken::new(),
             abandon: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            filters: vec![Arc::new(RunLog), counters.clone()],
+            filters: vec![
+                Arc::new(RunLog),
+                counters.clone(),
+                Arc::new(filters::Measure(metrics)),
+            ],
             counters,
             agents: agents::Agents::default(),
         });

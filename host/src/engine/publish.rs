@@ -4,6 +4,7 @@
 //! dispatcher wakes when a job became ready.
 
 use crate::events::{Event, EventBus, Ids};
+use crate::metrics::Metrics;
 use crate::store::{BatchProgress, ChangeSink, Changes, JobChange};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -15,6 +16,8 @@ pub(super) struct Publisher {
     pub(super) events: EventBus,
     /// Wakes the dispatcher.
     pub(super) wake: Arc<Notify>,
+    /// Where job events are counted.
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl ChangeSink for Publisher {
@@ -25,6 +28,12 @@ impl ChangeSink for Publisher {
     fn changed(&self, changes: &Changes) {
         if changes.any_ready() {
             self.wake.notify_one();
+        }
+        for change in &changes.jobs {
+            // A run's start is counted by the run itself (see `filters::Measure`).
+            if let Some(event) = counted(change) {
+                self.metrics.job_event(&change.plugin, &change.queue, event);
+            }
         }
         if !self.events.is_heard() {
             return;
@@ -49,6 +58,23 @@ impl ChangeSink for Publisher {
             self.events.publish(Ids::default(), progress_of(batch));
         }
     }
+}
+
+/// The name `change` is counted under in the metrics; none for a run's start.
+fn counted(change: &JobChange) -> Option<&'static str> {
+    use crate::model::JobState::*;
+    Some(match (change.from, change.to) {
+        (None, _) => "created",
+        (_, None) => "deleted",
+        (_, Some(Processing)) => return None,
+        (Some(Processing), Some(Scheduled)) => "retried",
+        (_, Some(Enqueued)) => "enqueued",
+        (_, Some(Scheduled)) => "scheduled",
+        (_, Some(Succeeded)) => "succeeded",
+        (_, Some(Failed)) => "failed",
+        (_, Some(Cancelled)) => "cancelled",
+        (_, Some(Awaiting)) => "awaiting",
+    })
 }
 
 /// The ids of `change`'s event: its job, task, agent, and the run it started.

@@ -23,6 +23,8 @@ pub struct JobChange {
     pub at: Millis,
     /// Its queue.
     pub queue: String,
+    /// The plugin that handles it.
+    pub plugin: String,
     /// Its attempts so far (the one that starts, for a move to `processing`).
     pub attempt: u32,
     /// The batch it belongs to.
@@ -46,6 +48,7 @@ impl JobChange {
             reason: format!("attempt {} of {} started", job.attempt, job.max_attempts),
             at: job.started_at.unwrap_or(job.created_at),
             queue: job.queue.clone(),
+            plugin: job.plugin.clone(),
             attempt: job.attempt,
             batch: None,
             agent: job.agent_id.clone(),

@@ -105,7 +105,7 @@ const TAG_MARK: &str = "mark";
 
 /// Columns a completion or failure returns: its job's move.
 const MOVED_COLUMNS: &str = "jobs.id AS id, jobs.state AS state, jobs.state_reason AS reason, \
-    jobs.state_at AS at, jobs.queue AS queue, jobs.attempt AS attempt, \
+    jobs.state_at AS at, jobs.queue AS queue, jobs.plugin AS plugin, jobs.attempt AS attempt, \
     jobs.batch_id AS batch_id, jobs.agent_id AS agent_id, jobs.has_children AS has_children";
 
 /// The task a job runs, for jobs bound to an agent (a column of a `RETURNING` list).
@@ -428,6 +428,7 @@ fn moved(row: &sqlx::sqlite::SqliteRow) -> Result<JobChange> {
         reason: row.try_get("reason")?,
         at: row.try_get("at")?,
         queue: row.try_get("queue")?,
+        plugin: row.try_get("plugin")?,
         attempt: row.try_get("attempt")?,
         batch: row
             .try_get::<Option<String>, _>("batch_id")?
@@ -456,6 +457,7 @@ pub(super) fn created(job: &NewJob, now: Millis) -> JobChange {
         reason: initial_reason(state).to_owned(),
         at: now,
         queue: job.queue.clone(),
+        plugin: job.plugin.clone(),
         attempt: 0,
         batch: None,
         agent: job.agent_id.clone(),

@@ -168,17 +168,25 @@ async fn remove(
     ] {
         sqlx::query(table_sql).bind(ids).execute(&mut *conn).await?;
     }
-    type Removed = (String, String, String, i64, Option<String>, Option<String>);
+    type Removed = (
+        String,
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Removed> = sqlx::query_as(
         "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) \
-         RETURNING id, state, queue, attempt, batch_id, agent_id",
+         RETURNING id, state, queue, plugin, attempt, batch_id, agent_id",
     )
     .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
     let task_of = |job: &str| tasks.iter().find(|(of, _)| of == job).map(|(_, task)| task);
     rows.into_iter()
-        .map(|(id, state, queue, attempt, batch, agent)| {
+        .map(|(id, state, queue, plugin, attempt, batch, agent)| {
             Ok(JobChange {
                 task: task_of(&id).map(|task| batch::parse_id(task)).transpose()?,
                 id: batch::parse_id(&id)?,
@@ -187,6 +195,7 @@ async fn remove(
                 reason: reason.to_owned(),
                 at: now,
                 queue,
+                plugin,
                 attempt: u32::try_from(attempt).unwrap_or(0),
                 batch: batch.as_deref().map(batch::parse_id).transpose()?,
                 agent,

@@ -28,6 +28,7 @@ struct ChangeRow {
     at: Millis,
     reason: String,
     queue: String,
+    plugin: String,
     attempt: i64,
     batch_id: Option<String>,
     agent_id: Option<String>,
@@ -40,7 +41,7 @@ struct ChangeRow {
 /// whose jobs finished.
 pub(super) async fn since(conn: &mut SqliteConnection, mark: i64) -> Result<Changes> {
     let rows: Vec<ChangeRow> = sqlx::query_as(
-        "SELECT h.job_id, h.from_state, h.state, h.at, h.reason, j.queue, j.attempt, \
+        "SELECT h.job_id, h.from_state, h.state, h.at, h.reason, j.queue, j.plugin, j.attempt, \
          j.batch_id, j.agent_id, t.id AS task_id, j.lease_id, j.state AS current \
          FROM job_history h JOIN jobs j ON j.id = h.job_id \
          LEFT JOIN tasks t ON t.job_id = h.job_id WHERE h.seq > ?1 ORDER BY h.seq",
@@ -59,6 +60,7 @@ pub(super) async fn since(conn: &mut SqliteConnection, mark: i64) -> Result<Chan
             reason: row.reason,
             at: row.at,
             queue: row.queue,
+            plugin: row.plugin,
             attempt: u32::try_from(row.attempt).unwrap_or(0),
             batch: row.batch_id.as_deref().map(parse_id).transpose()?,
             agent: row.agent_id,

@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// SQLite database file [default: orchestra.db].
     #[arg(long, env = "ORCHESTRA_DB")]
     pub db: Option<PathBuf>,
+    /// Also serve `/metrics`, without a token, on this address (for a Prometheus that
+    /// scrapes from inside the operator's network).
+    #[arg(long, env = "ORCHESTRA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Serve the API without tokens; accepted only on a loopback address.
     #[arg(long, env = "ORCHESTRA_NO_AUTH")]
     pub no_auth: bool,
@@ -120,6 +124,7 @@ struct FileConfig {
     db: Option<PathBuf>,
     no_auth: Option<bool>,
     allowed_hosts: Option<Vec<String>>,
+    metrics_listen: Option<SocketAddr>,
     plugins: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     workers: Option<usize>,
@@ -156,6 +161,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Whether the API asks for tokens (off only with `--no-auth`, on loopback).
     pub auth: bool,
+    /// Where `/metrics` is also served, without a token.
+    pub metrics_listen: Option<SocketAddr>,
     /// Names clients may reach this host by, besides its address and `localhost`.
     pub allowed_hosts: Vec<String>,
     /// SQLite database file.
@@ -344,6 +351,7 @@ impl Config {
         Ok(Config {
             listen,
             auth: !no_auth,
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
             allowed_hosts,
             plugins: args
                 .plugins

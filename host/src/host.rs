@@ -96,7 +96,7 @@ pub struct Host {
     stop_serving: CancellationToken,
     stop_watching: CancellationToken,
     watcher: JoinHandle<()>,
-    server: JoinHandle<()>,
+    servers: Vec<JoinHandle<()>>,
     jobs: JobThreads,
 }
 
@@ -173,24 +173,24 @@ impl Host {
             Vec::new()
         };
         let access = api::Access::new(config.auth, addr, &config.allowed_hosts, tokens);
-        let app = api::router(AppState {
+        let state = AppState {
             store: Reads::of(store.clone()),
             scheduler: scheduler.clone(),
             registry: registry.clone(),
             repo_roots: config.repo_roots.clone().into(),
             access: Arc::new(access),
             metrics,
-        });
+        };
         let stop_serving = CancellationToken::new();
-        let until = stop_serving.clone();
-        let server = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { until.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let mut servers = vec![serve(listener, api::router(state.clone()), &stop_serving)];
+        if let Some(metrics_listen) = config.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(metrics_listen)
+                .await
+                .map_err(io(format!("listen on {metrics_listen} for /metrics")))?;
+            let metrics_addr = listener.local_addr().map_err(io("metrics address"))?;
+            tracing::info!(%metrics_addr, "serving /metrics without a token");
+            servers.push(serve(listener, api::metrics_router(state), &stop_serving));
+        }
         tracing::info!(%addr, db = %config.db.display(), plugins = %config.plugins.display(), "orchestra listening");
         Ok(Host {
             addr,
@@ -201,7 +201,7 @@ impl Host {
             stop_serving,
             stop_watching,
             watcher,
-            server,
+            servers,
             jobs,
         })
     }
@@ -237,12 +237,31 @@ impl Host {
         self.stop_serving.cancel();
         self.stop_watching.cancel();
         self.scheduler.shutdown().await;
-        let _ = self.server.await;
+        for server in self.servers {
+            let _ = server.await;
+        }
         let _ = self.watcher.await;
         self.store.close().await;
         drop(self.jobs);
         tracing::info!("orchestra stopped");
     }
+}
+
+/// Serves `app` on `listener` until `stop` is cancelled.
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    let until = stop.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { until.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    })
 }
 
 /// On a database with no token at all, makes an admin token and prints it once (the

@@ -84,6 +84,8 @@ pub struct Metrics {
     agent_running: Family<AgentLabel, Gauge>,
     plugin_load_errors: Gauge,
     event_clients: Gauge,
+    commit_writes: Histogram,
+    commit_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -104,6 +106,10 @@ impl Default for Metrics {
             agent_running: Family::default(),
             plugin_load_errors: Gauge::default(),
             event_clients: Gauge::default(),
+            // 1 to 1024 writes.
+            commit_writes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            // 0.1 ms to about 1.7 s.
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 8)),
             registry: Registry::default(),
         };
         let m = &metrics;
@@ -167,6 +173,16 @@ impl Default for Metrics {
             "event_stream_clients",
             "Clients of the live event stream",
             m.event_clients.clone(),
+        );
+        registry.register(
+            "db_commit_writes",
+            "Writes carried by each group commit",
+            m.commit_writes.clone(),
+        );
+        registry.register(
+            "db_commit_seconds",
+            "Duration of each group commit",
+            m.commit_seconds.clone(),
         );
         Metrics {
             registry,
@@ -259,6 +275,12 @@ impl Metrics {
             .observe(usage.memory_peak_bytes as f64);
     }
 
+    /// Records one group commit: how many writes it carried and how long it took.
+    pub fn commit(&self, writes: usize, took: std::time::Duration) {
+        self.commit_writes.observe(writes as f64);
+        self.commit_seconds.observe(took.as_secs_f64());
+    }
+
     /// Records how long a run waited to start after its job was due.
     pub fn pickup(&self, seconds: f64) {
         self.pickup_seconds.observe(seconds.max(0.0));
@@ -329,6 +351,7 @@ mod tests {
         metrics.run("echo", "default", None, &usage);
         metrics.run("echo", "default", Some("trap"), &usage);
         metrics.pickup(0.002);
+        metrics.commit(8, std::time::Duration::from_millis(2));
         let text = metrics.render(&Snapshot {
             queues: vec![QueueGauge {
                 queue: "default".into(),
@@ -355,6 +378,7 @@ mod tests {
             "orchestra_plugin_load_errors 1",
             "orchestra_event_stream_clients 2",
             "orchestra_pickup_seconds_count 1",
+            "orchestra_db_commit_writes_sum 8.0",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }

@@ -93,4 +93,41 @@ fn metrics_count_jobs_and_runs_and_show_the_queues() {
         1.0
     );
     assert_eq!(count("orchestra_plugin_load_errors", &[]), 0.0);
+    assert!(
+        count("orchestra_db_commit_seconds_count", &[]) > 0.0,
+        "group commits are timed"
+    );
+}
+
+#[test]
+fn metrics_are_served_without_a_token_only_on_the_metrics_address() {
+    let port = crate::common::free_port();
+    let host = Orchestra::start(
+        Options::new()
+            .plugin("echo")
+            .config(&format!("metrics_listen = \"127.0.0.1:{port}\"\n")),
+    );
+    let id = host.submit("echo", json!({}));
+    host.wait_for_state(&id, &["succeeded"], TIMEOUT);
+    let agent = crate::common::new_agent(None, std::time::Duration::from_secs(10));
+    let mut response = agent
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .expect("the metrics address answers");
+    assert_eq!(response.status(), 200);
+    let text = response.body_mut().read_to_string().unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("the text format");
+    let created = [("plugin", "echo"), ("event", "created")];
+    assert_eq!(value(&scrape, "orchestra_jobs_total", &created), Some(1.0));
+    let api = agent
+        .get(format!("http://127.0.0.1:{port}/api/jobs"))
+        .call()
+        .unwrap();
+    assert_eq!(api.status(), 404, "only /metrics is served there");
+    let guarded = agent.get(host.url("/metrics")).call().unwrap();
+    assert_eq!(
+        guarded.status(),
+        401,
+        "the API's address still asks for a token"
+    );
 }

@@ -83,6 +83,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `/metrics` alone, without a token: for `--metrics-listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .merge(metrics::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors::json_errors))
+        .with_state(state)
+}
+
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
 }

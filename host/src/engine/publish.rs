@@ -25,6 +25,10 @@ impl ChangeSink for Publisher {
         self.events.is_heard()
     }
 
+    fn committed(&self, writes: usize, took: std::time::Duration) {
+        self.metrics.commit(writes, took);
+    }
+
     fn changed(&self, changes: &Changes) {
         if changes.any_ready() {
             self.wake.notify_one();

@@ -139,6 +139,11 @@ pub trait ChangeSink: std::fmt::Debug + Send + Sync + 'static {
     /// Whether anyone listens now: when not, a store may leave out the changes that only
     /// the sink would see (a claim's moves, which no caller needs).
     fn listening(&self) -> bool;
+
+    /// Takes the size (writes carried) and duration of one group commit.
+    fn committed(&self, writes: usize, took: std::time::Duration) {
+        let _ = (writes, took);
+    }
 }
 
 /// A write's own answer together with what it changed.

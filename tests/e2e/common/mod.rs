@@ -329,7 +329,7 @@ fn config_file(dir: &Path) -> PathBuf {
 }
 
 /// A port nobody listened on a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
     listener
         .local_addr()

@@ -149,13 +149,18 @@ impl Group {
         }
     }
 
+    /// How many writes the group carries.
+    fn len(&self) -> usize {
+        self.enqueues.len()
+            + self.progress.len()
+            + self.logs.len()
+            + self.completions.len()
+            + self.failures.len()
+            + self.claims.len()
+    }
+
     fn is_empty(&self) -> bool {
-        self.enqueues.is_empty()
-            && self.progress.is_empty()
-            && self.logs.is_empty()
-            && self.completions.is_empty()
-            && self.failures.is_empty()
-            && self.claims.is_empty()
+        self.len() == 0
     }
 
     /// Applies every write in one transaction, then answers the callers (with an
@@ -171,6 +176,7 @@ impl Group {
         if self.is_empty() {
             return self;
         }
+        let (writes, began) = (self.len(), std::time::Instant::now());
         let starts = listening(sink);
         let applied = self.apply(conn, starts).await.map_err(|e| file.refine(e));
         let applied = match applied {
@@ -187,6 +193,9 @@ impl Group {
         match applied.and_then(|outcomes| file.check().map(|()| outcomes)) {
             Ok(outcomes) => {
                 self.answer(outcomes, sink);
+                if let Some(sink) = sink.get() {
+                    sink.committed(writes, began.elapsed());
+                }
                 Group::default()
             }
             Err(

@@ -1,6 +1,6 @@
 //! Queues no worker of this host serves: jobs, batches, recurring jobs, workflow steps and
 //! tasks sent there are kept, and the answer warns; `GET /api/queues` tells served queues (agent queues
-//! included) from unserved ones.
+//! included) from unserved ones, and shows each queue's throughput.
 
 use crate::common::agents::Workspace;
 use crate::common::{Options, Orchestra, TIMEOUT, wait_until};
@@ -108,4 +108,16 @@ fn agent_queues_are_served_and_a_task_for_an_unserved_queue_warns() {
     let listed = queue(&host, "high-priority").expect("high-priority is listed");
     assert_eq!(listed["served"], false, "{listed}");
     assert_eq!(listed["counts"]["enqueued"], 1, "kept: {listed}");
+}
+
+#[test]
+fn a_queue_shows_its_throughput_over_the_last_five_minutes() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    let ids: Vec<String> = (0..3)
+        .map(|n| host.submit("echo", json!({"n": n})))
+        .collect();
+    host.wait_for_all(&ids, &["succeeded"], TIMEOUT);
+    let finished = |name: &str| queue(&host, name).expect("listed")["finished_last_5m"].clone();
+    assert_eq!(finished("default"), 3);
+    assert_eq!(finished("maintenance"), 0);
 }

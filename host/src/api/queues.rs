@@ -12,6 +12,9 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+/// The window a queue's throughput is counted over: five minutes.
+const THROUGHPUT_WINDOW_MS: i64 = 5 * 60 * 1000;
+
 /// The routes of this module.
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -36,9 +39,14 @@ async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError
     }
     known.sort_by(|a, b| a.name.cmp(&b.name));
     let now = now_ms();
+    let finished = state
+        .store
+        .finished_since(now - THROUGHPUT_WINDOW_MS)
+        .await?;
     let queues = known.into_iter().map(|info| {
         let served = served_queues.contains(&info.name);
-        QueueView::new(info, served, now)
+        let done = finished.iter().find(|(queue, _)| *queue == info.name);
+        QueueView::new(info, served, done.map_or(0, |(_, n)| *n), now)
     });
     Ok(Json(QueueList {
         queues: queues.collect(),

@@ -39,4 +39,8 @@ pub trait QueueStore {
     /// Every queue that has jobs or controls, with its counts, controls and oldest
     /// enqueued job.
     async fn queues(&self) -> Result<Vec<QueueInfo>>;
+
+    /// Jobs that finished (succeeded, failed or were cancelled) at or after `since`, per
+    /// queue: a queue's recent throughput.
+    async fn finished_since(&self, since: Millis) -> Result<Vec<(String, u64)>>;
 }

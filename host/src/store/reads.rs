@@ -45,6 +45,11 @@ impl Reads {
         self.0.queues().await
     }
 
+    /// See [`super::QueueStore::finished_since`].
+    pub async fn finished_since(&self, since: Millis) -> Result<Vec<(String, u64)>> {
+        self.0.finished_since(since).await
+    }
+
     /// See [`super::RecurringStore::recurring`].
     pub async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>> {
         self.0.recurring(id).await

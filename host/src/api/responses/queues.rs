@@ -27,6 +27,8 @@ pub(crate) struct QueueView {
     pub(crate) counts: BTreeMap<&'static str, u64>,
     /// How long its oldest enqueued job has waited; `null` when none waits.
     pub(crate) oldest_enqueued_age_ms: Option<Millis>,
+    /// Its jobs that finished in the last five minutes: its throughput.
+    pub(crate) finished_last_5m: u64,
 }
 
 /// `POST /api/queues/{name}/pause` and `POST /api/queues/{name}/resume`.
@@ -48,8 +50,9 @@ pub(crate) struct QueueConcurrency {
 }
 
 impl QueueView {
-    /// `info` as clients see it at `now`; `served` if a worker of this host serves it.
-    pub(crate) fn new(info: QueueInfo, served: bool, now: Millis) -> QueueView {
+    /// `info` as clients see it at `now`; `served` if a worker of this host serves it,
+    /// `finished` its jobs finished in the last five minutes.
+    pub(crate) fn new(info: QueueInfo, served: bool, finished: u64, now: Millis) -> QueueView {
         let mut counts: BTreeMap<&'static str, u64> =
             JobState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
         for (state, count) in info.counts {
@@ -62,6 +65,7 @@ impl QueueView {
             concurrency: info.settings.concurrency,
             counts,
             oldest_enqueued_age_ms: info.oldest_enqueued_at.map(|at| (now - at).max(0)),
+            finished_last_5m: finished,
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::SqliteStore;
 use super::rows::parse_state;
 use super::writer::Controls;
+use crate::model::Millis;
 use crate::store::{QueueInfo, QueueSettings, QueueStore, Result};
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
@@ -114,5 +115,20 @@ impl QueueStore for SqliteStore {
             entry(&mut queues, queue).oldest_enqueued_at = Some(at);
         }
         Ok(queues.into_values().collect())
+    }
+
+    async fn finished_since(&self, since: Millis) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT queue, count(*) FROM jobs \
+             WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at >= ?1 \
+             GROUP BY queue ORDER BY queue",
+        )
+        .bind(since)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(queue, count)| (queue, count.max(0) as u64))
+            .collect())
     }
 }

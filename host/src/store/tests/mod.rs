@@ -608,6 +608,25 @@ async fn check_concurrent_workers_run_each_job_once(store: Arc<dyn JobStore>) {
     );
 }
 
+async fn check_finished_jobs_are_counted_per_queue(store: &dyn JobStore) {
+    add(store, new_job("default", 0)).await;
+    add(store, new_job("default", 0)).await;
+    add(store, new_job("other", 0)).await;
+    let first = claim_one(store, NOW).await;
+    finish(store, &first, true).await;
+    let second = claim_one(store, NOW + 10).await;
+    finish(store, &second, false).await;
+    assert_eq!(
+        store.finished_since(NOW).await.unwrap(),
+        [("default".to_owned(), 2)],
+        "succeeded and failed jobs count; waiting ones do not"
+    );
+    assert!(
+        store.finished_since(NOW + 1).await.unwrap().is_empty(),
+        "finish() stamps NOW"
+    );
+}
+
 async fn check_unique_keys_dedupe_unfinished_jobs(store: &dyn JobStore) {
     let keyed = || NewJob {
         unique_key: Some("nightly".into()),
@@ -1638,6 +1657,7 @@ mod sqlite {
         check_recurring_workflow_and_task_writes_report_their_jobs,
         check_tokens_are_kept_by_hash_and_revoked,
         check_audit_entries_are_kept_newest_first,
+        check_finished_jobs_are_counted_per_queue,
     );
 
     #[tokio::test]

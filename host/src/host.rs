@@ -13,6 +13,7 @@ use crate::plugins::watch::Loader;
 use crate::runtime::{self, Runtime};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{self, JobStore, Reads};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -276,11 +277,17 @@ async fn first_token(store: &dyn JobStore, addr: SocketAddr) -> Result<(), Error
         .create_token("admin", Role::Admin, secret.hash, now_ms())
         .await?;
     let token = &secret.text;
-    println!(
+    let shown = writeln!(
+        std::io::stdout(),
         "\nOrchestra made an admin token; it is shown only now, so keep it:\n\n    {token}\n\n\
          Send it with every request, e.g.:\n\n    \
          curl -H 'Authorization: Bearer {token}' http://{addr}/api/jobs\n\n\
          Make more with POST /api/tokens, or `orchestra token create` while the host is stopped.\n"
     );
+    if let Err(e) = shown {
+        // Standard output is gone (a closed pipe): the host runs on, and the operator
+        // makes a token with `orchestra token create` once it is stopped.
+        tracing::warn!(error = %e, "the first admin token could not be shown");
+    }
     Ok(())
 }

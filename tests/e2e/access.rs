@@ -325,3 +325,42 @@ fn a_read_token_sees_no_agent_environment_values() {
         );
     }
 }
+
+/// A child process killed when dropped, even when a test fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+#[test]
+fn a_host_whose_output_is_closed_still_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let port = crate::common::free_port();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_orchestra"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
+            .arg(dir.path().join("o.db"))
+            .arg("--plugins")
+            .arg(dir.path().join("plugins"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning orchestra"),
+    );
+    drop(child.0.stdout.take()); // nobody reads the first token
+    let agent = new_agent(None, Duration::from_secs(2));
+    crate::common::wait_until("the host to answer", crate::common::TIMEOUT, || {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("the host exited ({status}) when it could not show its token");
+        }
+        match agent.get(format!("http://127.0.0.1:{port}/healthz")).call() {
+            Ok(response) if response.status() == 200 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+}

@@ -148,7 +148,7 @@ impl Scheduler {
     }
 
     /// Tells the dispatcher a job may be ready.
-    pub fn notify(&self) {
+    fn notify(&self) {
         self.shared.wake.notify_one();
     }
 

@@ -112,12 +112,6 @@ impl Changes {
         self.jobs.is_empty() && self.batches.is_empty()
     }
 
-    /// Adds `other`'s changes after these.
-    pub fn extend(&mut self, other: Changes) {
-        self.jobs.extend(other.jobs);
-        self.batches.extend(other.batches);
-    }
-
     /// The moves of job `id`, in order.
     pub fn of(&self, id: JobId) -> impl Iterator<Item = &JobChange> {
         self.jobs.iter().filter(move |change| change.id == id)

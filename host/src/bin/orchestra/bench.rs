@@ -195,7 +195,6 @@ async fn end_to_end(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<
         store
             .enqueue_many(chunk.iter().map(|_| echo_job()).collect(), now_ms())
             .await?;
-        bench.host.scheduler().notify();
     }
     // Count finishes with the scheduler's counters: no listener on the event bus, which
     // would make every run publish its output.

@@ -16,6 +16,7 @@ mod metrics;
 mod queues;
 mod recurring;
 mod responses;
+mod stats;
 mod status;
 mod tasks;
 mod times;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(queues::routes())
         .merge(recurring::routes())
         .merge(status::routes())
+        .merge(stats::routes())
         .merge(workflows::routes())
         .merge(tokens::routes())
         .merge(audit::routes())

@@ -61,13 +61,17 @@ pub struct Cleanup {
     pub succeeded_before: Millis,
     /// Failed and cancelled jobs finished before this were removed.
     pub failed_before: Millis,
+    /// Rollup rows removed, past what each resolution keeps (see
+    /// [`crate::store::stats::kept_for`]).
+    pub rollup_removed: u64,
 }
 
 fn before(now: Millis, age: Duration) -> Millis {
     now.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Removes every finished job older than the retention, a batch at a time.
+/// Removes every finished job older than the retention, a batch at a time, and the
+/// rollup's buckets past what it keeps (the rollup outlives the jobs it counts).
 pub(super) async fn clean(
     store: &dyn JobStore,
     retention: Retention,
@@ -77,6 +81,7 @@ pub(super) async fn clean(
         removed: 0,
         succeeded_before: before(now, retention.succeeded),
         failed_before: before(now, retention.failed),
+        rollup_removed: store.prune_rollup(now).await?,
     };
     loop {
         let removed = store

@@ -9,6 +9,7 @@
 //! - [`names`]: length limits of ids and names, and how a bad one is quoted back.
 //! - [`repository`]: where a repository may lie.
 //! - [`retry`]: retry policies.
+//! - [`stats`]: run statistics over time (the rollup and its series).
 //! - [`token`]: API tokens and their roles.
 //! - [`time`] and [`json`]: times and JSON text as clients give and see them.
 
@@ -21,6 +22,7 @@ pub mod names;
 pub mod repository;
 pub mod retry;
 pub mod rules;
+pub mod stats;
 pub mod time;
 pub mod token;
 

@@ -15,6 +15,7 @@ pub mod queues;
 mod reads;
 pub mod recurring;
 pub mod sqlite;
+pub mod stats;
 pub mod tasks;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ pub use locks::AgentLocks;
 pub use queues::{QueueInfo, QueueSettings, QueueStore};
 pub use reads::Reads;
 pub use recurring::{Misfire, PutRecurring, RecurringDefinition, RecurringJob, RecurringStore};
+pub use stats::StatsStore;
 use std::sync::Arc;
 pub use tasks::TaskStore;
 pub use tokens::TokenStore;
@@ -322,6 +324,7 @@ pub trait JobStore:
     + QueueStore
     + TokenStore
     + AuditStore
+    + StatsStore
     + Send
     + Sync
     + 'static

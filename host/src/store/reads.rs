@@ -7,6 +7,7 @@ use super::{
     BatchInfo, JobFilter, JobStore, LogPage, LogQuery, Page, QueueInfo, RecurringJob, Result,
 };
 use crate::model::agent::Agent;
+use crate::model::stats::{Resolution, RollupRow};
 use crate::model::{JobDetail, JobId, Millis};
 use std::sync::Arc;
 
@@ -43,6 +44,16 @@ impl Reads {
     /// See [`super::QueueStore::queues`].
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
         self.0.queues().await
+    }
+
+    /// See [`super::StatsStore::rollup`].
+    pub async fn rollup(
+        &self,
+        resolution: Resolution,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<RollupRow>> {
+        self.0.rollup(resolution, from, to).await
     }
 
     /// See [`super::QueueStore::finished_since`].

@@ -13,6 +13,9 @@ pub(crate) struct CleanupDone {
     pub(crate) succeeded_before: String,
     /// Failed and cancelled jobs finished before this time were removed.
     pub(crate) failed_before: String,
+    /// How many analytics rollup rows were removed (minutes past a week, hours past
+    /// 90 days, days past ten years).
+    pub(crate) rollup_removed: u64,
 }
 
 impl From<Cleanup> for CleanupDone {
@@ -21,6 +24,7 @@ impl From<Cleanup> for CleanupDone {
             removed: done.removed,
             succeeded_before: rfc3339::format(done.succeeded_before),
             failed_before: rfc3339::format(done.failed_before),
+            rollup_removed: done.rollup_removed,
         }
     }
 }

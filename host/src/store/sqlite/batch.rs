@@ -1,9 +1,10 @@
 //! One group commit: the writes gathered by the writer, applied as one SQL script.
 //!
 //! Each kind of write becomes one set-based statement over a JSON array (`json_each`),
-//! whatever the number of jobs, and the whole transaction (`BEGIN` … `COMMIT`) goes to
-//! SQLite in a single call, so a batch of a thousand completions costs about what one
-//! does. History rows are written by triggers (see the migration). Statements run in an
+//! whatever the number of jobs, and the whole script goes to SQLite in a single call, so
+//! a batch of a thousand completions costs about what one does. The runs the script
+//! started and ended are then added to the analytics rollup (one upsert, see
+//! `stats.rs`) in the same transaction, which commits. History rows are written by triggers (see the migration). Statements run in an
 //! order that respects causality: a job's progress and log lines land before its
 //! completion, and new jobs are visible to the claim of the same batch. The updates
 //! write `+jobs.state` so that SQLite walks the JSON array and looks each job up by id,
@@ -12,6 +13,7 @@
 use super::file::FileCheck;
 use super::journal;
 use super::rows::{JOB_COLUMNS, JobRow};
+use super::stats::Samples;
 use super::writer::{Command, Controls, Reply, Sink, listening, report, write_failed};
 use crate::model::{Job, JobId, JobState, LogLine, Millis, Progress};
 use crate::store::changes::{Changes, JobChange};
@@ -106,7 +108,8 @@ const TAG_MARK: &str = "mark";
 /// Columns a completion or failure returns: its job's move.
 const MOVED_COLUMNS: &str = "jobs.id AS id, jobs.state AS state, jobs.state_reason AS reason, \
     jobs.state_at AS at, jobs.queue AS queue, jobs.plugin AS plugin, jobs.attempt AS attempt, \
-    jobs.batch_id AS batch_id, jobs.agent_id AS agent_id, jobs.has_children AS has_children";
+    jobs.batch_id AS batch_id, jobs.agent_id AS agent_id, jobs.has_children AS has_children, \
+    jobs.wall_ms AS wall_ms, jobs.error_kind AS error_kind";
 
 /// The task a job runs, for jobs bound to an agent (a column of a `RETURNING` list).
 const TASK_ID: &str = "CASE WHEN jobs.agent_id IS NULL THEN NULL \
@@ -248,12 +251,12 @@ impl Group {
         for (index, (params, controls, now, _)) in self.claims.iter().enumerate() {
             claim_jobs(&mut script, index, params, controls, *now);
         }
-        script.push("COMMIT");
         script
     }
 
-    /// Runs the group's script; the claims' moves are kept only if `starts` (someone
-    /// listens for them: no caller needs them).
+    /// Runs the group's script, adds the runs it recorded to the rollup, and commits;
+    /// the claims' moves are kept only if `starts` (someone listens for them: no caller
+    /// needs them).
     async fn apply(&self, conn: &mut SqliteConnection, starts: bool) -> Result<Outcomes> {
         let script = self.script();
         let rows = script.query().fetch_all(&mut *conn).await?;
@@ -261,6 +264,7 @@ impl Group {
             claimed: vec![Vec::new(); self.claims.len()],
             ..Outcomes::default()
         };
+        let mut samples = Samples::default();
         for row in rows {
             let tag: String = row.try_get("tag")?;
             match tag.as_str() {
@@ -268,6 +272,11 @@ impl Group {
                 TAG_COMPLETED | TAG_FAILED => {
                     out.cascades |= row.try_get::<bool, _>("has_children")?;
                     let change = moved(&row)?;
+                    samples.ended(
+                        &change,
+                        row.try_get("wall_ms")?,
+                        row.try_get::<Option<String>, _>("error_kind")?.as_deref(),
+                    );
                     let outcomes = if tag == TAG_COMPLETED {
                         &mut out.completed
                     } else {
@@ -285,6 +294,7 @@ impl Group {
                     let index: usize = claim.parse().map_err(|_| decode_error("row tag"))?;
                     let lease = parse_id(&row.try_get::<String, _>("lease_id")?)?;
                     let job = Job::try_from(JobRow::from_row(&row)?)?;
+                    samples.started(&job);
                     if starts {
                         out.started
                             .push(JobChange::started(&job, lease, task_of(&row)?));
@@ -293,6 +303,8 @@ impl Group {
                 }
             }
         }
+        samples.write(conn).await?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
         Ok(out)
     }
 

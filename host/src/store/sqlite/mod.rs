@@ -11,7 +11,9 @@
 //! - `workflows.rs`: workflows ([`WorkflowStore`]);
 //! - `agents.rs`: agents ([`AgentStore`]);
 //! - `locks.rs`: agent locks ([`AgentLocks`]);
-//! - `tasks.rs`: tasks ([`TaskStore`]).
+//! - `tasks.rs`: tasks ([`TaskStore`]);
+//! - `stats.rs`: the rollup behind the analytics ([`StatsStore`]), which each group
+//!   commit adds its runs to.
 //!
 //! Beneath them: the writer (`writer.rs`) and its group commits (`batch.rs`), parent
 //! links and batches (`continuations.rs`), what a write changed (`journal.rs`), reading a
@@ -24,6 +26,7 @@
 //! [`JobStore`]: crate::store::JobStore
 //! [`QueueStore`]: crate::store::QueueStore
 //! [`RecurringStore`]: crate::store::RecurringStore
+//! [`StatsStore`]: crate::store::StatsStore
 //! [`TaskStore`]: crate::store::TaskStore
 //! [`WorkflowStore`]: crate::store::WorkflowStore
 
@@ -40,6 +43,7 @@ mod logs;
 mod queues;
 mod recurring;
 mod rows;
+mod stats;
 mod tasks;
 mod tokens;
 mod workflows;

@@ -2,6 +2,7 @@
 //! must have. Each backend runs all of them (see the bottom of this file).
 
 mod changes;
+mod stats;
 mod tokens;
 
 use super::agents::{Acquired, ExecRecord, NewTask, TaskFilter};
@@ -11,6 +12,7 @@ use crate::model::{
 };
 use changes::*;
 use serde_json::json;
+use stats::*;
 use std::sync::Arc;
 use tokens::*;
 
@@ -1658,6 +1660,8 @@ mod sqlite {
         check_tokens_are_kept_by_hash_and_revoked,
         check_audit_entries_are_kept_newest_first,
         check_finished_jobs_are_counted_per_queue,
+        check_runs_are_rolled_up_per_bucket_and_key,
+        check_cancelled_runs_are_not_counted_and_lost_hosts_have_no_run_time,
     );
 
     #[tokio::test]

@@ -24,6 +24,7 @@ mod queues;
 mod recurring;
 mod reload;
 mod sandbox;
+mod sessions;
 mod stats;
 mod storage;
 mod tasks;

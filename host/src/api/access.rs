@@ -4,8 +4,12 @@
 //! come from another origin are refused. Failed logins are rate-limited: past the limit
 //! a wrong token gets 429 instead of 401 (a valid one keeps working, so that a flood of
 //! wrong ones locks nobody out; tokens have 256 random bits, so guessing is hopeless).
+//! A browser may instead carry a session cookie (see `session`), with a CSRF token on
+//! every change.
 
 use super::error::ApiError;
+use super::session::{self, Sessions};
+use crate::model::now_ms;
 use crate::model::token::{self, Role, TokenHash};
 use crate::store::tokens::ActiveToken;
 use axum::extract::{Request, State};
@@ -56,6 +60,8 @@ pub struct Access {
     tokens: RwLock<Vec<(TokenHash, Caller)>>,
     /// Failed logins in the current window: when it began, and how many.
     failures: Mutex<(Instant, u32)>,
+    /// Browsers logged in with a token.
+    sessions: Sessions,
 }
 
 impl Access {
@@ -81,17 +87,40 @@ impl Access {
             any_ip: listen.ip().is_unspecified(),
             tokens: RwLock::new(callers(tokens)),
             failures: Mutex::new((Instant::now(), 0)),
+            sessions: Sessions::default(),
         }
     }
 
-    /// Takes `tokens` as the ones that may be used (after one is made or revoked).
+    /// Takes `tokens` as the ones that may be used (after one is made or revoked); the
+    /// sessions of the others end.
     pub fn replace_tokens(&self, tokens: Vec<ActiveToken>) {
-        *self.tokens.write().expect("tokens lock poisoned") = callers(tokens);
+        let callers = callers(tokens);
+        self.sessions
+            .keep_only(|hash| callers.iter().any(|(kept, _)| kept == hash));
+        *self.tokens.write().expect("tokens lock poisoned") = callers;
+    }
+
+    /// The browsers' sessions.
+    pub(super) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// The answer to a wrong token: 401, or 429 once the window's allowance of failed
+    /// logins is spent.
+    pub(super) fn refuse_login(&self) -> ApiError {
+        if self.failed() {
+            rejected(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins: try again in a minute",
+            )
+        } else {
+            rejected(StatusCode::UNAUTHORIZED, "the token is not valid")
+        }
     }
 
     /// The token `presented` is, if it may be used: every kept hash is compared, in
     /// constant time, whatever matched before.
-    fn identify(&self, presented: &str) -> Option<Caller> {
+    pub(super) fn identify(&self, presented: &str) -> Option<Caller> {
         let hash = token::hash(presented);
         let tokens = self.tokens.read().expect("tokens lock poisoned");
         let mut found = None;
@@ -153,11 +182,18 @@ fn forbidden(message: &str) -> ApiError {
 
 /// A 401 that says how to authenticate.
 fn unauthorized(message: &str) -> Response {
-    let mut response = rejected(StatusCode::UNAUTHORIZED, message).into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
+    with_challenge(rejected(StatusCode::UNAUTHORIZED, message))
+}
+
+/// `refused` as a response; a 401 also says how to authenticate.
+fn with_challenge(refused: ApiError) -> Response {
+    let mut response = refused.into_response();
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
     response
 }
 
@@ -199,23 +235,31 @@ pub(super) async fn guard(
     if cross_origin(headers) {
         return forbidden("cross-origin requests are refused").into_response();
     }
-    if request.uri().path() == "/healthz" {
+    let path = request.uri().path();
+    let login = path == session::LOGIN_PATH && request.method() == Method::POST;
+    if path == "/healthz" || login {
         return next.run(request).await;
     }
     let caller = if access.enabled {
-        let Some(presented) = bearer(headers) else {
-            return unauthorized("a token is needed: send `Authorization: Bearer <token>`");
-        };
-        match access.identify(presented) {
-            Some(caller) => caller,
-            None if access.failed() => {
-                return rejected(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many failed logins: try again in a minute",
+        if let Some(presented) = bearer(headers) {
+            match access.identify(presented) {
+                Some(caller) => caller,
+                None => return with_challenge(access.refuse_login()),
+            }
+        } else if let Some(id) = session::cookie(headers) {
+            let Some(session) = access.sessions.find(id, now_ms()) else {
+                return unauthorized("the session has ended: log in again");
+            };
+            if !reads(request.method()) && !session.csrf_matches(headers) {
+                return forbidden(
+                    "a change made with a session cookie needs the session's CSRF token \
+                     in `X-CSRF-Token`",
                 )
                 .into_response();
             }
-            None => return unauthorized("the token is not valid"),
+            session.caller
+        } else {
+            return unauthorized("a token is needed: send `Authorization: Bearer <token>`");
         }
     } else {
         Caller {

@@ -16,6 +16,7 @@ mod metrics;
 mod queues;
 mod recurring;
 mod responses;
+mod session;
 mod stats;
 mod status;
 mod tasks;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stats::routes())
         .merge(workflows::routes())
         .merge(tokens::routes())
+        .merge(session::routes())
         .merge(audit::routes())
         .merge(metrics::routes())
         .fallback(not_found)

@@ -61,12 +61,20 @@ impl Secret {
     /// # Errors
     /// The operating system gave no randomness.
     pub fn generate() -> Result<Secret, getrandom::Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)?;
-        let text = format!("{PREFIX}{}", hex(&bytes));
+        let text = format!("{PREFIX}{}", random_hex()?);
         let hash = hash(&text);
         Ok(Secret { text, hash })
     }
+}
+
+/// 256 random bits in lowercase hex: a secret no one can guess.
+///
+/// # Errors
+/// The operating system gave no randomness.
+pub fn random_hex() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex(&bytes))
 }
 
 /// Longest token name.

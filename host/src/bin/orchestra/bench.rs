@@ -1,22 +1,24 @@
 //! `orchestra bench`: throughput and latency of a real host on a fresh temporary database.
 //!
-//! Four figures, each from its own fresh host:
+//! Five figures, each from its own fresh host:
 //! - `end_to_end_jobs_per_s`: N no-op `echo` jobs enqueued through the store API, until
 //!   all succeeded;
 //! - `http_enqueue_per_s`: `POST /api/jobs` from 16 keep-alive clients;
 //! - `pickup_p50_ms` / `pickup_p99_ms`: enqueue → started on an idle host, one at a time;
-//! - `instantiate_call_us`: median cost to instantiate and call the component.
+//! - `instantiate_call_us`: median cost to instantiate and call the component;
+//! - `series_30_days_ms`: median answer time of `GET /api/stats/series` over 30 days of
+//!   hourly runs of 10 plugins, by plugin and hour (7,200 rollup rows).
 
 use orchestra::config::{Config, ServeArgs};
 use orchestra::events::Event;
 use orchestra::host::{self, Host};
 use orchestra::model::limits::Limits;
 use orchestra::model::token::{Role, Secret};
-use orchestra::model::{JobState, JsonText, new_job_id, now_ms};
+use orchestra::model::{JobState, JsonText, Usage, new_job_id, now_ms, rfc3339};
 use orchestra::runtime::{RunHost, RunInput, RunOutcome};
 use orchestra::store::Durability;
 use orchestra::store::sqlite::SqliteStore;
-use orchestra::store::{JobStore, NewJob, TokenStore};
+use orchestra::store::{ClaimParams, Completion, JobStore, NewJob, TokenStore};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +63,8 @@ pub(crate) struct BenchReport {
     pub pickup_p99_ms: f64,
     /// Median instantiate + call of the no-op component.
     pub instantiate_call_us: f64,
+    /// Median `GET /api/stats/series` over 30 days, by plugin and hour.
+    pub series_30_days_ms: f64,
     /// SQLite durability used.
     pub sync: String,
 }
@@ -110,6 +114,10 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "  instantiate+call:  {:>10.1} µs",
             report.instantiate_call_us
         );
+        println!(
+            "  series, 30 days:   {:>10.2} ms (hourly, 10 plugins)",
+            report.series_30_days_ms
+        );
     }
     Ok(())
 }
@@ -119,12 +127,14 @@ async fn run_once(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<Be
     let http = http_enqueue(args, echo).await?;
     let (p50, p99) = pickup(args, echo).await?;
     let instantiate = instantiate_call(args, echo).await?;
+    let series = series_query(args, echo).await?;
     Ok(BenchReport {
         end_to_end_jobs_per_s: end_to_end,
         http_enqueue_per_s: http,
         pickup_p50_ms: p50,
         pickup_p99_ms: p99,
         instantiate_call_us: instantiate,
+        series_30_days_ms: series,
         sync: format!("{:?}", args.sync).to_lowercase(),
     })
 }
@@ -336,6 +346,76 @@ async fn instantiate_call(args: &BenchArgs, echo: &std::path::Path) -> anyhow::R
     Ok(percentile(&mut samples, 0.5))
 }
 
+/// Plugins in the series run.
+const SERIES_PLUGINS: usize = 10;
+/// Series requests timed.
+const SERIES_REQUESTS: usize = 50;
+
+async fn series_query(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<f64> {
+    let bench = start_host(args, echo, 1).await?;
+    let store = bench.host.store().clone();
+    let hour = 3_600_000;
+    let now = now_ms();
+    let from = now - 30 * 24 * hour;
+    // Runs on a queue the host does not serve, claimed and completed here at past times.
+    let params = ClaimParams {
+        queues: vec!["history".into()],
+        limit: SERIES_PLUGINS as u32,
+        owner: "bench".into(),
+        lease_until: now + hour,
+        parked_agents: Vec::new(),
+    };
+    for at in (from..now).step_by(hour as usize) {
+        let jobs = (0..SERIES_PLUGINS).map(|n| {
+            let args = JsonText::from_value(&serde_json::json!({}));
+            NewJob::new(format!("plugin-{n}"), args, "history")
+        });
+        store.enqueue_many(jobs.collect(), at).await?;
+        for claimed in store.claim(&params, at + 3).await? {
+            let done = Completion {
+                result: JsonText::from_value(&serde_json::json!({})),
+                plugin_digest: "bench".into(),
+                usage: Usage {
+                    wall_ms: 20,
+                    ..Usage::default()
+                },
+            };
+            store
+                .complete(claimed.job.id, claimed.lease, done, at + 23)
+                .await?;
+        }
+    }
+    let url = format!(
+        "http://{}/api/stats/series?bucket=hour&by=plugin&from={}",
+        bench.host.addr(),
+        rfc3339::format(from)
+    );
+    let authorization = format!("Bearer {}", bench.token);
+    let samples = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<f64>> {
+        let agent = ureq::Agent::new_with_defaults();
+        let mut samples = Vec::with_capacity(SERIES_REQUESTS);
+        for _ in 0..SERIES_REQUESTS {
+            let started = Instant::now();
+            let mut response = agent
+                .get(&url)
+                .header("authorization", &authorization)
+                .call()?;
+            let answer: serde_json::Value = response.body_mut().read_json()?;
+            samples.push(started.elapsed().as_secs_f64() * 1000.0);
+            let series = answer["series"].as_array().map_or(0, Vec::len);
+            anyhow::ensure!(
+                series == SERIES_PLUGINS * 7,
+                "expected a series per plugin and metric, got {series}"
+            );
+        }
+        Ok(samples)
+    })
+    .await??;
+    bench.host.stop().await;
+    let mut samples = samples;
+    Ok(percentile(&mut samples, 0.5))
+}
+
 /// The `q` quantile of `samples` (nearest rank).
 fn percentile(samples: &mut [f64], q: f64) -> f64 {
     if samples.is_empty() {
@@ -357,6 +437,7 @@ fn median_report(reports: &[BenchReport], sync: Durability) -> BenchReport {
         pickup_p50_ms: median(|r| r.pickup_p50_ms),
         pickup_p99_ms: median(|r| r.pickup_p99_ms),
         instantiate_call_us: median(|r| r.instantiate_call_us),
+        series_30_days_ms: median(|r| r.series_30_days_ms),
         sync: format!("{sync:?}").to_lowercase(),
     }
 }

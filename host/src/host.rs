@@ -13,6 +13,7 @@ use crate::plugins::watch::Loader;
 use crate::runtime::{self, Runtime};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{self, JobStore, Reads};
+use crate::web;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -183,7 +184,11 @@ impl Host {
             metrics,
         };
         let stop_serving = CancellationToken::new();
-        let mut servers = vec![serve(listener, api::router(state.clone()), &stop_serving)];
+        let mut servers = vec![serve(
+            listener,
+            api::router(state.clone(), web::routes()),
+            &stop_serving,
+        )];
         if let Some(metrics_listen) = config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(metrics_listen)
                 .await

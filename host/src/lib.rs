@@ -3,6 +3,7 @@
 //! # Layout
 //! Dependencies point down only.
 //! - [`host`]: wiring; starts and stops everything below.
+//! - [`web`]: the dashboard: HTML pages over the same access control.
 //! - [`api`]: the HTTP API (axum).
 //! - [`engine`]: the [`engine::Scheduler`]: claim → run → complete or retry; leases,
 //!   promotion of due jobs, firing of recurring jobs.
@@ -24,6 +25,7 @@ pub mod model;
 pub mod plugins;
 pub mod runtime;
 pub mod store;
+pub mod web;
 pub mod workflow;
 
 pub use config::Config;

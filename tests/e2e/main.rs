@@ -12,6 +12,7 @@ mod bad_input;
 mod cli;
 mod continuations;
 mod crash;
+mod dashboard;
 mod event_walk;
 mod events;
 mod jobs;

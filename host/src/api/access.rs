@@ -25,6 +25,11 @@ const MAX_FAILURES: u32 = 20;
 /// The window failed logins are counted in.
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
+/// The CSRF token of the session a request came with, for pages that send changes
+/// (`Option<Extension<SessionCsrf>>`); absent for a request with a bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCsrf(pub String);
+
 /// The caller of a request, for handlers that care (`Extension<Caller>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -235,21 +240,19 @@ pub(super) async fn guard(
     if cross_origin(headers) {
         return forbidden("cross-origin requests are refused").into_response();
     }
-    let path = request.uri().path();
-    let login = path == session::LOGIN_PATH && request.method() == Method::POST;
-    if path == "/healthz" || login {
+    if public(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
+    let mut csrf = None;
     let caller = if access.enabled {
         if let Some(presented) = bearer(headers) {
             match access.identify(presented) {
                 Some(caller) => caller,
                 None => return with_challenge(access.refuse_login()),
             }
-        } else if let Some(id) = session::cookie(headers) {
-            let Some(session) = access.sessions.find(id, now_ms()) else {
-                return unauthorized("the session has ended: log in again");
-            };
+        } else if let Some(session) =
+            session::cookie(headers).and_then(|id| access.sessions.find(id, now_ms()))
+        {
             if !reads(request.method()) && !session.csrf_matches(headers) {
                 return forbidden(
                     "a change made with a session cookie needs the session's CSRF token \
@@ -257,7 +260,12 @@ pub(super) async fn guard(
                 )
                 .into_response();
             }
+            csrf = Some(SessionCsrf(session.csrf));
             session.caller
+        } else if is_page(request.method(), request.uri().path()) {
+            return to_login(request.uri());
+        } else if session::cookie(headers).is_some() {
+            return unauthorized("the session has ended: log in again");
         } else {
             return unauthorized("a token is needed: send `Authorization: Bearer <token>`");
         }
@@ -271,7 +279,48 @@ pub(super) async fn guard(
         return forbidden("this token may only read: changes need an admin token").into_response();
     }
     request.extensions_mut().insert(caller);
+    if let Some(csrf) = csrf {
+        request.extensions_mut().insert(csrf);
+    }
     next.run(request).await
+}
+
+/// Whether `method path` needs no credentials: `/healthz`, logging in, and the
+/// dashboard's static files (which hold no data).
+fn public(method: &Method, path: &str) -> bool {
+    path == "/healthz"
+        || path == session::LOGIN_PAGE
+        || path.starts_with("/static/")
+        || (path == session::LOGIN_PATH && method == Method::POST)
+}
+
+/// Whether `method path` asks for a dashboard page (not the API), which a stranger is
+/// sent to log in for rather than refused.
+fn is_page(method: &Method, path: &str) -> bool {
+    *method == Method::GET && !path.starts_with("/api/") && path != "/metrics"
+}
+
+/// A redirect to the login page, which comes back to `uri` once logged in.
+fn to_login(uri: &axum::http::Uri) -> Response {
+    let back = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("{}?next={}", session::LOGIN_PAGE, url_encoded(back));
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = header::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// `text` percent-encoded for a query value.
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

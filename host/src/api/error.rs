@@ -125,7 +125,7 @@ impl From<QueryRejection> for ApiError {
 
 impl ApiError {
     /// A refusal (422) of `field`, saying what is wrong with it.
-    pub(super) fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         ApiError::Invalid {
             field: field.into(),
             message: message.into(),

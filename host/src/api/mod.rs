@@ -25,9 +25,10 @@ mod tokens;
 mod workflow_fields;
 mod workflows;
 
-pub use access::{Access, Caller};
+pub use access::{Access, Caller, SessionCsrf};
 pub use error::ApiError;
 pub use json_errors::{MAX_HEADER_BYTES, MAX_TARGET_BYTES};
+pub use session::{LOGIN_PAGE, login_cookie};
 
 use crate::engine::Scheduler;
 use crate::plugins::Registry;
@@ -57,9 +58,11 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// The API's routes over `state`.
-pub fn router(state: AppState) -> Router {
+/// The API's routes, and the dashboard's `pages`, over `state`: both behind the same
+/// access control.
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     Router::new()
+        .merge(pages)
         .merge(jobs::routes())
         .merge(logs::routes())
         .merge(agents::routes())

@@ -6,7 +6,7 @@
 //! everyone out; revoking a token ends its sessions.
 
 use super::AppState;
-use super::access::Caller;
+use super::access::{Access, Caller};
 use super::error::{ApiError, ApiJson};
 use super::responses::SessionView;
 use crate::model::token::{self, TokenHash};
@@ -27,6 +27,8 @@ pub(super) const COOKIE: &str = "orchestra_session";
 pub(super) const CSRF_HEADER: &str = "x-csrf-token";
 /// The login route, which needs no token of its own.
 pub(super) const LOGIN_PATH: &str = "/api/session";
+/// The dashboard's login page, which needs no token either.
+pub const LOGIN_PAGE: &str = "/login";
 /// How long a session lasts: 12 hours.
 const LIFETIME_MS: Millis = 12 * 3_600_000;
 /// Most sessions at once; past it the oldest ends.
@@ -45,7 +47,7 @@ pub(super) struct Session {
     /// The hash of the token it logged in with: revoking that token ends it.
     token: TokenHash,
     /// What its state-changing requests must carry.
-    csrf: String,
+    pub(super) csrf: String,
     /// When it began.
     began: Millis,
 }
@@ -162,22 +164,37 @@ fn view(session: &Session) -> SessionView {
     }
 }
 
-async fn login(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<Login>,
-) -> Result<Response, ApiError> {
-    let access = &state.access;
-    let Some(caller) = access.identify(&body.token) else {
+/// Starts a session for the caller `token` makes: its `Set-Cookie` value and the
+/// session.
+///
+/// # Errors
+/// 401 for a token that may not be used (429 past the failed-login limit).
+fn start(access: &Access, token: &str) -> Result<(HeaderValue, Session), ApiError> {
+    let Some(caller) = access.identify(token) else {
         return Err(access.refuse_login());
     };
     let (id, session) = access
         .sessions()
-        .start(caller, token::hash(&body.token), now_ms())
+        .start(caller, token::hash(token), now_ms())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok((set_cookie(&id, LIFETIME_MS / 1000), session))
+}
+
+/// Logs a browser in with `token`: the `Set-Cookie` value of its new session.
+///
+/// # Errors
+/// 401 for a token that may not be used (429 past the failed-login limit).
+pub fn login_cookie(access: &Access, token: &str) -> Result<HeaderValue, ApiError> {
+    start(access, token).map(|(cookie, _)| cookie)
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Login>,
+) -> Result<Response, ApiError> {
+    let (cookie, session) = start(&state.access, &body.token)?;
     let mut response = (StatusCode::CREATED, Json(view(&session))).into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, set_cookie(&id, LIFETIME_MS / 1000));
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
 }
 

@@ -1,0 +1,106 @@
+//! The dashboard: server-rendered pages (askama templates in `host/templates/`) with
+//! htmx, behind the API's access control. A page reads as plain HTML without
+//! JavaScript; with it, one event stream per page refreshes the page's live region when
+//! something changes, and admins' buttons call the JSON API with the session's CSRF
+//! token.
+//!
+//! - `login.rs`: the login page, which sets the session cookie;
+//! - `overview.rs`: `/`, counts, throughput, queues and agents;
+//! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`;
+//! - `chart.rs`: bar charts as inline SVG;
+//! - `assets.rs`: the vendored and own static files, compiled in.
+
+mod assets;
+mod chart;
+mod jobs;
+mod login;
+mod overview;
+
+use crate::api::{ApiError, AppState, Caller, SessionCsrf};
+use crate::model::token::Role;
+use askama::Template;
+use axum::Router;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+/// The dashboard's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{id}", get(jobs::detail))
+        .route(crate::api::LOGIN_PAGE, get(login::form).post(login::submit))
+        .route("/static/{file}", get(assets::file))
+}
+
+/// One entry of the main navigation.
+#[derive(Debug)]
+struct NavItem {
+    href: &'static str,
+    label: &'static str,
+    current: bool,
+}
+
+/// The pages in the main navigation.
+const NAV: [(&str, &str); 2] = [("/", "Overview"), ("/jobs", "Jobs")];
+
+/// What every page's frame shows.
+#[derive(Debug)]
+struct Layout {
+    /// The page's title.
+    title: String,
+    /// The navigation, with the current page marked.
+    nav: Vec<NavItem>,
+    /// Who is logged in.
+    who: String,
+    /// Their role.
+    role: &'static str,
+    /// The session's CSRF token, sent with every change the page makes.
+    csrf: Option<String>,
+    /// The event stream the page listens to.
+    events: String,
+    /// The static files' version, part of their URLs.
+    version: &'static str,
+}
+
+impl Layout {
+    /// The frame of the page `current` (a navigation `href`) titled `title`, for
+    /// `caller`, listening to `events`.
+    fn new(
+        title: impl Into<String>,
+        current: &str,
+        caller: &Caller,
+        csrf: Option<SessionCsrf>,
+        events: impl Into<String>,
+    ) -> Layout {
+        Layout {
+            title: title.into(),
+            nav: NAV
+                .iter()
+                .map(|(href, label)| NavItem {
+                    href,
+                    label,
+                    current: *href == current,
+                })
+                .collect(),
+            who: caller.name.as_deref().unwrap_or("no-auth").to_owned(),
+            role: caller.role.as_str(),
+            csrf: csrf.map(|SessionCsrf(token)| token),
+            events: events.into(),
+            version: assets::VERSION,
+        }
+    }
+}
+
+/// Whether `caller` may change things (and so sees the buttons that do).
+fn is_admin(caller: &Caller) -> bool {
+    caller.role == Role::Admin
+}
+
+/// `template` rendered as an HTML answer.
+fn render(template: &impl Template) -> Result<Response, ApiError> {
+    let html = template
+        .render()
+        .map_err(|e| ApiError::BadRequest(format!("the page could not be drawn: {e}")))?;
+    Ok(Html(html).into_response())
+}

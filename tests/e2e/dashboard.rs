@@ -152,7 +152,7 @@ fn pages_show_jobs_with_their_filters_and_escape_what_they_show() {
     assert_eq!(overview.status, 200, "{}", overview.text);
     assert_eq!(overview.header.as_deref(), Some("text/html; charset=utf-8"));
     for part in [
-        "<a href=\"/jobs?state=succeeded\" class=\"state-succeeded\">succeeded</a><span class=\"n\">1</span>",
+        "<li id=\"tile-succeeded\"><a href=\"/jobs?state=succeeded\" class=\"state-succeeded\">succeeded</a><span class=\"n\">1</span>",
         "<a href=\"/jobs?state=failed\" class=\"state-failed\">failed</a><span class=\"n\">1</span>",
         "Runs per minute, last hour",
         "1 succeeded and 1 failed",

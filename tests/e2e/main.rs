@@ -9,6 +9,7 @@ mod common;
 mod access;
 mod agents;
 mod bad_input;
+mod browser;
 mod cli;
 mod continuations;
 mod crash;

@@ -7,6 +7,7 @@
 //! until a generous deadline and then fails saying what it last saw.
 
 pub(crate) mod agents;
+pub(crate) mod browser;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

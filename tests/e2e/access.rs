@@ -82,6 +82,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("DELETE", "/api/tokens/nobody", None),
         ("GET", "/api/audit", None),
         ("GET", "/metrics", None),
+        ("GET", "/api/openapi.json", None),
         ("GET", "/api/no-such-route", None),
     ]
 }

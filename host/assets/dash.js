@@ -1,5 +1,5 @@
-// Live pages: one event stream per page (the URL in the body's data-events); each event
-// asks the page's live region to refresh itself, which htmx throttles to once a second.
+// Live pages: one event stream per page (the URL in the body's data-events); events ask
+// the page's live region to refresh itself.
 (function () {
   "use strict";
   var url = document.body.dataset.events;
@@ -15,8 +15,18 @@
     "alert.fired", "alert.resolved", "missed"
   ];
   var source = new EventSource(url);
+  // At most one refresh every half second, and always one after the last event, so the
+  // page ends up showing the latest state however fast events come.
+  var pending = false;
   var changed = function () {
-    htmx.trigger(document.body, "orchestra-event");
+    if (pending) {
+      return;
+    }
+    pending = true;
+    setTimeout(function () {
+      pending = false;
+      htmx.trigger(document.body, "orchestra-event");
+    }, 500);
   };
   types.forEach(function (type) {
     source.addEventListener(type, changed);

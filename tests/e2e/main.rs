@@ -21,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod logs;
 mod metrics;
+mod openapi;
 mod output;
 mod queues;
 mod recurring;

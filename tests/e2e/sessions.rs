@@ -137,6 +137,20 @@ fn a_read_session_only_reads_and_a_revoked_token_ends_its_sessions() {
         forged.body
     );
 
+    let (again, again_csrf) = login(&host, made["token"].as_str().unwrap());
+    let out = send(&host, "DELETE", "/api/session", &[("cookie", &again)], None);
+    assert_eq!(
+        out.status, 403,
+        "logging out needs the CSRF token too: {}",
+        out.body
+    );
+    let with_csrf = [
+        ("cookie", again.as_str()),
+        ("x-csrf-token", again_csrf.as_str()),
+    ];
+    let out = send(&host, "DELETE", "/api/session", &with_csrf, None);
+    assert_eq!(out.status, 204, "a read session may log out: {}", out.body);
+
     let (status, revoked) = host.delete("/api/tokens/viewer");
     assert_eq!(status, 200, "{revoked}");
     let ended = send(&host, "GET", "/api/queues", &sent, None);

@@ -275,7 +275,9 @@ pub(super) async fn guard(
             role: Role::Admin,
         }
     };
-    if caller.role == Role::Read && !reads(request.method()) {
+    // Logging out changes nothing but the caller's own session: any role may.
+    let logout = request.uri().path() == session::LOGIN_PATH;
+    if caller.role == Role::Read && !reads(request.method()) && !logout {
         return forbidden("this token may only read: changes need an admin token").into_response();
     }
     request.extensions_mut().insert(caller);

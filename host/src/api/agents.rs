@@ -5,7 +5,7 @@ use super::AppState;
 use super::access::Caller;
 use super::audit;
 use super::error::{ApiError, ApiJson};
-use super::responses::{AgentList, AgentView, TaskView};
+use super::responses::{AgentList, AgentView, ErrorBody, TaskView};
 use crate::model::agent::{Agent, AgentSpec, validate_agent_id};
 use crate::model::now_ms;
 use crate::model::token::Role;
@@ -14,21 +14,23 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Recent tasks shown with an agent.
 const RECENT_TASKS: u32 = 20;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/agents", post(create).get(list))
-        .route("/api/agents/{id}", get(show).patch(patch).delete(delete))
-        .route("/api/agents/{id}/heartbeat", post(heartbeat))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, patch, delete))
+        .routes(routes!(heartbeat))
 }
 
 /// Checks an agent's definition, with its repository made canonical.
@@ -78,6 +80,20 @@ async fn found(state: &AppState, id: &str) -> Result<Agent, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no agent with id {id}")))
 }
 
+/// Registers an agent.
+#[utoipa::path(
+    post,
+    path = "/api/agents",
+    operation_id = "create_agent",
+    tag = "agents",
+    security(("bearer" = ["admin"])),
+    request_body = AgentSpec,
+    responses(
+        (status = 201, description = "The agent was registered.", body = AgentView),
+        (status = 409, description = "An agent with this id exists already.", body = ErrorBody),
+        (status = 422, description = "A value is refused (`field` names it).", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -99,6 +115,16 @@ async fn create(
     ))
 }
 
+/// Lists every agent with its metrics. A `read` token sees the values of their
+/// environment as `(hidden)`.
+#[utoipa::path(
+    get,
+    path = "/api/agents",
+    operation_id = "list_agents",
+    tag = "agents",
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Every agent.", body = AgentList))
+)]
 async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -110,6 +136,21 @@ async fn list(
     Ok(Json(AgentList { agents }))
 }
 
+/// One agent with its metrics and latest tasks. A `read` token sees the values of its
+/// environment as `(hidden)`.
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}",
+    operation_id = "get_agent",
+    tag = "agents",
+    security(("bearer" = ["read"])),
+    params(("id" = String, Path, description = "The agent's id.")),
+    responses(
+        (status = 200, description = "The agent, with `recent_jobs`.", body = AgentView),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such agent.", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -130,18 +171,25 @@ async fn show(
 }
 
 /// `PATCH /api/agents/{id}` body: the fields to change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AgentPatch {
+    /// A name for people.
     name: Option<String>,
+    /// The repository it acts on, under an allowed root.
     repository_path: Option<String>,
+    /// The executable and its argument template, with `{command}` once in an argument.
     command: Option<Vec<String>>,
+    /// Environment variables the executable gets (all of them).
     env: Option<BTreeMap<String, String>>,
-    /// `null` removes the health command.
+    /// A command whose exit code 0 means the agent is healthy; `null` removes it.
     #[serde(default, with = "serde_with_null")]
     health_command: Option<Option<Vec<String>>>,
+    /// Seconds between health checks.
     health_interval_seconds: Option<u32>,
+    /// Tasks it may run at once.
     max_concurrency: Option<u32>,
+    /// Free-form labels (all of them).
     labels: Option<BTreeMap<String, String>>,
 }
 
@@ -158,6 +206,22 @@ mod serde_with_null {
     }
 }
 
+/// Changes an agent's definition: the fields sent, the rest kept.
+#[utoipa::path(
+    patch,
+    path = "/api/agents/{id}",
+    operation_id = "change_agent",
+    tag = "agents",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The agent's id.")),
+    request_body = AgentPatch,
+    responses(
+        (status = 200, description = "The agent as changed.", body = AgentView),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such agent.", body = ErrorBody),
+        (status = 422, description = "A value is refused (`field` names it).", body = ErrorBody),
+    )
+)]
 async fn patch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -197,13 +261,30 @@ async fn patch(
 }
 
 /// `DELETE /api/agents/{id}` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeleteQuery {
+    /// Removes it even while it runs tasks [default: false].
     #[serde(default)]
     force: bool,
 }
 
+/// Removes an agent.
+#[utoipa::path(
+    delete,
+    path = "/api/agents/{id}",
+    operation_id = "delete_agent",
+    tag = "agents",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The agent's id."), DeleteQuery),
+    responses(
+        (status = 204, description = "The agent was removed."),
+        (status = 400, description = "The id or the query is malformed.", body = ErrorBody),
+        (status = 404, description = "No such agent.", body = ErrorBody),
+        (status = 409, description = "The agent runs tasks: wait, or send `force=true`.", body = ErrorBody),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -220,6 +301,20 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Takes a heartbeat from an agent managed outside the host: it is healthy now.
+#[utoipa::path(
+    post,
+    path = "/api/agents/{id}/heartbeat",
+    operation_id = "agent_heartbeat",
+    tag = "agents",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The agent's id.")),
+    responses(
+        (status = 200, description = "The agent.", body = AgentView),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such agent.", body = ErrorBody),
+    )
+)]
 async fn heartbeat(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

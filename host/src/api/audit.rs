@@ -7,17 +7,28 @@ use super::responses::{AuditList, AuditView};
 use crate::model::{JsonText, now_ms};
 use crate::store::audit::AuditEntry;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Entries `GET /api/audit` answers: the latest.
 const LATEST: u32 = 500;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/audit", get(list))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
+/// The audit log, newest first: who registered, changed or deleted an agent, and who
+/// made or revoked a token.
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    operation_id = "list_audit",
+    tag = "access",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The latest entries.", body = AuditList))
+)]
 async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

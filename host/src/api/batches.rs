@@ -5,34 +5,40 @@ use super::AppState;
 use super::error::{ApiError, ApiJson, refused_at};
 use super::jobs::{SubmitJob, parse_id};
 use super::queues::unserved_warning;
-use super::responses::{BatchCancelled, BatchCreated, BatchView};
+use super::responses::{BatchCancelled, BatchCreated, BatchView, ErrorBody};
 use crate::model::{JobId, new_job_id, now_ms};
 use crate::store::{AwaitOn, NewBatch, NewJob, Parents};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Most jobs in one batch.
 const MAX_BATCH_JOBS: usize = 10_000;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/batches", post(create))
-        .route("/api/batches/{id}", get(show))
-        .route("/api/batches/{id}/cancel", post(cancel))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
 }
 
 /// `POST /api/batches` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBatch {
+    /// Its jobs (1 to 10,000), stored all or none; none takes a `unique_key`.
     jobs: Vec<SubmitJob>,
+    /// A job run once every job succeeded; it takes no `after`.
     on_success: Option<SubmitJob>,
+    /// A job run once every job finished, however; it takes no `after`.
     on_complete: Option<SubmitJob>,
+    /// Words for people [default: empty].
     #[serde(default)]
     description: String,
 }
@@ -62,6 +68,21 @@ fn callback(
     Ok(job)
 }
 
+/// Creates a batch: jobs stored together, all or none, with callbacks run once when
+/// they are done.
+#[utoipa::path(
+    post,
+    path = "/api/batches",
+    operation_id = "create_batch",
+    tag = "batches",
+    security(("bearer" = ["admin"])),
+    request_body = CreateBatch,
+    responses(
+        (status = 201, description = "The batch was stored.", body = BatchCreated),
+        (status = 400, description = "A job's `args` is a string that does not hold JSON.", body = ErrorBody),
+        (status = 422, description = "A value is refused (`field` names it, such as `jobs[3].priority`), or the batch has no jobs or too many (`jobs`).", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateBatch>,
@@ -126,6 +147,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
+/// Where a batch and each of its jobs stand.
+#[utoipa::path(
+    get,
+    path = "/api/batches/{id}",
+    operation_id = "get_batch",
+    tag = "batches",
+    security(("bearer" = ["read"])),
+    params(("id" = Uuid, Path, description = "The batch's id.")),
+    responses(
+        (status = 200, description = "The batch.", body = BatchView),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such batch.", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -139,6 +174,20 @@ async fn show(
     Ok(Json(BatchView::from(info)))
 }
 
+/// Cancels a batch: its waiting jobs at once, its running ones by stopping them.
+#[utoipa::path(
+    post,
+    path = "/api/batches/{id}/cancel",
+    operation_id = "cancel_batch",
+    tag = "batches",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The batch's id.")),
+    responses(
+        (status = 200, description = "The batch, cancelled.", body = BatchCancelled),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such batch.", body = ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,

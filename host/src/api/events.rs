@@ -13,9 +13,9 @@
 use super::AppState;
 use super::error::ApiError;
 use super::jobs::parse_id;
+use super::responses::ErrorBody;
 use crate::events::{EventBus, Published, Subscription};
 use crate::model::JobId;
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -23,28 +23,38 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/events", get(events))
-        .route("/api/events/ws", get(websocket))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(events))
+        .routes(routes!(websocket))
 }
 
 /// The event stream's query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventQuery {
+    /// Only the events of this job.
+    #[param(value_type = Option<Uuid>)]
     job_id: Option<String>,
+    /// Only the events of this task.
+    #[param(value_type = Option<Uuid>)]
     task_id: Option<String>,
+    /// Only the events of this agent.
     agent_id: Option<String>,
+    /// Only events of these types, comma-separated; `task.*` stands for a family.
     types: Option<String>,
+    /// Resume after this event id (`RUN-NUMBER`), as the `Last-Event-ID` header does.
     last_event_id: Option<String>,
 }
 
@@ -183,6 +193,23 @@ fn open(
     Ok((items(bus, wanted, last), run))
 }
 
+/// The live event stream as Server-Sent Events: each event's type is the SSE event name,
+/// its id the SSE id, its data the event as JSON.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    operation_id = "stream_events",
+    tag = "events",
+    security(("bearer" = ["read"])),
+    params(
+        EventQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event id seen: the kept events after it come first."),
+    ),
+    responses(
+        (status = 200, description = "The stream, until the client leaves.", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "A query parameter or the last event id is malformed.", body = ErrorBody),
+    )
+)]
 async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -199,6 +226,20 @@ async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+/// The live event stream over a WebSocket: one text message per event, its JSON.
+#[utoipa::path(
+    get,
+    path = "/api/events/ws",
+    operation_id = "stream_events_ws",
+    tag = "events",
+    security(("bearer" = ["read"])),
+    params(EventQuery),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol."),
+        (status = 400, description = "Not a WebSocket handshake, or a query parameter is malformed.", body = ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded.", body = ErrorBody),
+    )
+)]
 async fn websocket(
     State(state): State<AppState>,
     query: Result<Query<EventQuery>, QueryRejection>,

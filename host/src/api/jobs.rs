@@ -3,49 +3,65 @@
 use super::AppState;
 use super::error::{ApiError, ApiJson, invalid, refused_at};
 use super::queues::unserved_warning;
-use super::responses::{CancelledJob, JobPage, JobRef, SubmittedJob};
+use super::responses::{CancelledJob, ErrorBody, JobPage, JobRef, SubmittedJob};
 use super::times::run_at;
 use crate::model::names::{check_length, shown};
 use crate::model::rules::{validate_max_attempts, validate_queue_name};
-use crate::model::{JobId, JobState, JsonText, Millis, now_ms, repository, validate_priority};
+use crate::model::{
+    JobDetail, JobId, JobState, JsonText, Millis, now_ms, repository, validate_priority,
+};
 use crate::store::{AwaitOn, CancelOutcome, JobFilter, NewJob, Parents};
 use axum::Json;
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde::Deserialize;
 use std::path::PathBuf;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Default and largest page of `GET /api/jobs`.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/jobs", post(submit).get(list))
-        .route("/api/jobs/{id}", get(show).delete(delete))
-        .route("/api/jobs/{id}/retry", post(retry))
-        .route("/api/jobs/{id}/cancel", post(cancel))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit, list))
+        .routes(routes!(show, delete))
+        .routes(routes!(retry))
+        .routes(routes!(cancel))
 }
 
 /// `POST /api/jobs` body (and a job spec inside a batch).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SubmitJob {
+    /// The plugin that handles it; it must be loaded.
     plugin: String,
+    /// Arguments for the handler: a JSON object, or a string holding one [default: `{}`].
     args: Option<JsonText>,
+    /// The queue [default: the plugin's].
     queue: Option<String>,
+    /// -100..=100, higher first within a queue [default: 0].
     priority: Option<i32>,
+    /// Attempts allowed [default: the plugin's].
     max_attempts: Option<u32>,
+    /// Seconds to wait before it may run (at most ten years); not with `run_at`.
     delay_seconds: Option<u64>,
+    /// When it may run (RFC 3339, from 2000 to ten years ahead); not with `delay_seconds`.
+    #[schema(format = DateTime)]
     run_at: Option<String>,
+    /// A directory under an allowed root, mounted at `/repo` for its runs.
     repository_path: Option<String>,
+    /// While a job with this key is unfinished, submitting another returns that job (200).
     unique_key: Option<String>,
+    /// Job ids (1 to 10,000) that must finish first: the job waits in `awaiting`.
+    #[schema(value_type = Option<Vec<Uuid>>)]
     after: Option<Vec<String>>,
+    /// With `after`: `success` (every parent must succeed; the default) or `finish`.
     on: Option<String>,
 }
 
@@ -147,6 +163,24 @@ impl SubmitJob {
     }
 }
 
+/// Submits a job.
+///
+/// 201 with the job stored; 200 with the unfinished job that already holds its
+/// `unique_key`.
+#[utoipa::path(
+    post,
+    path = "/api/jobs",
+    operation_id = "submit_job",
+    tag = "jobs",
+    security(("bearer" = ["admin"])),
+    request_body = SubmitJob,
+    responses(
+        (status = 201, description = "The job was stored.", body = SubmittedJob),
+        (status = 200, description = "A job with this `unique_key` exists already.", body = SubmittedJob),
+        (status = 400, description = "`args` is a string that does not hold JSON.", body = ErrorBody),
+        (status = 422, description = "A value is refused (`field` names it): an unknown plugin, a parent job that does not exist…", body = ErrorBody),
+    )
+)]
 async fn submit(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SubmitJob>,
@@ -180,6 +214,20 @@ pub(super) fn parse_id(id: &str) -> Result<JobId, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("`{}` is not a job id (a UUID)", shown(id))))
 }
 
+/// One job, with its history and the end of its log.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}",
+    operation_id = "get_job",
+    tag = "jobs",
+    security(("bearer" = ["read"])),
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job.", body = JobDetail),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such job.", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -194,13 +242,22 @@ async fn show(
 }
 
 /// `GET /api/jobs` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only jobs in this state.
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
+    /// Only jobs of this queue.
     queue: Option<String>,
+    /// Only jobs of this plugin.
     plugin: Option<String>,
+    /// Jobs per page [default: 50].
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(value_type = Option<Uuid>)]
     cursor: Option<String>,
 }
 
@@ -244,6 +301,19 @@ impl ListQuery {
     }
 }
 
+/// Lists jobs, newest first, one page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    security(("bearer" = ["read"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of jobs.", body = JobPage),
+        (status = 400, description = "A query parameter is malformed or unknown.", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -253,6 +323,21 @@ async fn list(
     Ok(Json(JobPage::from(page)))
 }
 
+/// Retries a failed or cancelled job: it is enqueued again with its attempts reset.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/{id}/retry",
+    operation_id = "retry_job",
+    tag = "jobs",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job, enqueued.", body = JobRef),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such job.", body = ErrorBody),
+        (status = 409, description = "The job is neither failed nor cancelled.", body = ErrorBody),
+    )
+)]
 async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -264,6 +349,21 @@ async fn retry(
     }))
 }
 
+/// Cancels a job: at once if it waits, by stopping its run if it runs.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/{id}/cancel",
+    operation_id = "cancel_job",
+    tag = "jobs",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job, cancelled or being stopped.", body = CancelledJob),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such job.", body = ErrorBody),
+        (status = 409, description = "The job has finished already.", body = ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -284,6 +384,21 @@ async fn cancel(
     Ok(Json(body))
 }
 
+/// Deletes a job that is not running.
+#[utoipa::path(
+    delete,
+    path = "/api/jobs/{id}",
+    operation_id = "delete_job",
+    tag = "jobs",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    responses(
+        (status = 204, description = "The job was deleted."),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such job.", body = ErrorBody),
+        (status = 409, description = "The job is running: cancel it first.", body = ErrorBody),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

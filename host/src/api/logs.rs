@@ -4,29 +4,38 @@
 use super::AppState;
 use super::error::{ApiError, refused_at};
 use super::jobs::parse_id;
-use super::responses::LogPage;
+use super::responses::{ErrorBody, LogPage};
 use crate::store::LogQuery;
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Default and largest page.
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/jobs/{id}/logs", get(page))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(page))
 }
 
 /// `GET /api/jobs/{id}/logs` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
+    /// Only the lines of this attempt (0: written before the first).
+    #[param(value_type = Option<u32>)]
     attempt: Option<String>,
+    /// The `next_cursor` of the previous page: lines after this one.
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
+    /// Lines per page [default: 100].
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
@@ -64,6 +73,21 @@ impl PageQuery {
     }
 }
 
+/// One page of a job's whole log, in reading order (by attempt, then as written).
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}/logs",
+    operation_id = "get_job_logs",
+    tag = "jobs",
+    security(("bearer" = ["read"])),
+    params(("id" = Uuid, Path, description = "The job's id."), PageQuery),
+    responses(
+        (status = 200, description = "One page of lines.", body = LogPage),
+        (status = 400, description = "The id is not a UUID, or a query parameter is malformed or unknown.", body = ErrorBody),
+        (status = 404, description = "No such job.", body = ErrorBody),
+        (status = 422, description = "`after` is not a line of this job.", body = ErrorBody),
+    )
+)]
 async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,

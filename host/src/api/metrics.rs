@@ -5,20 +5,35 @@ use super::AppState;
 use super::error::ApiError;
 use crate::metrics::{AgentGauge, QueueGauge, Snapshot};
 use crate::model::now_ms;
-use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The content type of the OpenMetrics text format, which Prometheus reads.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
+/// The host's metrics in the OpenMetrics text format, which Prometheus reads. With
+/// `--metrics-listen`, also served alone on that address, without a token.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "get_metrics",
+    tag = "host",
+    security(("bearer" = ["read"])),
+    responses((
+        status = 200,
+        description = "The metrics, as text.",
+        body = String,
+        content_type = CONTENT_TYPE
+    ))
+)]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let now = now_ms();
     let served = state.scheduler.served_queues();

@@ -1,6 +1,8 @@
 //! The HTTP API (axum, JSON). Every route but `/healthz` needs a token (see `access`).
 //! Every answer is a type of `responses`. Bad input gets a 4xx with `{"error": "..."}`;
-//! a refused value (422) also names its `field`.
+//! a refused value (422) also names its `field`. The router and its OpenAPI document
+//! (`openapi`) are made from the same annotations, so neither has a route the other
+//! lacks.
 
 mod access;
 mod agents;
@@ -13,6 +15,7 @@ mod json_errors;
 mod logs;
 mod maintenance;
 mod metrics;
+mod openapi;
 mod queues;
 mod recurring;
 mod responses;
@@ -33,10 +36,11 @@ pub use session::{LOGIN_PAGE, login_cookie};
 use crate::engine::Scheduler;
 use crate::plugins::Registry;
 use crate::store::Reads;
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::{Extension, Router};
 use std::path::PathBuf;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -58,11 +62,9 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// The API's routes, and the dashboard's `pages`, over `state`: both behind the same
-/// access control.
-pub fn router(state: AppState, pages: Router<AppState>) -> Router {
-    Router::new()
-        .merge(pages)
+/// Every route of the API, with the OpenAPI document their annotations make.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(jobs::routes())
         .merge(logs::routes())
         .merge(agents::routes())
@@ -79,6 +81,21 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
         .merge(session::routes())
         .merge(audit::routes())
         .merge(metrics::routes())
+        .merge(openapi::routes())
+}
+
+/// The API's OpenAPI 3.1 document: every route [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes().into_openapi())
+}
+
+/// The API's routes, and the dashboard's `pages` (HTML, not in the document), over
+/// `state`: both behind the same access control.
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
+    let (routes, document) = routes().split_for_parts();
+    routes
+        .merge(pages)
+        .layer(Extension(openapi::Served::new(&openapi::finish(document))))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -92,8 +109,7 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
 
 /// `/metrics` alone, without a token: for `--metrics-listen`.
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new()
-        .merge(metrics::routes())
+    Router::from(metrics::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(json_errors::json_errors))
         .with_state(state)

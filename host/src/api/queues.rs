@@ -2,28 +2,40 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
-use super::responses::{QueueConcurrency, QueueList, QueuePaused, QueueView};
+use super::responses::{ErrorBody, QueueConcurrency, QueueList, QueuePaused, QueueView};
 use crate::engine::Scheduler;
 use crate::model::now_ms;
 use crate::model::rules::validate_queue_name;
 use crate::store::{QueueInfo, QueueSettings};
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The window a queue's throughput is counted over: five minutes.
 const THROUGHPUT_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/queues", get(list))
-        .route("/api/queues/{name}/pause", post(pause))
-        .route("/api/queues/{name}/resume", post(resume))
-        .route("/api/queues/{name}/concurrency", put(set_concurrency))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(set_concurrency))
 }
 
+/// Every queue that holds jobs, has settings or is served here: its counts, controls,
+/// age and throughput.
+#[utoipa::path(
+    get,
+    path = "/api/queues",
+    operation_id = "list_queues",
+    tag = "queues",
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Every queue, by name.", body = QueueList))
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
     let mut known = state.store.queues().await?;
     let served_queues = state.scheduler.served_queues();
@@ -82,6 +94,19 @@ fn checked(name: &str) -> Result<&str, ApiError> {
     Ok(name)
 }
 
+/// Pauses a queue: its jobs wait until it is resumed.
+#[utoipa::path(
+    post,
+    path = "/api/queues/{name}/pause",
+    operation_id = "pause_queue",
+    tag = "queues",
+    security(("bearer" = ["admin"])),
+    params(("name" = String, Path, description = "The queue's name.")),
+    responses(
+        (status = 200, description = "The queue is paused.", body = QueuePaused),
+        (status = 400, description = "The name is not a queue name.", body = ErrorBody),
+    )
+)]
 async fn pause(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -93,6 +118,19 @@ async fn pause(
     Ok(Json(QueuePaused { name, paused: true }))
 }
 
+/// Resumes a paused queue.
+#[utoipa::path(
+    post,
+    path = "/api/queues/{name}/resume",
+    operation_id = "resume_queue",
+    tag = "queues",
+    security(("bearer" = ["admin"])),
+    params(("name" = String, Path, description = "The queue's name.")),
+    responses(
+        (status = 200, description = "The queue runs again.", body = QueuePaused),
+        (status = 400, description = "The name is not a queue name.", body = ErrorBody),
+    )
+)]
 async fn resume(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -108,12 +146,29 @@ async fn resume(
 }
 
 /// `PUT /api/queues/{name}/concurrency` body: a cap, or `null` for none.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Concurrency {
+    /// Most of its jobs that run at once (at least 1); `null` for no cap.
+    #[schema(minimum = 1)]
     concurrency: Option<u32>,
 }
 
+/// Caps how many jobs of a queue run at once, or lifts the cap.
+#[utoipa::path(
+    put,
+    path = "/api/queues/{name}/concurrency",
+    operation_id = "set_queue_concurrency",
+    tag = "queues",
+    security(("bearer" = ["admin"])),
+    params(("name" = String, Path, description = "The queue's name.")),
+    request_body = Concurrency,
+    responses(
+        (status = 200, description = "The queue's cap now.", body = QueueConcurrency),
+        (status = 400, description = "The name is not a queue name.", body = ErrorBody),
+        (status = 422, description = "`concurrency` is 0.", body = ErrorBody),
+    )
+)]
 async fn set_concurrency(
     State(state): State<AppState>,
     Path(name): Path<String>,

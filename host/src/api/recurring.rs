@@ -4,23 +4,24 @@
 use super::AppState;
 use super::error::{ApiError, ApiJson};
 use super::queues::unserved_warning;
-use super::responses::{RecurringList, RecurringTriggered, RecurringView, Warned};
+use super::responses::{ErrorBody, RecurringList, RecurringTriggered, RecurringView, Warned};
 use crate::engine::recurring::{InvalidRecurring, RecurringSpec, validate_id};
 use crate::model::now_ms;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/recurring", get(list))
-        .route("/api/recurring/{id}", get(show).put(put).delete(delete))
-        .route("/api/recurring/{id}/trigger", post(trigger))
-        .route("/api/recurring/{id}/pause", post(pause))
-        .route("/api/recurring/{id}/resume", post(resume))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, put, delete))
+        .routes(routes!(trigger))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
 impl From<InvalidRecurring> for ApiError {
@@ -38,6 +39,15 @@ fn checked(id: &str) -> Result<&str, ApiError> {
     Ok(id)
 }
 
+/// Lists every recurring job.
+#[utoipa::path(
+    get,
+    path = "/api/recurring",
+    operation_id = "list_recurring",
+    tag = "recurring",
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Every recurring job.", body = RecurringList))
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<RecurringList>, ApiError> {
     let all = state.store.list_recurring().await?;
     Ok(Json(RecurringList {
@@ -45,6 +55,20 @@ async fn list(State(state): State<AppState>) -> Result<Json<RecurringList>, ApiE
     }))
 }
 
+/// One recurring job.
+#[utoipa::path(
+    get,
+    path = "/api/recurring/{id}",
+    operation_id = "get_recurring",
+    tag = "recurring",
+    security(("bearer" = ["read"])),
+    params(("id" = String, Path, description = "The recurring job's id.")),
+    responses(
+        (status = 200, description = "The recurring job.", body = RecurringView),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such recurring job.", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -58,6 +82,21 @@ async fn show(
 }
 
 /// Creates (201) or updates (200) a recurring job.
+#[utoipa::path(
+    put,
+    path = "/api/recurring/{id}",
+    operation_id = "put_recurring",
+    tag = "recurring",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The recurring job's id.")),
+    request_body = RecurringSpec,
+    responses(
+        (status = 201, description = "The recurring job was created.", body = Warned<RecurringView>),
+        (status = 200, description = "The recurring job was replaced.", body = Warned<RecurringView>),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 422, description = "A value is refused (`field` names it).", body = ErrorBody),
+    )
+)]
 async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -78,6 +117,20 @@ async fn put(
     Ok((status, Json(body)))
 }
 
+/// Deletes a recurring job; the jobs it enqueued stay.
+#[utoipa::path(
+    delete,
+    path = "/api/recurring/{id}",
+    operation_id = "delete_recurring",
+    tag = "recurring",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The recurring job's id.")),
+    responses(
+        (status = 204, description = "The recurring job was deleted."),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such recurring job.", body = ErrorBody),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -87,6 +140,19 @@ async fn delete(
 }
 
 /// Enqueues a job of the recurring job now (201 with the job's id and state).
+#[utoipa::path(
+    post,
+    path = "/api/recurring/{id}/trigger",
+    operation_id = "trigger_recurring",
+    tag = "recurring",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The recurring job's id.")),
+    responses(
+        (status = 201, description = "The job enqueued.", body = RecurringTriggered),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such recurring job.", body = ErrorBody),
+    )
+)]
 async fn trigger(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -103,6 +169,20 @@ async fn trigger(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+/// Pauses a recurring job: it fires no more until resumed.
+#[utoipa::path(
+    post,
+    path = "/api/recurring/{id}/pause",
+    operation_id = "pause_recurring",
+    tag = "recurring",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The recurring job's id.")),
+    responses(
+        (status = 200, description = "The recurring job, paused.", body = RecurringView),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such recurring job.", body = ErrorBody),
+    )
+)]
 async fn pause(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -114,6 +194,20 @@ async fn pause(
     Ok(Json(recurring.into()))
 }
 
+/// Resumes a paused recurring job from its next occurrence.
+#[utoipa::path(
+    post,
+    path = "/api/recurring/{id}/resume",
+    operation_id = "resume_recurring",
+    tag = "recurring",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The recurring job's id.")),
+    responses(
+        (status = 200, description = "The recurring job, resumed.", body = RecurringView),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such recurring job.", body = ErrorBody),
+    )
+)]
 async fn resume(
     State(state): State<AppState>,
     Path(id): Path<String>,

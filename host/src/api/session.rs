@@ -8,18 +8,20 @@
 use super::AppState;
 use super::access::{Access, Caller};
 use super::error::{ApiError, ApiJson};
-use super::responses::SessionView;
+use super::responses::{ErrorBody, SessionView};
 use crate::model::token::{self, TokenHash};
 use crate::model::{Millis, now_ms};
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The cookie that carries a session.
 pub(super) const COOKIE: &str = "orchestra_session";
@@ -35,8 +37,8 @@ const LIFETIME_MS: Millis = 12 * 3_600_000;
 const MAX_SESSIONS: usize = 10_000;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route(LOGIN_PATH, post(login).get(show).delete(logout))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login, show, logout))
 }
 
 /// One logged-in browser.
@@ -142,7 +144,7 @@ pub(super) fn cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `POST /api/session` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     /// An API token.
@@ -188,6 +190,22 @@ pub fn login_cookie(access: &Access, token: &str) -> Result<HeaderValue, ApiErro
     start(access, token).map(|(cookie, _)| cookie)
 }
 
+/// Logs a browser in: sets an HttpOnly, SameSite=Strict session cookie that stands for
+/// the token, and answers the CSRF token every change made with the cookie must carry.
+/// Needs no token of its own; wrong tokens count towards the failed-login limit.
+#[utoipa::path(
+    post,
+    path = "/api/session",
+    operation_id = "log_in",
+    tag = "access",
+    request_body = Login,
+    responses(
+        (status = 201, description = "Logged in; `Set-Cookie` carries the session.", body = SessionView),
+        (status = 401, description = "The token is not valid.", body = ErrorBody),
+        (status = 403, description = "The request comes from another site's page or names another host.", body = ErrorBody),
+        (status = 429, description = "Too many failed logins: try again in a minute.", body = ErrorBody),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Login>,
@@ -207,6 +225,18 @@ fn current(state: &AppState, headers: &HeaderMap) -> Result<(String, Session), A
     session.ok_or_else(|| ApiError::BadRequest("this request carries no session cookie".into()))
 }
 
+/// The session the request's cookie carries, with its CSRF token.
+#[utoipa::path(
+    get,
+    path = "/api/session",
+    operation_id = "show_session",
+    tag = "access",
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "The session.", body = SessionView),
+        (status = 400, description = "The request carries no session cookie.", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -215,6 +245,19 @@ async fn show(
     Ok(Json(view(&session)))
 }
 
+/// Ends the session the request's cookie carries (a change: it needs the session's CSRF
+/// token).
+#[utoipa::path(
+    delete,
+    path = "/api/session",
+    operation_id = "log_out",
+    tag = "access",
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 204, description = "Logged out; `Set-Cookie` clears the cookie."),
+        (status = 400, description = "The request carries no session cookie.", body = ErrorBody),
+    )
+)]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let (id, _) = current(&state, &headers)?;
     state.access.sessions().end(&id);

@@ -4,25 +4,28 @@
 
 use super::AppState;
 use super::error::ApiError;
-use super::responses::SeriesAnswer;
+use super::responses::{ErrorBody, SeriesAnswer};
 use crate::model::stats::{By, Metric, Resolution, Span, series};
 use crate::model::{Millis, now_ms, rfc3339};
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Most buckets one answer holds: a week of minutes.
 const MAX_BUCKETS: usize = 7 * 24 * 60;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/stats/series", get(series_of))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(series_of))
 }
 
 /// `?metric=&by=&from=&to=&bucket=`: every part optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SeriesQuery {
     /// Comma-separated metrics [default: all].
@@ -38,6 +41,22 @@ struct SeriesQuery {
     bucket: Option<String>,
 }
 
+/// Runs over time, per bucket: counts, failure rate and percentiles of run time and
+/// pickup latency, from the rollup (so it answers from a few rows and outlives the jobs'
+/// cleanup).
+#[utoipa::path(
+    get,
+    path = "/api/stats/series",
+    operation_id = "stats_series",
+    tag = "stats",
+    security(("bearer" = ["read"])),
+    params(SeriesQuery),
+    responses(
+        (status = 200, description = "One series per key and metric, aligned on `times`.", body = SeriesAnswer),
+        (status = 400, description = "A query parameter is malformed or unknown.", body = ErrorBody),
+        (status = 422, description = "A value is refused (`bucket`, `by`, `metric`, `from`, `to`).", body = ErrorBody),
+    )
+)]
 async fn series_of(
     State(state): State<AppState>,
     query: Result<Query<SeriesQuery>, QueryRejection>,

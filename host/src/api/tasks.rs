@@ -5,31 +5,33 @@ use super::AppState;
 use super::error::{ApiError, ApiJson, invalid};
 use super::jobs::{check_repository, parse_id};
 use super::queues::unserved_warning;
-use super::responses::{CancelledTask, SubmittedTask, TaskList, TaskView};
+use super::responses::{CancelledTask, ErrorBody, SubmittedTask, TaskList, TaskView};
 use super::times::scheduled_time;
 use crate::engine::agents::{TaskError, TaskRequest};
 use crate::model::agent::{TaskPriority, validate_agent_id, validate_command};
-use crate::model::now_ms;
+use crate::model::{JobState, now_ms};
 use crate::store::CancelOutcome;
 use crate::store::agents::{Task, TaskFilter};
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Default and largest page of `GET /api/tasks`.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/tasks", post(submit).get(list))
-        .route("/api/tasks/{id}", get(show))
-        .route("/api/tasks/{id}/cancel", post(cancel))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit, list))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
 }
 
 impl From<TaskError> for ApiError {
@@ -46,15 +48,35 @@ impl From<TaskError> for ApiError {
 }
 
 /// `POST /api/tasks` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubmitTask {
+    /// The command for the agent (at most 2000 characters).
     command: String,
+    /// The repository it acts on: a healthy agent serving it gets the task.
     repository_path: String,
+    /// How urgent [default: `normal`].
+    #[schema(value_type = Option<TaskPriority>)]
     priority: Option<String>,
+    /// When it may run (RFC 3339, from 2000 to ten years ahead) [default: now].
+    #[schema(format = DateTime)]
     execute_at: Option<String>,
 }
 
+/// Submits a task: the least-loaded healthy agent serving its repository gets it.
+#[utoipa::path(
+    post,
+    path = "/api/tasks",
+    operation_id = "submit_task",
+    tag = "tasks",
+    security(("bearer" = ["admin"])),
+    request_body = SubmitTask,
+    responses(
+        (status = 201, description = "The task and the job that runs it.", body = SubmittedTask),
+        (status = 422, description = "A value is refused (`field` names it), or no healthy agent serves the repository (`repository_path`).", body = ErrorBody),
+        (status = 503, description = "The `task_execution` plugin is not loaded.", body = ErrorBody),
+    )
+)]
 async fn submit(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SubmitTask>,
@@ -98,6 +120,20 @@ async fn found(state: &AppState, id: &str) -> Result<Task, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no task with id {id}")))
 }
 
+/// One task with its job.
+#[utoipa::path(
+    get,
+    path = "/api/tasks/{id}",
+    operation_id = "get_task",
+    tag = "tasks",
+    security(("bearer" = ["read"])),
+    params(("id" = Uuid, Path, description = "The task's id.")),
+    responses(
+        (status = 200, description = "The task.", body = TaskView),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -106,14 +142,33 @@ async fn show(
 }
 
 /// `GET /api/tasks` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only tasks of this agent.
     agent_id: Option<String>,
+    /// Only tasks whose job is in this state.
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
+    /// Tasks per page [default: 50].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+/// Lists tasks, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/tasks",
+    operation_id = "list_tasks",
+    tag = "tasks",
+    security(("bearer" = ["read"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The tasks.", body = TaskList),
+        (status = 400, description = "A query parameter is malformed or unknown.", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -148,6 +203,21 @@ async fn list(
     }))
 }
 
+/// Cancels a task: at once if it waits, by stopping its command if it runs.
+#[utoipa::path(
+    post,
+    path = "/api/tasks/{id}/cancel",
+    operation_id = "cancel_task",
+    tag = "tasks",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The task's id.")),
+    responses(
+        (status = 202, description = "The task, cancelled or being stopped.", body = CancelledTask),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+        (status = 409, description = "The task has finished already.", body = ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -4,24 +4,26 @@ use super::AppState;
 use super::access::Caller;
 use super::audit;
 use super::error::{ApiError, ApiJson};
-use super::responses::{MadeToken, TokenList, TokenView};
+use super::responses::{ErrorBody, MadeToken, TokenList, TokenView};
 use crate::model::now_ms;
 use crate::model::token::{self, Role, Secret};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/tokens", get(list).post(create))
-        .route("/api/tokens/{name}", delete(revoke))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
 /// `POST /api/tokens` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
     /// What it allows.
@@ -30,6 +32,15 @@ struct NewToken {
     name: Option<String>,
 }
 
+/// Lists every token, revoked ones too (never the tokens themselves).
+#[utoipa::path(
+    get,
+    path = "/api/tokens",
+    operation_id = "list_tokens",
+    tag = "access",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "Every token, by name.", body = TokenList))
+)]
 async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -41,6 +52,20 @@ async fn list(
     }))
 }
 
+/// Makes a token: the answer is the only one that shows it.
+#[utoipa::path(
+    post,
+    path = "/api/tokens",
+    operation_id = "create_token",
+    tag = "access",
+    security(("bearer" = ["admin"])),
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "The token, shown only now.", body = MadeToken),
+        (status = 409, description = "A token with this name exists already.", body = ErrorBody),
+        (status = 422, description = "The name is refused (`name`).", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -67,6 +92,19 @@ async fn create(
     Ok((StatusCode::CREATED, Json(made)))
 }
 
+/// Revokes a token: it can no longer be used.
+#[utoipa::path(
+    delete,
+    path = "/api/tokens/{name}",
+    operation_id = "revoke_token",
+    tag = "access",
+    security(("bearer" = ["admin"])),
+    params(("name" = String, Path, description = "The token's name.")),
+    responses(
+        (status = 200, description = "The token, revoked.", body = TokenView),
+        (status = 404, description = "No such token, or it is revoked already.", body = ErrorBody),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -4,27 +4,29 @@
 use super::AppState;
 use super::error::{ApiError, ApiJson};
 use super::queues::unserved_warning;
-use super::responses::{RunStarted, RunView, Warned, WorkflowView};
+use super::responses::{ErrorBody, RunStarted, RunView, Warned, WorkflowView};
 use super::workflow_fields::definition_field;
 use crate::engine::workflows::{RunError, validate_id};
 use crate::model::names::shown;
 use crate::model::{DEFAULT_QUEUE, JobId, now_ms};
 use crate::workflow::Definition;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/workflows/{id}", get(show).put(put).delete(delete))
-        .route("/api/workflows/{id}/runs", post(start))
-        .route("/api/workflow-runs/{id}", get(show_run))
-        .route("/api/workflow-runs/{id}/cancel", post(cancel))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, put, delete))
+        .routes(routes!(start))
+        .routes(routes!(show_run))
+        .routes(routes!(cancel))
 }
 
 impl From<RunError> for ApiError {
@@ -57,6 +59,20 @@ fn run_id(id: &str) -> Result<JobId, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("`{}` is not a workflow run id", shown(id))))
 }
 
+/// One stored workflow.
+#[utoipa::path(
+    get,
+    path = "/api/workflows/{id}",
+    operation_id = "get_workflow",
+    tag = "workflows",
+    security(("bearer" = ["read"])),
+    params(("id" = String, Path, description = "The workflow's id.")),
+    responses(
+        (status = 200, description = "The workflow.", body = WorkflowView),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such workflow.", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -69,7 +85,6 @@ async fn show(
     Ok(Json(workflow.into()))
 }
 
-/// Validates and stores a definition: 201 when new, 200 when replaced.
 /// The queues the steps of `definition` go to: their own, or their plugin's.
 fn step_queues(state: &AppState, definition: &Definition) -> Vec<String> {
     let steps = definition.stages.iter().flat_map(|stage| &stage.steps);
@@ -84,6 +99,22 @@ fn step_queues(state: &AppState, definition: &Definition) -> Vec<String> {
         .collect()
 }
 
+/// Validates and stores a definition: 201 when new, 200 when it replaces one.
+#[utoipa::path(
+    put,
+    path = "/api/workflows/{id}",
+    operation_id = "put_workflow",
+    tag = "workflows",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The workflow's id.")),
+    request_body = Definition,
+    responses(
+        (status = 201, description = "The workflow was stored.", body = Warned<WorkflowView>),
+        (status = 200, description = "The workflow was replaced.", body = Warned<WorkflowView>),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 422, description = "The definition is refused (`field` names the part, such as `stages[1].steps[0].plugin`).", body = ErrorBody),
+    )
+)]
 async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -117,6 +148,20 @@ async fn put(
     Ok((status, Json(body)))
 }
 
+/// Deletes a workflow; its runs stay.
+#[utoipa::path(
+    delete,
+    path = "/api/workflows/{id}",
+    operation_id = "delete_workflow",
+    tag = "workflows",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The workflow's id.")),
+    responses(
+        (status = 204, description = "The workflow was deleted."),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such workflow.", body = ErrorBody),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -129,13 +174,29 @@ async fn delete(
 }
 
 /// `POST /api/workflows/{id}/runs` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartRun {
+    /// Values for the `{{params.NAME}}` templates of the steps' args (a JSON object).
     parameters: Option<Value>,
 }
 
 /// Starts a run (201 with its id and state).
+#[utoipa::path(
+    post,
+    path = "/api/workflows/{id}/runs",
+    operation_id = "start_workflow",
+    tag = "workflows",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The workflow's id.")),
+    request_body = StartRun,
+    responses(
+        (status = 201, description = "The run was started.", body = RunStarted),
+        (status = 400, description = "The id is malformed.", body = ErrorBody),
+        (status = 404, description = "No such workflow.", body = ErrorBody),
+        (status = 422, description = "The parameters are refused (`parameters`), or a step's plugin is gone (`definition`).", body = ErrorBody),
+    )
+)]
 async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -153,6 +214,20 @@ async fn start(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+/// One workflow run, with every step.
+#[utoipa::path(
+    get,
+    path = "/api/workflow-runs/{id}",
+    operation_id = "get_workflow_run",
+    tag = "workflows",
+    security(("bearer" = ["read"])),
+    params(("id" = Uuid, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run.", body = RunView),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such run.", body = ErrorBody),
+    )
+)]
 async fn show_run(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -167,6 +242,20 @@ async fn show_run(
 
 /// Cancels a running run: its unstarted steps at once, its steps' jobs through the
 /// scheduler. Answers the run.
+#[utoipa::path(
+    post,
+    path = "/api/workflow-runs/{id}/cancel",
+    operation_id = "cancel_workflow_run",
+    tag = "workflows",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run, cancelled.", body = RunView),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run has ended already.", body = ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -22,7 +22,7 @@ pub const DEFAULT_TIMEZONE: &str = "UTC";
 
 /// A recurring job as a client (`PUT /api/recurring/{id}`) or the config file
 /// (`[[recurring]]`) states it; unset fields take defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecurringSpec {
     /// Its id: required in the config file; in the API the path gives it, and a body

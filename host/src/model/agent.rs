@@ -10,6 +10,9 @@ use crate::model::names::{MAX_NAME_CHARS, check_length, shown};
 use crate::model::{Invalid, JobId, Millis, rfc3339};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
 
 /// Longest agent id: it names the agent's queue `agent-{id}`.
 pub const MAX_AGENT_ID_LEN: usize = 58;
@@ -23,7 +26,7 @@ pub const MAX_HEALTH_INTERVAL_SECONDS: u32 = 86_400;
 pub const COMMAND_PLACEHOLDER: &str = "{command}";
 
 /// An agent as registered: what it runs and where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// Its id: 1 to 58 characters of `a-z`, `0-9`, `-` and `_`.
@@ -134,6 +137,16 @@ impl AgentSpec {
     /// The queue of tasks bound to this agent.
     pub fn queue(&self) -> String {
         agent_queue(&self.id)
+    }
+
+    /// The definition's schema as part of an [`Agent`]: without the
+    /// `additionalProperties: false` of a definition sent alone.
+    fn schema_within() -> RefOr<Schema> {
+        let mut schema = AgentSpec::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.additional_properties = None;
+        }
+        schema
     }
 }
 
@@ -248,7 +261,7 @@ impl Health {
 }
 
 /// An agent's status as clients see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentStatus {
     /// Healthy and running nothing.
@@ -289,10 +302,11 @@ impl AgentStatus {
 }
 
 /// An agent with its state, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Agent {
     /// Its definition.
     #[serde(flatten)]
+    #[schema(schema_with = AgentSpec::schema_within)]
     pub spec: AgentSpec,
     /// Idle, busy, offline or error.
     pub status: AgentStatus,
@@ -302,17 +316,22 @@ pub struct Agent {
     pub health_misses: u32,
     /// When its health was last checked.
     #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_health_check_at: Option<Millis>,
     /// When it last sent a heartbeat.
     #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_heartbeat_at: Option<Millis>,
     /// The jobs holding it now.
+    #[schema(value_type = Vec<Uuid>)]
     pub current_jobs: Vec<JobId>,
     /// When it was registered.
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Millis,
     /// When its definition last changed.
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Millis,
     /// Its health as stored (its status without the running count).
     #[serde(skip)]
@@ -320,7 +339,7 @@ pub struct Agent {
 }
 
 /// How urgent a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskPriority {
     /// Runs after the others of its agent.

@@ -5,6 +5,7 @@ use super::{JsonText, Millis, rfc3339};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A job's id: a UUID v7, so ids sort by creation time.
@@ -16,7 +17,7 @@ pub fn new_job_id() -> JobId {
 }
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for its parents to finish (a continuation or batch callback). The last
@@ -92,7 +93,7 @@ impl FromStr for JobState {
 }
 
 /// Why a run did not succeed, as stored in `error.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The handler returned `job-error::retryable`.
@@ -172,7 +173,7 @@ impl FromStr for ErrorKind {
 }
 
 /// A run's failure: what kind, and what happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobError {
     /// The kind of failure.
     pub kind: ErrorKind,
@@ -191,7 +192,7 @@ impl JobError {
 }
 
 /// The latest progress a running job reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Progress {
     /// 0 to 100.
     pub percent: u8,
@@ -199,11 +200,12 @@ pub struct Progress {
     pub message: String,
     /// When it was reported.
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Millis,
 }
 
 /// Resources a job's last run used: the per-job account.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Usage {
     /// Fuel (roughly, wasm instructions) the run consumed. For a run stopped by its
     /// deadline this undercounts; see `wall_ms`.
@@ -215,10 +217,11 @@ pub struct Usage {
 }
 
 /// One line of a job's log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LogLine {
     /// When it was written.
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Millis,
     /// `trace`, `debug`, `info`, `warn`, `error`, or `stdout`/`stderr` for guest output.
     pub level: String,
@@ -227,7 +230,7 @@ pub struct LogLine {
 }
 
 /// A log line as stored: its place in the job's log and the attempt that wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StoredLogLine {
     /// Its cursor: a job's lines are read by attempt, then in the order written (`seq`).
     pub seq: i64,
@@ -240,7 +243,7 @@ pub struct StoredLogLine {
 }
 
 /// How many lines one attempt logged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AttemptLogCount {
     /// The attempt.
     pub attempt: u32,
@@ -249,21 +252,23 @@ pub struct AttemptLogCount {
 }
 
 /// One recorded state change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Transition {
     /// The state entered.
     pub state: JobState,
     /// When.
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Millis,
     /// Why, in words.
     pub reason: String,
 }
 
 /// A job as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     /// Its id.
+    #[schema(value_type = Uuid)]
     pub id: JobId,
     /// The plugin that handles it.
     pub plugin: String,
@@ -281,15 +286,19 @@ pub struct Job {
     pub max_attempts: u32,
     /// When it may run (for `scheduled` jobs: when it is promoted).
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub run_at: Millis,
     /// When it was accepted.
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Millis,
     /// When its last run started.
     #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Millis>,
     /// When it reached a terminal state.
     #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Millis>,
     /// Host directory mounted at `/repo` for its runs.
     pub repository_path: Option<String>,
@@ -308,7 +317,7 @@ pub struct Job {
 }
 
 /// A job with its history and the end of its log, as `GET /api/jobs/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobDetail {
     /// The job.
     #[serde(flatten)]

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// JSON text, validated once and then kept and passed on as text: never parsed into a
 /// tree or written out again on its way from a client to a guest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = serde_json::Value)]
 pub struct JsonText(Box<serde_json::value::RawValue>);
 
 impl JsonText {

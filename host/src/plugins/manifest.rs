@@ -50,7 +50,7 @@ pub struct Manifest {
 }
 
 /// A limit a plugin asked for above the operator's maximum, which it gets instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Clamp {
     /// The manifest field.
     pub field: &'static str,

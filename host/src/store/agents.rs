@@ -86,7 +86,7 @@ pub struct Acquired {
 }
 
 /// Per-agent figures.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AgentMetrics {
     /// Jobs bound to the agent that started.
     pub tasks_run: u64,

@@ -27,7 +27,7 @@ use std::str::FromStr;
 pub const MISSED_AFTER: Millis = 60_000;
 
 /// What a recurring job does about occurrences missed while the host was down.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Misfire {
     /// Enqueue one job at once for all of them.

@@ -39,6 +39,7 @@ use crate::model::JobState;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
+use utoipa::ToSchema;
 
 /// Longest step id.
 pub const MAX_STEP_ID_LEN: usize = 64;
@@ -47,7 +48,7 @@ pub const MAX_STEP_ID_LEN: usize = 64;
 ///
 /// Build one with [`Definition::parse`]; the serde impls are for storing and loading a
 /// definition that was validated before.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Definition {
     /// The workflow's name.
@@ -57,7 +58,7 @@ pub struct Definition {
 }
 
 /// A group of steps; it starts when the previous stage has finished.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     /// The stage's name, unique in the workflow.
@@ -69,7 +70,7 @@ pub struct Stage {
 }
 
 /// How the steps of a stage run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// One after the other, in order.
@@ -95,7 +96,7 @@ impl fmt::Display for Mode {
 }
 
 /// One step: a job spec plus an optional condition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// The step's id, unique in the workflow.
@@ -127,7 +128,7 @@ fn empty_object() -> Value {
 }
 
 /// A condition on a step that comes earlier; told apart by its fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum Condition {
     /// `{"step": "fetch", "state": "succeeded"}`: the step ended in this state.
@@ -150,7 +151,7 @@ pub enum Condition {
 }
 
 /// Where a step of a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
     /// Not started, or its job is waiting.

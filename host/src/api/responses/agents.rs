@@ -4,11 +4,12 @@ use super::TaskView;
 use crate::model::agent::Agent;
 use crate::store::agents::AgentMetrics;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An agent with its metrics: `POST /api/agents` (201), `PATCH /api/agents/{id}`,
 /// `POST /api/agents/{id}/heartbeat`, `GET /api/agents/{id}` (with `recent_jobs`), and
 /// each agent of `GET /api/agents`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AgentView {
     /// The agent as stored: its definition, `status`, `status_reason`, `health_misses`,
     /// `last_health_check_at`, `last_heartbeat_at`, `current_jobs`, `created_at` and
@@ -23,7 +24,7 @@ pub(crate) struct AgentView {
 }
 
 /// `GET /api/agents`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AgentList {
     /// Every agent.
     pub(crate) agents: Vec<AgentView>,

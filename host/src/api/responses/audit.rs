@@ -3,11 +3,13 @@
 use crate::model::{JsonText, rfc3339};
 use crate::store::audit::AuditEntry;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// One entry of the audit log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AuditView {
     /// When.
+    #[schema(format = DateTime)]
     pub(crate) at: String,
     /// Who: the token's name, or `no-auth`.
     pub(crate) actor: String,
@@ -33,7 +35,7 @@ impl From<AuditEntry> for AuditView {
 }
 
 /// The audit log, newest first (`GET /api/audit`, admin).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AuditList {
     /// The latest entries.
     pub(crate) entries: Vec<AuditView>,

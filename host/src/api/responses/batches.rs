@@ -5,13 +5,16 @@ use crate::model::{JobId, JobState, rfc3339};
 use crate::store::BatchInfo;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// `POST /api/batches` (201).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BatchCreated {
     /// The batch.
+    #[schema(value_type = Uuid)]
     pub(crate) id: JobId,
     /// Its jobs, in the order sent.
+    #[schema(value_type = Vec<Uuid>)]
     pub(crate) jobs: Vec<JobId>,
     /// Names the queues of its jobs and callbacks no worker of this host serves; absent
     /// when every one is served.
@@ -20,13 +23,15 @@ pub(crate) struct BatchCreated {
 }
 
 /// `GET /api/batches/{id}`: where a batch and each of its jobs stand.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BatchView {
     /// The batch.
+    #[schema(value_type = Uuid)]
     pub(crate) id: JobId,
     /// The client's description (empty if none).
     pub(crate) description: String,
     /// When it was created (RFC 3339).
+    #[schema(format = DateTime)]
     pub(crate) created_at: String,
     /// `cancelled`, `running`, then `failed` or `succeeded` (see [`batch_state`]).
     pub(crate) state: &'static str,
@@ -47,9 +52,10 @@ pub(crate) struct BatchView {
 }
 
 /// `POST /api/batches/{id}/cancel`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BatchCancelled {
     /// The batch.
+    #[schema(value_type = Uuid)]
     pub(crate) id: JobId,
     /// Always `cancelled`.
     pub(crate) state: &'static str,

@@ -1,10 +1,11 @@
 //! The body of every error answer.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Every 4xx and 5xx answer (see [`super::super::ApiError`]), including the refusals of
 /// the HTTP layer itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorBody {
     /// What was wrong.
     pub(crate) error: String,

@@ -2,12 +2,14 @@
 
 use crate::model::{Job, JobId, JobState, StoredLogLine};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A job and its state: `POST /api/jobs/{id}/retry`, and each job and callback of
 /// `GET /api/batches/{id}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
 pub(crate) struct JobRef {
     /// The job.
+    #[schema(value_type = Uuid)]
     pub(crate) id: JobId,
     /// Its state.
     pub(crate) state: JobState,
@@ -15,9 +17,10 @@ pub(crate) struct JobRef {
 
 /// `POST /api/jobs`: the job stored (201), or the one already holding its `unique_key`
 /// (200).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SubmittedJob {
     /// The job.
+    #[schema(value_type = Uuid)]
     pub(crate) id: JobId,
     /// Its state: `enqueued`, `scheduled` or `awaiting`.
     pub(crate) state: JobState,
@@ -30,9 +33,10 @@ pub(crate) struct SubmittedJob {
 }
 
 /// `POST /api/jobs/{id}/cancel`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CancelledJob {
     /// The job.
+    #[schema(value_type = Uuid)]
     pub(crate) id: JobId,
     /// `cancelled`, or `processing` while a running attempt is being stopped.
     pub(crate) state: JobState,
@@ -43,16 +47,17 @@ pub(crate) struct CancelledJob {
 }
 
 /// `GET /api/jobs`: one page of jobs, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct JobPage {
     /// The jobs.
     pub(crate) jobs: Vec<Job>,
     /// The `cursor` of the next page; `null` on the last page.
+    #[schema(value_type = Option<Uuid>)]
     pub(crate) next_cursor: Option<JobId>,
 }
 
 /// `GET /api/jobs/{id}/logs`: one page of a job's log, in reading order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct LogPage {
     /// The lines.
     pub(crate) lines: Vec<StoredLogLine>,

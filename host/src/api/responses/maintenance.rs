@@ -3,15 +3,18 @@
 use crate::engine::Cleanup;
 use crate::model::rfc3339;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// `POST /api/maintenance/cleanup`: what was removed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CleanupDone {
     /// How many finished jobs were removed.
     pub(crate) removed: u64,
     /// Succeeded jobs finished before this time were removed (RFC 3339).
+    #[schema(format = DateTime)]
     pub(crate) succeeded_before: String,
     /// Failed and cancelled jobs finished before this time were removed.
+    #[schema(format = DateTime)]
     pub(crate) failed_before: String,
     /// How many analytics rollup rows were removed (minutes past a week, hours past
     /// 90 days, days past ten years).

@@ -35,11 +35,12 @@ pub(crate) use tokens::{MadeToken, TokenList, TokenView};
 pub(crate) use workflows::{RunStarted, RunView, WorkflowView};
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An answer of a `PUT` that stores something, with a warning when what it stored sends
 /// jobs to queues no worker of this host serves (`PUT /api/recurring/{id}`,
 /// `PUT /api/workflows/{id}`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Warned<T> {
     /// What was stored, as `GET` shows it.
     #[serde(flatten)]

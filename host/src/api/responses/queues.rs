@@ -4,16 +4,17 @@ use crate::model::{JobState, Millis};
 use crate::store::QueueInfo;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// `GET /api/queues`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QueueList {
     /// Every queue that holds jobs, has settings or is served here, by name.
     pub(crate) queues: Vec<QueueView>,
 }
 
 /// One queue of [`QueueList`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QueueView {
     /// Its name.
     pub(crate) name: String,
@@ -26,13 +27,14 @@ pub(crate) struct QueueView {
     /// Its jobs per state, every state present (0 when none).
     pub(crate) counts: BTreeMap<&'static str, u64>,
     /// How long its oldest enqueued job has waited; `null` when none waits.
+    #[schema(value_type = Option<i64>)]
     pub(crate) oldest_enqueued_age_ms: Option<Millis>,
     /// Its jobs that finished in the last five minutes: its throughput.
     pub(crate) finished_last_5m: u64,
 }
 
 /// `POST /api/queues/{name}/pause` and `POST /api/queues/{name}/resume`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QueuePaused {
     /// The queue.
     pub(crate) name: String,
@@ -41,7 +43,7 @@ pub(crate) struct QueuePaused {
 }
 
 /// `PUT /api/queues/{name}/concurrency`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QueueConcurrency {
     /// The queue.
     pub(crate) name: String,

@@ -3,11 +3,12 @@
 use crate::model::{JobId, JobState, rfc3339};
 use crate::store::{Misfire, RecurringJob};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A recurring job: `GET /api/recurring/{id}`, `POST /api/recurring/{id}/pause` and
 /// `/resume`, each of `GET /api/recurring`, and `PUT /api/recurring/{id}` (201 when new,
 /// 200 when replaced; with a `warning`, see [`super::Warned`]).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RecurringView {
     /// Its id.
     pub(crate) id: String,
@@ -30,26 +31,30 @@ pub(crate) struct RecurringView {
     /// Whether it is paused.
     pub(crate) paused: bool,
     /// When it fires next (RFC 3339); `null` if never (or paused).
+    #[schema(format = DateTime)]
     pub(crate) next_run_at: Option<String>,
     /// When it last fired; `null` if never.
+    #[schema(format = DateTime)]
     pub(crate) last_run_at: Option<String>,
     /// The job it last enqueued; `null` if none.
+    #[schema(value_type = Option<Uuid>)]
     pub(crate) last_job_id: Option<JobId>,
     /// That job's state; `null` if none (or deleted).
     pub(crate) last_job_state: Option<JobState>,
 }
 
 /// `GET /api/recurring`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RecurringList {
     /// Every recurring job.
     pub(crate) recurring: Vec<RecurringView>,
 }
 
 /// `POST /api/recurring/{id}/trigger` (201): the job enqueued now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RecurringTriggered {
     /// The job.
+    #[schema(value_type = Uuid)]
     pub(crate) id: JobId,
     /// Its state.
     pub(crate) state: JobState,

@@ -3,10 +3,11 @@
 use crate::model::rfc3339;
 use crate::model::stats::{Metric, Series, Span};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// `GET /api/stats/series`: values per bucket, one series per key and metric, aligned
 /// on `times`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SeriesAnswer {
     /// Bucket length: `minute`, `hour` or `day`.
     pub(crate) bucket: &'static str,
@@ -15,13 +16,14 @@ pub(crate) struct SeriesAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) by: Option<String>,
     /// The start of each bucket (RFC 3339), oldest first.
+    #[schema(value_type = Vec<String>, format = DateTime)]
     pub(crate) times: Vec<String>,
     /// The series, by key, then in the order the metrics were asked.
     pub(crate) series: Vec<SeriesView>,
 }
 
 /// One key's values of one metric.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SeriesView {
     /// The plugin, queue or agent; absent for every run together.
     #[serde(skip_serializing_if = "Option::is_none")]

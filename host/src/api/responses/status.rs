@@ -7,16 +7,19 @@ use crate::model::rfc3339;
 use crate::plugins::manifest::Clamp;
 use crate::plugins::{Plugin, PluginStatus};
 use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
 
 /// `GET /api/plugins`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PluginList {
     /// Every plugin found, loaded or not.
     pub(crate) plugins: Vec<PluginView>,
 }
 
 /// One plugin of [`PluginList`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PluginView {
     /// Its name.
     pub(crate) name: String,
@@ -24,30 +27,35 @@ pub(crate) struct PluginView {
     pub(crate) error: Option<String>,
     /// The version jobs run; its fields are absent when none is loaded.
     #[serde(flatten)]
+    #[schema(schema_with = loaded_fields)]
     pub(crate) loaded: Option<LoadedPlugin>,
 }
 
 /// The loaded version of a [`PluginView`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct LoadedPlugin {
     /// sha256 of its module.
     pub(crate) digest: String,
     /// When it was loaded (RFC 3339).
+    #[schema(format = DateTime)]
     pub(crate) loaded_at: String,
     /// Its limits per run.
+    #[schema(inline)]
     pub(crate) limits: PluginLimits,
     /// The limits lowered to the operator's maxima.
+    #[schema(inline)]
     pub(crate) clamped: Vec<Clamp>,
     /// Attempts for jobs that do not say.
     pub(crate) max_attempts: u32,
     /// When failed attempts are retried.
+    #[schema(inline)]
     pub(crate) retry: Retry,
     /// The queue of jobs that do not say.
     pub(crate) queue: String,
 }
 
 /// The `limits` of a [`LoadedPlugin`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PluginLimits {
     /// Fuel per run.
     pub(crate) fuel: u64,
@@ -64,7 +72,7 @@ pub(crate) struct PluginLimits {
 }
 
 /// The `retry` of a [`LoadedPlugin`]: `{"delays_seconds": [...]}`, or `"backoff"`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum Retry {
     /// Fixed waits.
@@ -76,8 +84,19 @@ pub(crate) enum Retry {
     Backoff(&'static str),
 }
 
+/// The fields of a [`LoadedPlugin`] within a [`PluginView`]: none required, since they
+/// are absent when no version is loaded. (Its parts are inline: a schema made here is
+/// not collected with the document's.)
+fn loaded_fields() -> RefOr<Schema> {
+    let mut schema = LoadedPlugin::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        object.required.clear();
+    }
+    schema
+}
+
 /// `GET /healthz` (200).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Health {
     /// Always `ok`.
     pub(crate) status: &'static str,

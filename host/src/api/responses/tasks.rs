@@ -4,14 +4,17 @@ use crate::model::agent::TaskPriority;
 use crate::model::{JobId, JobState, Millis, rfc3339};
 use crate::store::agents::Task;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A task with its job: `GET /api/tasks/{id}`, each task of `GET /api/tasks`, and each of
 /// an agent's `recent_jobs`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TaskView {
     /// The task.
+    #[schema(value_type = Uuid)]
     pub(crate) task_id: JobId,
     /// The job that runs it.
+    #[schema(value_type = Uuid)]
     pub(crate) job_id: JobId,
     /// The agent it is bound to (empty if none).
     pub(crate) agent_id: String,
@@ -30,10 +33,13 @@ pub(crate) struct TaskView {
     /// The job's most attempts.
     pub(crate) max_attempts: u32,
     /// When the job was created (RFC 3339).
+    #[schema(format = DateTime)]
     pub(crate) created_at: String,
     /// When its current attempt started; `null` before.
+    #[schema(format = DateTime)]
     pub(crate) started_at: Option<String>,
     /// When it finished; `null` before.
+    #[schema(format = DateTime)]
     pub(crate) finished_at: Option<String>,
     /// Its latest progress; `null` if none reported.
     pub(crate) progress: Option<TaskProgress>,
@@ -52,24 +58,27 @@ pub(crate) struct TaskView {
 }
 
 /// The `progress` of a [`TaskView`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TaskProgress {
     /// Percent done.
     pub(crate) percent: u8,
     /// What the run said.
     pub(crate) message: String,
     /// When it said it (RFC 3339).
+    #[schema(format = DateTime)]
     pub(crate) updated_at: String,
     /// Seconds left by the rate so far, while the task runs; `null` otherwise.
     pub(crate) eta_seconds: Option<u64>,
 }
 
 /// `POST /api/tasks` (201).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SubmittedTask {
     /// The task.
+    #[schema(value_type = Uuid)]
     pub(crate) task_id: JobId,
     /// The job that runs it.
+    #[schema(value_type = Uuid)]
     pub(crate) job_id: JobId,
     /// The agent it went to.
     pub(crate) agent_id: String,
@@ -79,18 +88,20 @@ pub(crate) struct SubmittedTask {
 }
 
 /// `GET /api/tasks`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TaskList {
     /// The tasks, newest first.
     pub(crate) tasks: Vec<TaskView>,
 }
 
 /// `POST /api/tasks/{id}/cancel` (202).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CancelledTask {
     /// The task.
+    #[schema(value_type = Uuid)]
     pub(crate) task_id: JobId,
     /// Its job.
+    #[schema(value_type = Uuid)]
     pub(crate) job_id: JobId,
     /// `cancelled`, or `cancelling` while its running command is being stopped.
     pub(crate) state: &'static str,

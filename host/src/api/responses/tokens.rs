@@ -5,17 +5,20 @@ use crate::model::rfc3339;
 use crate::model::token::Role;
 use crate::store::tokens::TokenInfo;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A token as listed (`GET /api/tokens`, `DELETE /api/tokens/{name}`): never the token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokenView {
     /// Its name.
     pub(crate) name: String,
     /// What it allows.
     pub(crate) role: Role,
     /// When it was made.
+    #[schema(format = DateTime)]
     pub(crate) created_at: String,
     /// When it was revoked; `null` while it may be used.
+    #[schema(format = DateTime)]
     pub(crate) revoked_at: Option<String>,
 }
 
@@ -32,14 +35,14 @@ impl From<TokenInfo> for TokenView {
 }
 
 /// Every token (`GET /api/tokens`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokenList {
     /// The tokens, by name.
     pub(crate) tokens: Vec<TokenView>,
 }
 
 /// A token just made (`POST /api/tokens`): the only answer that shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct MadeToken {
     /// Its name.
     pub(crate) name: String,

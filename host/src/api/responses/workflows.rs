@@ -6,25 +6,29 @@ use crate::workflow::RunState;
 use crate::workflow::{Definition, Mode, StepState};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// A stored workflow: `GET /api/workflows/{id}`, and `PUT /api/workflows/{id}` (201 when
 /// new, 200 when replaced; with a `warning`, see [`super::Warned`]).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WorkflowView {
     /// Its id.
     pub(crate) id: String,
     /// Its definition, as validated.
     pub(crate) definition: Definition,
     /// When it was first stored (RFC 3339).
+    #[schema(format = DateTime)]
     pub(crate) created_at: String,
     /// When it was last replaced.
+    #[schema(format = DateTime)]
     pub(crate) updated_at: String,
 }
 
 /// `POST /api/workflows/{id}/runs` (201).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RunStarted {
     /// The run.
+    #[schema(value_type = Uuid)]
     pub(crate) id: JobId,
     /// Its workflow.
     pub(crate) workflow_id: String,
@@ -34,9 +38,10 @@ pub(crate) struct RunStarted {
 
 /// A run with every step: `GET /api/workflow-runs/{id}` and
 /// `POST /api/workflow-runs/{id}/cancel`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RunView {
     /// The run.
+    #[schema(value_type = Uuid)]
     pub(crate) id: JobId,
     /// Its workflow.
     pub(crate) workflow_id: String,
@@ -45,15 +50,17 @@ pub(crate) struct RunView {
     /// The parameters it was started with.
     pub(crate) parameters: Map<String, Value>,
     /// When it started (RFC 3339).
+    #[schema(format = DateTime)]
     pub(crate) created_at: String,
     /// When it ended; `null` while it runs.
+    #[schema(format = DateTime)]
     pub(crate) finished_at: Option<String>,
     /// Its steps, in the definition's order.
     pub(crate) steps: Vec<RunStepView>,
 }
 
 /// One step of a [`RunView`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RunStepView {
     /// The step's id.
     pub(crate) id: String,
@@ -64,6 +71,7 @@ pub(crate) struct RunStepView {
     /// Where it is.
     pub(crate) state: StepState,
     /// Its job, once started; `null` before.
+    #[schema(value_type = Option<Uuid>)]
     pub(crate) job_id: Option<JobId>,
 }
 

@@ -11,7 +11,9 @@
 //! - `workflows.rs`: workflows ([`WorkflowStore`]);
 //! - `agents.rs`: agents ([`AgentStore`]);
 //! - `locks.rs`: agent locks ([`AgentLocks`]);
-//! - `tasks.rs`: tasks ([`TaskStore`]).
+//! - `tasks.rs`: tasks ([`TaskStore`]);
+//! - `tokens.rs` and `audit.rs`: API tokens and the audit log;
+//! - `alerts.rs`: alert rules and incidents ([`AlertStore`]).
 //!
 //! Beneath them: the writer (`writer.rs`) and its group commits (`batch.rs`), parent
 //! links and batches (`continuations.rs`), what a write changed (`journal.rs`), reading a
@@ -20,6 +22,7 @@
 //! (`faults.rs`).
 //!
 //! [`AgentLocks`]: crate::store::AgentLocks
+//! [`AlertStore`]: crate::store::AlertStore
 //! [`AgentStore`]: crate::store::AgentStore
 //! [`JobStore`]: crate::store::JobStore
 //! [`QueueStore`]: crate::store::QueueStore
@@ -28,6 +31,7 @@
 //! [`WorkflowStore`]: crate::store::WorkflowStore
 
 mod agents;
+mod alerts;
 mod audit;
 mod batch;
 mod continuations;

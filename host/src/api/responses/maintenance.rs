@@ -11,8 +11,11 @@ pub(crate) struct CleanupDone {
     pub(crate) removed: u64,
     /// Succeeded jobs finished before this time were removed (RFC 3339).
     pub(crate) succeeded_before: String,
-    /// Failed and cancelled jobs finished before this time were removed.
+    /// Failed and cancelled jobs finished before this time were removed, and alert
+    /// incidents resolved before it.
     pub(crate) failed_before: String,
+    /// How many resolved alert incidents were removed.
+    pub(crate) incidents_removed: u64,
 }
 
 impl From<Cleanup> for CleanupDone {
@@ -21,6 +24,7 @@ impl From<Cleanup> for CleanupDone {
             removed: done.removed,
             succeeded_before: rfc3339::format(done.succeeded_before),
             failed_before: rfc3339::format(done.failed_before),
+            incidents_removed: done.incidents_removed,
         }
     }
 }

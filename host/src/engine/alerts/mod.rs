@@ -1,0 +1,496 @@
+//! Alerts: every second, each enabled rule is evaluated; an incident opens once per
+//! subject its condition holds for, and resolves when the condition clears. Each
+//! opening and resolution is logged (`warn` and `info`), published on the event stream
+//! (`alert.fired`, `alert.resolved`) and, for a rule with a webhook, delivered by a job
+//! (see [`webhook`]).
+//!
+//! The evaluator is the only writer of incidents, so it keeps the open ones in memory
+//! (read from the store at start). `job_failed` rules follow jobs as they move into and
+//! out of `failed` (the change sink hands the moves over, see [`feed`]); every other kind
+//! looks at a state anew each time: the subjects it fires for are compared with its open
+//! incidents. The incidents of a rule that is disabled or deleted resolve.
+
+mod conditions;
+mod feed;
+mod webhook;
+
+pub(super) use feed::FailedJobs;
+pub use webhook::{EVENT_HEADER, SIGNATURE_HEADER, WEBHOOK_PLUGIN};
+pub(super) use webhook::{deliver, retry_policy};
+
+use super::Shared;
+use crate::events::{AlertNotice, Event, Ids};
+use crate::model::agent::Agent;
+use crate::model::alert::{AlertCondition, AlertRule, AlertSpec, Incident};
+use crate::model::{JobId, JobState, Millis, now_ms};
+use crate::plugins::PluginStatus;
+use crate::store::alerts::{IncidentFilter, RunScope, Waiting};
+use crate::store::{self, JobStore};
+use conditions::{Decision, Firing, Rate};
+use feed::FailedMove;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often rules are evaluated.
+const EVERY: Duration = Duration::from_secs(1);
+/// Most rules a host keeps: each is evaluated every second.
+pub const MAX_RULES: usize = 100;
+/// Jobs whose states one read looks up.
+const STATES_PER_READ: usize = 500;
+
+/// Open incidents by rule, then by subject.
+type Open = HashMap<String, BTreeMap<String, Incident>>;
+
+/// Evaluates the rules every [`EVERY`] until the scheduler stops claiming.
+pub(super) async fn run(shared: Arc<Shared>, moves: mpsc::Receiver<FailedMove>) {
+    let mut evaluator = Evaluator {
+        shared,
+        moves,
+        pending: VecDeque::new(),
+        open: Open::new(),
+        loaded: false,
+        check_jobs: true,
+    };
+    let mut every = tokio::time::interval(EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = evaluator.shared.stop_claiming.cancelled() => return,
+            _ = every.tick() => {
+                if let Err(e) = evaluator.tick().await {
+                    tracing::error!(error = %e, "evaluating alert rules failed");
+                    evaluator.loaded = false;
+                }
+            }
+        }
+    }
+}
+
+/// The evaluator's state between passes.
+struct Evaluator {
+    shared: Arc<Shared>,
+    /// Moves into and out of `failed`, from the change sink.
+    moves: mpsc::Receiver<FailedMove>,
+    /// Moves taken from `moves` and not yet acted on (a failed pass leaves them here).
+    pending: VecDeque<FailedMove>,
+    /// The open incidents, as stored.
+    open: Open,
+    /// Whether `open` is what the store holds; read again when not.
+    loaded: bool,
+    /// Whether the open `job_failed` incidents are to be checked against their jobs'
+    /// states (at start, and when moves were dropped).
+    check_jobs: bool,
+}
+
+impl Evaluator {
+    fn store(&self) -> Arc<dyn JobStore> {
+        self.shared.store.clone()
+    }
+
+    /// One pass over every rule.
+    async fn tick(&mut self) -> store::Result<()> {
+        let store = self.store();
+        if !self.loaded {
+            self.open = open_incidents(store.as_ref()).await?;
+            self.loaded = true;
+        }
+        let now = now_ms();
+        let rules: Vec<AlertRule> = store
+            .alert_rules()
+            .await?
+            .into_iter()
+            .map(|stored| stored.rule)
+            .collect();
+        let enabled: Vec<&AlertRule> = rules.iter().filter(|rule| rule.enabled).collect();
+        let (failures, states): (Vec<&AlertRule>, Vec<&AlertRule>) = enabled
+            .iter()
+            .copied()
+            .partition(|rule| follows_failures(rule));
+        self.shared.failed_jobs.watch(!failures.is_empty());
+        let dropped = self.shared.failed_jobs.take_dropped();
+        if dropped > 0 {
+            tracing::warn!(
+                moves = dropped,
+                "jobs moved into or out of failed faster than alerts could follow; their open incidents are checked"
+            );
+            self.check_jobs = true;
+        }
+        self.follow_failed_jobs(&failures, &rules, now).await?;
+        if self.check_jobs {
+            self.check_failed_jobs(&rules, now).await?;
+            self.check_jobs = false;
+        }
+        let registry = self.shared.registry.clone();
+        let mut seen = Seen::new(store.as_ref(), &registry);
+        for rule in states {
+            let firing = seen.firing(&rule.condition, now).await?;
+            self.settle(&rule.id, Some(rule), firing, now).await?;
+        }
+        let enabled_ids: HashSet<&str> = enabled.iter().map(|rule| rule.id.as_str()).collect();
+        let left: Vec<String> = self
+            .open
+            .keys()
+            .filter(|id| !enabled_ids.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in left {
+            let rule = rules.iter().find(|rule| rule.id == id);
+            self.settle(&id, rule, Firing::new(), now).await?;
+        }
+        Ok(())
+    }
+
+    /// Opens an incident for each job that failed and a `job_failed` rule covers, and
+    /// resolves those of the jobs that left `failed`, in the order they moved.
+    async fn follow_failed_jobs(
+        &mut self,
+        failures: &[&AlertRule],
+        rules: &[AlertRule],
+        now: Millis,
+    ) -> store::Result<()> {
+        while self.pending.len() < feed::CAPACITY {
+            let Ok(moved) = self.moves.try_recv() else {
+                break;
+            };
+            self.pending.push_back(moved);
+        }
+        while let Some(moved) = self.pending.front().cloned() {
+            let subject = moved.job.to_string();
+            if moved.entered {
+                let summary = conditions::job_failed(&moved);
+                for rule in failures {
+                    if conditions::covers(&rule.condition, &moved.plugin, &moved.queue) {
+                        let ids = Ids::job(moved.job);
+                        self.open(rule, subject.clone(), summary.clone(), ids, now)
+                            .await?;
+                    }
+                }
+            } else {
+                for rule in rules.iter().filter(|rule| follows_failures(rule)) {
+                    self.resolve(&rule.id, &subject, Some(rule), now).await?;
+                }
+            }
+            self.pending.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Resolves the open `job_failed` incidents whose job is no longer `failed`.
+    async fn check_failed_jobs(&mut self, rules: &[AlertRule], now: Millis) -> store::Result<()> {
+        let mut held: Vec<(&AlertRule, JobId)> = Vec::new();
+        for rule in rules.iter().filter(|rule| follows_failures(rule)) {
+            let subjects = self.open.get(&rule.id).into_iter().flat_map(BTreeMap::keys);
+            held.extend(
+                subjects
+                    .filter_map(|s| s.parse().ok())
+                    .map(|job| (rule, job)),
+            );
+        }
+        let mut failed = HashSet::new();
+        for chunk in held.chunks(STATES_PER_READ) {
+            let jobs: Vec<JobId> = chunk.iter().map(|(_, job)| *job).collect();
+            let states = self.store().job_states(&jobs).await?;
+            failed.extend(
+                states
+                    .into_iter()
+                    .filter(|(_, state)| *state == JobState::Failed)
+                    .map(|(job, _)| job),
+            );
+        }
+        for (rule, job) in held {
+            if !failed.contains(&job) {
+                self.resolve(&rule.id, &job.to_string(), Some(rule), now)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens and resolves rule `id`'s incidents by what fires now. `rule` is `None` for
+    /// a rule that was deleted.
+    async fn settle(
+        &mut self,
+        id: &str,
+        rule: Option<&AlertRule>,
+        firing: Firing,
+        now: Millis,
+    ) -> store::Result<()> {
+        let Decision { open, resolve } = conditions::decide(firing, self.open.get(id));
+        for subject in resolve {
+            self.resolve(id, &subject, rule, now).await?;
+        }
+        if let Some(rule) = rule {
+            for (subject, summary) in open {
+                self.open(rule, subject, summary, Ids::default(), now)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens an incident of `rule` about `subject`, and tells of it.
+    async fn open(
+        &mut self,
+        rule: &AlertRule,
+        subject: String,
+        summary: String,
+        ids: Ids,
+        now: Millis,
+    ) -> store::Result<()> {
+        let incident = Incident {
+            id: uuid::Uuid::now_v7(),
+            rule: rule.id.clone(),
+            subject,
+            summary,
+            opened_at: now,
+            resolved_at: None,
+        };
+        if !self.store().open_incident(&incident).await? {
+            // One is open already that this evaluator did not know of: read them again.
+            self.loaded = false;
+            return Ok(());
+        }
+        tracing::warn!(
+            rule = %incident.rule,
+            subject = %incident.subject,
+            incident = %incident.id,
+            "alert fired: {}",
+            incident.summary
+        );
+        self.tell(Some(rule), Event::AlertFired, &incident, ids, now)
+            .await;
+        self.open
+            .entry(incident.rule.clone())
+            .or_default()
+            .insert(incident.subject.clone(), incident);
+        Ok(())
+    }
+
+    /// Resolves rule `id`'s open incident about `subject`, if there is one, and tells
+    /// of it (by webhook only while the rule has one).
+    async fn resolve(
+        &mut self,
+        id: &str,
+        subject: &str,
+        rule: Option<&AlertRule>,
+        now: Millis,
+    ) -> store::Result<()> {
+        let Some(incident) = self.open.get(id).and_then(|open| open.get(subject)) else {
+            return Ok(());
+        };
+        self.store().resolve_incident(incident.id, now).await?;
+        let mut incident = self.remove(id, subject).expect("looked up above");
+        incident.resolved_at = Some(now);
+        tracing::info!(
+            rule = %incident.rule,
+            subject = %incident.subject,
+            incident = %incident.id,
+            "alert resolved: {}",
+            incident.summary
+        );
+        let ids = match rule {
+            Some(rule) if follows_failures(rule) => incident
+                .subject
+                .parse()
+                .map_or_else(|_| Ids::default(), Ids::job),
+            _ => Ids::default(),
+        };
+        self.tell(rule, Event::AlertResolved, &incident, ids, now)
+            .await;
+        Ok(())
+    }
+
+    /// Takes rule `id`'s open incident about `subject` out of `open`.
+    fn remove(&mut self, id: &str, subject: &str) -> Option<Incident> {
+        let open = self.open.get_mut(id)?;
+        let incident = open.remove(subject);
+        if open.is_empty() {
+            self.open.remove(id);
+        }
+        incident
+    }
+
+    /// Publishes the event `made` of `incident` and, if `rule` has a webhook, queues
+    /// its delivery (a failure to queue it is logged: the incident stands).
+    async fn tell(
+        &self,
+        rule: Option<&AlertRule>,
+        made: fn(AlertNotice) -> Event,
+        incident: &Incident,
+        ids: Ids,
+        now: Millis,
+    ) {
+        let event = made(AlertNotice {
+            rule: incident.rule.clone(),
+            incident: incident.id,
+            subject: incident.subject.clone(),
+            summary: incident.summary.clone(),
+        });
+        let name = event.type_name();
+        self.shared.events.publish(ids, event);
+        if rule.is_none_or(|rule| rule.webhook.is_none()) {
+            return;
+        }
+        let store = self.shared.store.as_ref();
+        if let Err(e) = webhook::enqueue(store, name, incident, now).await {
+            tracing::error!(rule = %incident.rule, incident = %incident.id, error = %e, "queueing a webhook delivery failed");
+        }
+    }
+}
+
+/// Whether `rule` follows failed jobs (a `job_failed` rule).
+pub(super) fn follows_failures(rule: &AlertRule) -> bool {
+    matches!(rule.condition, AlertCondition::JobFailed { .. })
+}
+
+/// Every open incident in the store.
+async fn open_incidents(store: &dyn JobStore) -> store::Result<Open> {
+    let filter = IncidentFilter {
+        open: Some(true),
+        limit: u32::MAX,
+    };
+    let mut open = Open::new();
+    for incident in store.incidents(filter).await? {
+        open.entry(incident.rule.clone())
+            .or_default()
+            .insert(incident.subject.clone(), incident);
+    }
+    Ok(open)
+}
+
+/// What one pass has read so far: each thing is read once, when a rule first needs it.
+struct Seen<'a> {
+    store: &'a dyn JobStore,
+    registry: &'a crate::plugins::Registry,
+    agents: Option<Vec<Agent>>,
+    plugins: Option<Vec<PluginStatus>>,
+    waiting: HashMap<String, Waiting>,
+}
+
+impl<'a> Seen<'a> {
+    fn new(store: &'a dyn JobStore, registry: &'a crate::plugins::Registry) -> Seen<'a> {
+        Seen {
+            store,
+            registry,
+            agents: None,
+            plugins: None,
+            waiting: HashMap::new(),
+        }
+    }
+
+    /// The subjects `condition` fires for at `now`.
+    async fn firing(&mut self, condition: &AlertCondition, now: Millis) -> store::Result<Firing> {
+        Ok(match condition {
+            AlertCondition::JobFailed { .. } => Firing::new(),
+            AlertCondition::AgentOffline { agent } => {
+                conditions::agents(agent.as_deref(), self.agents().await?)
+            }
+            AlertCondition::QueueDepth { queue, above } => {
+                conditions::queue_depth(queue, *above, self.waiting(queue).await?)
+            }
+            AlertCondition::QueueAge {
+                queue,
+                above_seconds,
+            } => conditions::queue_age(queue, *above_seconds, self.waiting(queue).await?, now),
+            AlertCondition::FailureRate {
+                plugin,
+                queue,
+                above,
+                window_seconds,
+                min_runs,
+            } => {
+                let scope = RunScope {
+                    plugin: plugin.as_deref(),
+                    queue: queue.as_deref(),
+                };
+                let since = now - Millis::from(*window_seconds) * 1000;
+                let runs = self.store.runs_since(scope, since).await?;
+                let rate = Rate {
+                    above: *above,
+                    min_runs: *min_runs,
+                    window_seconds: *window_seconds,
+                };
+                let subject = conditions::scope(scope.plugin, scope.queue);
+                conditions::failure_rate(&subject, rate, runs)
+            }
+            AlertCondition::PluginLoadFailed { plugin } => {
+                let plugins = self.plugins.get_or_insert_with(|| self.registry.list());
+                conditions::plugins(plugin.as_deref(), plugins)
+            }
+        })
+    }
+
+    async fn agents(&mut self) -> store::Result<&[Agent]> {
+        if self.agents.is_none() {
+            self.agents = Some(self.store.agents().await?);
+        }
+        Ok(self.agents.as_deref().unwrap_or_default())
+    }
+
+    async fn waiting(&mut self, queue: &str) -> store::Result<Waiting> {
+        if let Some(waiting) = self.waiting.get(queue) {
+            return Ok(*waiting);
+        }
+        let waiting = self.store.waiting(queue).await?;
+        self.waiting.insert(queue.to_owned(), waiting);
+        Ok(waiting)
+    }
+}
+
+/// Why the settings file's alert rules could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum DeclareError {
+    /// An entry is wrong.
+    #[error("alert rule {entry} in the config file: {reason}")]
+    Invalid {
+        /// Which entry: its id, or its position when it has none.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store failed.
+    #[error("storing the config file's alert rules: {0}")]
+    Store(#[from] store::Error),
+}
+
+/// Checks every rule the settings file declares, then stores them all (creating or
+/// replacing). Rules the file does not name are left alone; nothing is stored unless
+/// every entry is valid.
+///
+/// # Errors
+/// [`DeclareError::Invalid`] naming the first wrong entry; [`DeclareError::Store`].
+pub async fn declare(store: &dyn JobStore, specs: &[AlertSpec]) -> Result<(), DeclareError> {
+    let invalid = |entry: String, reason: String| DeclareError::Invalid { entry, reason };
+    if specs.len() > MAX_RULES {
+        let reason = format!(
+            "the file declares {}, at most {MAX_RULES} may be kept",
+            specs.len()
+        );
+        return Err(invalid("count".into(), reason));
+    }
+    let mut seen = HashSet::new();
+    let mut rules = Vec::with_capacity(specs.len());
+    for (index, spec) in specs.iter().enumerate() {
+        let Some(id) = spec.id.clone() else {
+            return Err(invalid(format!("#{}", index + 1), "it has no id".into()));
+        };
+        if !seen.insert(id.clone()) {
+            return Err(invalid(
+                format!("`{id}`"),
+                "the id is declared twice".into(),
+            ));
+        }
+        let rule = spec
+            .clone()
+            .rule(&id)
+            .map_err(|e| invalid(format!("`{id}`"), e.to_string()))?;
+        rules.push(rule);
+    }
+    let now = now_ms();
+    for rule in rules {
+        store.put_alert_rule(rule, now).await?;
+    }
+    Ok(())
+}

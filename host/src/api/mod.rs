@@ -4,6 +4,7 @@
 
 mod access;
 mod agents;
+mod alerts;
 mod audit;
 mod batches;
 mod error;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workflows::routes())
         .merge(tokens::routes())
         .merge(audit::routes())
+        .merge(alerts::routes())
         .merge(metrics::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

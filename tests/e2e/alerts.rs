@@ -290,6 +290,56 @@ fn a_failed_job_alerts_and_a_failing_webhook_is_retried_until_delivered() {
 }
 
 #[test]
+fn a_failure_rate_and_a_queue_s_wait_fire_and_resolve() {
+    let host = Orchestra::start(Options::new().plugin("flaky").plugin("echo"));
+    let events = host.listen("/api/events?types=alert.*", None);
+    let rate = json!({"condition": {"kind": "failure_rate", "plugin": "flaky", "above": 0.5,
+                                    "window_seconds": 60, "min_runs": 2}});
+    let (status, stored) = host.put("/api/alerts/flaky-errors", &rate);
+    assert_eq!(status, 201, "{stored}");
+    let failed: Vec<String> = (0..2)
+        .map(|_| host.submit_job(json!({"plugin": "flaky", "args": {"fatal": true}})))
+        .collect();
+    host.wait_for_all(&failed, &["failed"], TIMEOUT);
+    let fired = next_event(&events, "alert.fired");
+    assert_eq!(fired["subject"], "plugin=flaky", "{fired}");
+    assert!(
+        fired["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("2 of 2 runs")),
+        "{fired}"
+    );
+    let passed: Vec<String> = (0..3)
+        .map(|_| host.submit_job(json!({"plugin": "flaky", "args": {"succeed_on": 1}})))
+        .collect();
+    host.wait_for_all(&passed, &["succeeded"], TIMEOUT);
+    let resolved = next_event(&events, "alert.resolved");
+    assert_eq!(
+        resolved["incident_id"], fired["incident_id"],
+        "2 of 5 failed: {resolved}"
+    );
+
+    let (status, answer) = host.post_empty("/api/queues/long-running/pause");
+    assert_eq!(status, 200, "{answer}");
+    let wait =
+        json!({"condition": {"kind": "queue_age", "queue": "long-running", "above_seconds": 1}});
+    let (status, stored) = host.put("/api/alerts/stuck", &wait);
+    assert_eq!(status, 201, "{stored}");
+    let waiting = host.submit_job(json!({"plugin": "echo", "queue": "long-running"}));
+    let fired = next_event(&events, "alert.fired");
+    assert_eq!(
+        (&fired["rule_id"], &fired["subject"]),
+        (&json!("stuck"), &json!("long-running")),
+        "{fired}"
+    );
+    host.post_empty("/api/queues/long-running/resume");
+    host.wait_for_state(&waiting, &["succeeded"], TIMEOUT);
+    let resolved = next_event(&events, "alert.resolved");
+    assert_eq!(resolved["incident_id"], fired["incident_id"], "{resolved}");
+    assert_eq!(incidents(&host, "open=false").len(), 2);
+}
+
+#[test]
 fn rules_are_for_admins_checked_by_field_and_never_show_their_secret() {
     let host = Orchestra::start(Options::new());
     let reader = make_token(&host, "read", "watcher");

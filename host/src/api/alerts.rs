@@ -9,6 +9,7 @@ use super::error::{ApiError, ApiJson};
 use super::queues::unserved_warning;
 use super::responses::{AlertList, AlertView, IncidentList, IncidentView, Warned};
 use crate::model::alert::{AlertSpec, validate_rule_id};
+use crate::model::names::shown;
 use crate::model::now_ms;
 use crate::model::token::Role;
 use crate::store::alerts::IncidentFilter;
@@ -121,7 +122,7 @@ impl IncidentQuery {
             Some(other) => {
                 return Err(ApiError::BadRequest(format!(
                     "open must be `true` or `false`, got `{}`",
-                    crate::model::names::shown(other)
+                    shown(other)
                 )));
             }
         };
@@ -132,7 +133,7 @@ impl IncidentQuery {
                 _ => {
                     return Err(ApiError::BadRequest(format!(
                         "limit must be a whole number from 1 to {MAX_INCIDENTS}, got `{}`",
-                        crate::model::names::shown(&text)
+                        shown(&text)
                     )));
                 }
             },

@@ -278,7 +278,7 @@ impl Scheduler {
         let created = store.put_alert_rule(rule, now).await?;
         if follows_failures {
             // From now on, not from the evaluator's next pass.
-            self.shared.failed_jobs.watch(true);
+            self.shared.failed_jobs.watch();
         }
         let stored = store.alert_rule(&id).await?.ok_or_else(|| {
             store::Error::Conflict(format!("alert rule {id} was deleted meanwhile"))

@@ -104,6 +104,17 @@ pub(super) fn failure_rate(subject: &str, rate: Rate, runs: RunCounts) -> Firing
     })
 }
 
+/// How long a measure of `condition` stands, for a failure rate: a sixtieth of its
+/// window, from one second to one minute. Other conditions are looked at every pass.
+pub(super) fn measured_every(condition: &AlertCondition) -> Option<Millis> {
+    match condition {
+        AlertCondition::FailureRate { window_seconds, .. } => {
+            Some((Millis::from(*window_seconds) * 1000 / 60).clamp(1000, 60_000))
+        }
+        _ => None,
+    }
+}
+
 /// Plugins (`plugin`, or any) whose latest module or manifest failed to load.
 pub(super) fn plugins(plugin: Option<&str>, plugins: &[PluginStatus]) -> Firing {
     plugins
@@ -248,6 +259,25 @@ mod tests {
         assert_eq!(subjects(&failure_rate("x", any, runs(1, 1))), ["x"]);
         assert_eq!(scope(Some("echo"), None), "plugin=echo");
         assert_eq!(scope(None, None), "all runs");
+    }
+
+    #[test]
+    fn a_failure_rate_is_measured_again_after_a_sixtieth_of_its_window() {
+        let rate = |window_seconds| AlertCondition::FailureRate {
+            plugin: None,
+            queue: None,
+            above: 0.5,
+            window_seconds,
+            min_runs: 1,
+        };
+        assert_eq!(measured_every(&rate(30)), Some(1000));
+        assert_eq!(measured_every(&rate(600)), Some(10_000));
+        assert_eq!(measured_every(&rate(86_400)), Some(60_000));
+        let depth = AlertCondition::QueueDepth {
+            queue: "q".into(),
+            above: 1,
+        };
+        assert_eq!(measured_every(&depth), None);
     }
 
     #[test]

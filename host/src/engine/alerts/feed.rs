@@ -9,7 +9,7 @@
 use super::WEBHOOK_PLUGIN;
 use crate::model::{JobId, JobState};
 use crate::store::Changes;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
 /// Moves kept for the evaluator before the sink drops them.
@@ -33,8 +33,10 @@ pub(in crate::engine) struct FailedMove {
 /// The sink's side of the hand-over.
 #[derive(Debug)]
 pub(in crate::engine) struct FailedJobs {
-    /// Whether an enabled rule watches failed jobs.
-    watched: AtomicBool,
+    /// Whether an enabled rule watches failed jobs (the lowest bit), and how often that
+    /// was set (the rest): a pass of the evaluator that read the rules before a rule was
+    /// stored cannot stop the watch that storing it started.
+    watch: AtomicU64,
     /// Where moves go.
     sender: mpsc::Sender<FailedMove>,
     /// Moves dropped since the evaluator last asked.
@@ -46,7 +48,7 @@ impl FailedJobs {
     pub(in crate::engine) fn new() -> (FailedJobs, mpsc::Receiver<FailedMove>) {
         let (sender, receiver) = mpsc::channel(CAPACITY);
         let jobs = FailedJobs {
-            watched: AtomicBool::new(false),
+            watch: AtomicU64::new(0),
             sender,
             dropped: AtomicU64::new(0),
         };
@@ -57,7 +59,7 @@ impl FailedJobs {
     /// Webhook deliveries are left out: a delivery that failed for good must not
     /// raise an alert that is delivered in turn.
     pub(in crate::engine) fn note(&self, changes: &Changes) {
-        if !self.watched.load(Ordering::Relaxed) {
+        if self.watch.load(Ordering::Relaxed) & 1 == 0 {
             return;
         }
         for change in &changes.jobs {
@@ -79,9 +81,25 @@ impl FailedJobs {
         }
     }
 
-    /// Starts or stops watching.
-    pub(in crate::engine) fn watch(&self, on: bool) {
-        self.watched.store(on, Ordering::Relaxed);
+    /// Starts watching now (a `job_failed` rule was just stored).
+    pub(in crate::engine) fn watch(&self) {
+        let _ = self
+            .watch
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| Some((w + 2) | 1));
+    }
+
+    /// The watch as it is, to [`FailedJobs::settle`] after reading the rules.
+    pub(super) fn seen(&self) -> u64 {
+        self.watch.load(Ordering::Relaxed)
+    }
+
+    /// Watches while `on` (whether an enabled rule watches failed jobs, by the rules
+    /// read after `seen`), unless the watch was started again since.
+    pub(super) fn settle(&self, seen: u64, on: bool) {
+        let settled = ((seen + 2) & !1) | u64::from(on);
+        let _ = self
+            .watch
+            .compare_exchange(seen, settled, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// How many moves were dropped since the last call.
@@ -130,7 +148,7 @@ mod tests {
         };
         jobs.note(&changes);
         assert!(moves.try_recv().is_err(), "nothing while unwatched");
-        jobs.watch(true);
+        jobs.watch();
         jobs.note(&changes);
         let mut seen = Vec::new();
         while let Ok(moved) = moves.try_recv() {
@@ -141,9 +159,33 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_that_read_the_rules_before_a_rule_was_stored_does_not_stop_its_watch() {
+        let (jobs, mut moves) = FailedJobs::new();
+        let failed = Changes {
+            jobs: vec![change(
+                "echo",
+                Some(JobState::Processing),
+                Some(JobState::Failed),
+            )],
+            batches: Vec::new(),
+        };
+        let before = jobs.seen();
+        jobs.watch();
+        jobs.settle(before, false);
+        jobs.note(&failed);
+        assert!(moves.try_recv().is_ok(), "still watched");
+        jobs.settle(jobs.seen(), false);
+        jobs.note(&failed);
+        assert!(moves.try_recv().is_err(), "settled by a later pass");
+        jobs.settle(jobs.seen(), true);
+        jobs.note(&failed);
+        assert!(moves.try_recv().is_ok());
+    }
+
+    #[test]
     fn moves_past_the_capacity_are_counted_as_dropped() {
         let (jobs, _moves) = FailedJobs::new();
-        jobs.watch(true);
+        jobs.watch();
         let failed = change("echo", Some(JobState::Processing), Some(JobState::Failed));
         let changes = Changes {
             jobs: vec![failed; CAPACITY + 3],

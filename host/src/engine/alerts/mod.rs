@@ -52,6 +52,7 @@ pub(super) async fn run(shared: Arc<Shared>, moves: mpsc::Receiver<FailedMove>) 
         open: Open::new(),
         loaded: false,
         check_jobs: true,
+        rates: HashMap::new(),
     };
     let mut every = tokio::time::interval(EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -82,6 +83,20 @@ struct Evaluator {
     /// Whether the open `job_failed` incidents are to be checked against their jobs'
     /// states (at start, and when moves were dropped).
     check_jobs: bool,
+    /// The last measure of each `failure_rate` rule, by rule id.
+    rates: HashMap<String, Measured>,
+}
+
+/// A failure rate as last measured: counting a window's runs costs in proportion to the
+/// window, so a rate is measured again only after a share of it (see
+/// [`conditions::measured_every`]).
+struct Measured {
+    /// The condition measured (a rule replaced since is measured anew).
+    condition: AlertCondition,
+    /// Until when the measure stands.
+    until: Millis,
+    /// What it fired for.
+    firing: Firing,
 }
 
 impl Evaluator {
@@ -97,6 +112,7 @@ impl Evaluator {
             self.loaded = true;
         }
         let now = now_ms();
+        let watch = self.shared.failed_jobs.seen();
         let rules: Vec<AlertRule> = store
             .alert_rules()
             .await?
@@ -108,7 +124,7 @@ impl Evaluator {
             .iter()
             .copied()
             .partition(|rule| follows_failures(rule));
-        self.shared.failed_jobs.watch(!failures.is_empty());
+        self.shared.failed_jobs.settle(watch, !failures.is_empty());
         let dropped = self.shared.failed_jobs.take_dropped();
         if dropped > 0 {
             tracing::warn!(
@@ -124,8 +140,26 @@ impl Evaluator {
         }
         let registry = self.shared.registry.clone();
         let mut seen = Seen::new(store.as_ref(), &registry);
+        self.rates
+            .retain(|id, _| states.iter().any(|rule| rule.id == *id));
         for rule in states {
-            let firing = seen.firing(&rule.condition, now).await?;
+            let firing = match self.rates.get(&rule.id) {
+                Some(rate) if rate.condition == rule.condition && now < rate.until => {
+                    rate.firing.clone()
+                }
+                _ => {
+                    let firing = seen.firing(&rule.condition, now).await?;
+                    if let Some(every) = conditions::measured_every(&rule.condition) {
+                        let rate = Measured {
+                            condition: rule.condition.clone(),
+                            until: now + every,
+                            firing: firing.clone(),
+                        };
+                        self.rates.insert(rule.id.clone(), rate);
+                    }
+                    firing
+                }
+            };
             self.settle(&rule.id, Some(rule), firing, now).await?;
         }
         let enabled_ids: HashSet<&str> = enabled.iter().map(|rule| rule.id.as_str()).collect();

@@ -250,8 +250,10 @@ impl AlertStore for SqliteStore {
     }
 
     async fn waiting(&self, queue: &str) -> Result<Waiting> {
+        // The claim's index holds only ready jobs: a queue's finished ones are not read.
         let (jobs, oldest_run_at): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(run_at) FROM jobs WHERE state = 'enqueued' AND queue = ?1",
+            "SELECT COUNT(*), MIN(run_at) FROM jobs INDEXED BY jobs_ready \
+             WHERE state = 'enqueued' AND queue = ?1",
         )
         .bind(queue)
         .fetch_one(&self.readers)

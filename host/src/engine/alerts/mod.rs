@@ -11,23 +11,25 @@
 //! incidents. The incidents of a rule that is disabled or deleted resolve.
 
 mod conditions;
+mod declare;
 mod feed;
+mod seen;
 mod webhook;
 
+pub use declare::{DeclareError, declare};
 pub(super) use feed::FailedJobs;
-pub use webhook::{EVENT_HEADER, SIGNATURE_HEADER, WEBHOOK_PLUGIN};
+pub use webhook::WEBHOOK_PLUGIN;
 pub(super) use webhook::{deliver, retry_policy};
 
 use super::Shared;
 use crate::events::{AlertNotice, Event, Ids};
-use crate::model::agent::Agent;
-use crate::model::alert::{AlertCondition, AlertRule, AlertSpec, Incident};
+use crate::model::alert::{AlertCondition, AlertRule, Incident};
 use crate::model::{JobId, JobState, Millis, now_ms};
-use crate::plugins::PluginStatus;
-use crate::store::alerts::{IncidentFilter, RunScope, Waiting};
+use crate::store::alerts::IncidentFilter;
 use crate::store::{self, JobStore};
-use conditions::{Decision, Firing, Rate};
+use conditions::{Decision, Firing};
 use feed::FailedMove;
+use seen::Seen;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -392,139 +394,4 @@ async fn open_incidents(store: &dyn JobStore) -> store::Result<Open> {
             .insert(incident.subject.clone(), incident);
     }
     Ok(open)
-}
-
-/// What one pass has read so far: each thing is read once, when a rule first needs it.
-struct Seen<'a> {
-    store: &'a dyn JobStore,
-    registry: &'a crate::plugins::Registry,
-    agents: Option<Vec<Agent>>,
-    plugins: Option<Vec<PluginStatus>>,
-    waiting: HashMap<String, Waiting>,
-}
-
-impl<'a> Seen<'a> {
-    fn new(store: &'a dyn JobStore, registry: &'a crate::plugins::Registry) -> Seen<'a> {
-        Seen {
-            store,
-            registry,
-            agents: None,
-            plugins: None,
-            waiting: HashMap::new(),
-        }
-    }
-
-    /// The subjects `condition` fires for at `now`.
-    async fn firing(&mut self, condition: &AlertCondition, now: Millis) -> store::Result<Firing> {
-        Ok(match condition {
-            AlertCondition::JobFailed { .. } => Firing::new(),
-            AlertCondition::AgentOffline { agent } => {
-                conditions::agents(agent.as_deref(), self.agents().await?)
-            }
-            AlertCondition::QueueDepth { queue, above } => {
-                conditions::queue_depth(queue, *above, self.waiting(queue).await?)
-            }
-            AlertCondition::QueueAge {
-                queue,
-                above_seconds,
-            } => conditions::queue_age(queue, *above_seconds, self.waiting(queue).await?, now),
-            AlertCondition::FailureRate {
-                plugin,
-                queue,
-                above,
-                window_seconds,
-                min_runs,
-            } => {
-                let scope = RunScope {
-                    plugin: plugin.as_deref(),
-                    queue: queue.as_deref(),
-                };
-                let since = now - Millis::from(*window_seconds) * 1000;
-                let runs = self.store.runs_since(scope, since).await?;
-                let rate = Rate {
-                    above: *above,
-                    min_runs: *min_runs,
-                    window_seconds: *window_seconds,
-                };
-                let subject = conditions::scope(scope.plugin, scope.queue);
-                conditions::failure_rate(&subject, rate, runs)
-            }
-            AlertCondition::PluginLoadFailed { plugin } => {
-                let plugins = self.plugins.get_or_insert_with(|| self.registry.list());
-                conditions::plugins(plugin.as_deref(), plugins)
-            }
-        })
-    }
-
-    async fn agents(&mut self) -> store::Result<&[Agent]> {
-        if self.agents.is_none() {
-            self.agents = Some(self.store.agents().await?);
-        }
-        Ok(self.agents.as_deref().unwrap_or_default())
-    }
-
-    async fn waiting(&mut self, queue: &str) -> store::Result<Waiting> {
-        if let Some(waiting) = self.waiting.get(queue) {
-            return Ok(*waiting);
-        }
-        let waiting = self.store.waiting(queue).await?;
-        self.waiting.insert(queue.to_owned(), waiting);
-        Ok(waiting)
-    }
-}
-
-/// Why the settings file's alert rules could not be stored.
-#[derive(Debug, thiserror::Error)]
-pub enum DeclareError {
-    /// An entry is wrong.
-    #[error("alert rule {entry} in the config file: {reason}")]
-    Invalid {
-        /// Which entry: its id, or its position when it has none.
-        entry: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The store failed.
-    #[error("storing the config file's alert rules: {0}")]
-    Store(#[from] store::Error),
-}
-
-/// Checks every rule the settings file declares, then stores them all (creating or
-/// replacing). Rules the file does not name are left alone; nothing is stored unless
-/// every entry is valid.
-///
-/// # Errors
-/// [`DeclareError::Invalid`] naming the first wrong entry; [`DeclareError::Store`].
-pub async fn declare(store: &dyn JobStore, specs: &[AlertSpec]) -> Result<(), DeclareError> {
-    let invalid = |entry: String, reason: String| DeclareError::Invalid { entry, reason };
-    if specs.len() > MAX_RULES {
-        let reason = format!(
-            "the file declares {}, at most {MAX_RULES} may be kept",
-            specs.len()
-        );
-        return Err(invalid("count".into(), reason));
-    }
-    let mut seen = HashSet::new();
-    let mut rules = Vec::with_capacity(specs.len());
-    for (index, spec) in specs.iter().enumerate() {
-        let Some(id) = spec.id.clone() else {
-            return Err(invalid(format!("#{}", index + 1), "it has no id".into()));
-        };
-        if !seen.insert(id.clone()) {
-            return Err(invalid(
-                format!("`{id}`"),
-                "the id is declared twice".into(),
-            ));
-        }
-        let rule = spec
-            .clone()
-            .rule(&id)
-            .map_err(|e| invalid(format!("`{id}`"), e.to_string()))?;
-        rules.push(rule);
-    }
-    let now = now_ms();
-    for rule in rules {
-        store.put_alert_rule(rule, now).await?;
-    }
-    Ok(())
 }

@@ -16,9 +16,9 @@ use std::time::Duration;
 /// The built-in plugin that delivers webhooks; clients cannot submit it.
 pub const WEBHOOK_PLUGIN: &str = "orchestra.webhook";
 /// The header that carries a body's signature: `sha256=<hex HMAC-SHA256>`.
-pub const SIGNATURE_HEADER: &str = "X-Orchestra-Signature";
+const SIGNATURE_HEADER: &str = "X-Orchestra-Signature";
 /// The header that names the event: `alert.fired` or `alert.resolved`.
-pub const EVENT_HEADER: &str = "X-Orchestra-Event";
+const EVENT_HEADER: &str = "X-Orchestra-Event";
 
 /// The queue deliveries wait in.
 const QUEUE: &str = "maintenance";

@@ -5,6 +5,7 @@
 //! from the settings file too.
 
 use crate::access::{make_token, send};
+use crate::common::agents::Workspace;
 use crate::common::{Options, Orchestra, TIMEOUT, wait_until};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -256,8 +257,11 @@ fn a_failed_job_alerts_and_a_failing_webhook_is_retried_until_delivered() {
     });
     let (status, stored) = host.put("/api/alerts/failures", &rule);
     assert_eq!(status, 201, "{stored}");
+    let events = host.listen("/api/events?types=alert.*", None);
     let job = host.submit("flaky", json!({"fatal": true}));
     host.wait_for_state(&job, &["failed"], TIMEOUT);
+    let fired = next_event(&events, "alert.fired");
+    assert_eq!(fired["job_id"], job.as_str(), "about the job: {fired}");
 
     let delivered = hook.wait_for(2);
     let incident = delivered[0].json()["incident"]["id"].clone();
@@ -337,6 +341,38 @@ fn a_failure_rate_and_a_queue_s_wait_fire_and_resolve() {
     let resolved = next_event(&events, "alert.resolved");
     assert_eq!(resolved["incident_id"], fired["incident_id"], "{resolved}");
     assert_eq!(incidents(&host, "open=false").len(), 2);
+}
+
+#[test]
+fn an_agent_that_goes_offline_alerts_until_it_is_back() {
+    let ws = Workspace::new();
+    let config = "agent_health_schedule = \"* * * * * *\"\nagent_health_misses = 2\n";
+    let host = Orchestra::start(ws.options().config(config));
+    let rule = json!({"condition": {"kind": "agent_offline", "agent": "remote"}});
+    let (status, stored) = host.put("/api/alerts/remote-down", &rule);
+    assert_eq!(status, 201, "{stored}");
+    let events = host.listen("/api/events?types=alert.*", None);
+    let mut remote = ws.shell_agent("remote");
+    remote["health_interval_seconds"] = json!(1);
+    host.register_agent(&remote);
+    let (status, beat) = host.post_empty("/api/agents/remote/heartbeat");
+    assert_eq!(status, 200, "{beat}");
+    let fired = next_event(&events, "alert.fired");
+    assert_eq!(
+        (&fired["subject"], &fired["agent_id"]),
+        (&json!("remote"), &json!("remote")),
+        "{fired}"
+    );
+    assert!(
+        fired["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("agent remote is offline")),
+        "{fired}"
+    );
+    let (status, beat) = host.post_empty("/api/agents/remote/heartbeat");
+    assert_eq!(status, 200, "{beat}");
+    let resolved = next_event(&events, "alert.resolved");
+    assert_eq!(resolved["incident_id"], fired["incident_id"], "{resolved}");
 }
 
 #[test]

@@ -198,8 +198,7 @@ impl Evaluator {
                 let summary = conditions::job_failed(&moved);
                 for rule in failures {
                     if conditions::covers(&rule.condition, &moved.plugin, &moved.queue) {
-                        let ids = Ids::job(moved.job);
-                        self.open(rule, subject.clone(), summary.clone(), ids, now)
+                        self.open(rule, subject.clone(), summary.clone(), now)
                             .await?;
                     }
                 }
@@ -259,8 +258,7 @@ impl Evaluator {
         }
         if let Some(rule) = rule {
             for (subject, summary) in open {
-                self.open(rule, subject, summary, Ids::default(), now)
-                    .await?;
+                self.open(rule, subject, summary, now).await?;
             }
         }
         Ok(())
@@ -272,7 +270,6 @@ impl Evaluator {
         rule: &AlertRule,
         subject: String,
         summary: String,
-        ids: Ids,
         now: Millis,
     ) -> store::Result<()> {
         let incident = Incident {
@@ -295,7 +292,7 @@ impl Evaluator {
             "alert fired: {}",
             incident.summary
         );
-        self.tell(Some(rule), Event::AlertFired, &incident, ids, now)
+        self.tell(Some(rule), Event::AlertFired, &incident, now)
             .await;
         self.open
             .entry(incident.rule.clone())
@@ -326,15 +323,7 @@ impl Evaluator {
             "alert resolved: {}",
             incident.summary
         );
-        let ids = match rule {
-            Some(rule) if follows_failures(rule) => incident
-                .subject
-                .parse()
-                .map_or_else(|_| Ids::default(), Ids::job),
-            _ => Ids::default(),
-        };
-        self.tell(rule, Event::AlertResolved, &incident, ids, now)
-            .await;
+        self.tell(rule, Event::AlertResolved, &incident, now).await;
         Ok(())
     }
 
@@ -355,9 +344,9 @@ impl Evaluator {
         rule: Option<&AlertRule>,
         made: fn(AlertNotice) -> Event,
         incident: &Incident,
-        ids: Ids,
         now: Millis,
     ) {
+        let ids = ids_of(rule, &incident.subject);
         let event = made(AlertNotice {
             rule: incident.rule.clone(),
             incident: incident.id,
@@ -373,6 +362,18 @@ impl Evaluator {
         if let Err(e) = webhook::enqueue(store, name, incident, now).await {
             tracing::error!(rule = %incident.rule, incident = %incident.id, error = %e, "queueing a webhook delivery failed");
         }
+    }
+}
+
+/// The ids of an alert event: the job of a `job_failed` incident, the agent of an
+/// `agent_offline` one.
+fn ids_of(rule: Option<&AlertRule>, subject: &str) -> Ids {
+    match rule.map(|rule| &rule.condition) {
+        Some(AlertCondition::JobFailed { .. }) => {
+            subject.parse().map_or_else(|_| Ids::default(), Ids::job)
+        }
+        Some(AlertCondition::AgentOffline { .. }) => Ids::agent(subject),
+        _ => Ids::default(),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::engine::Retention;
 use crate::engine::agents::AgentSettings;
 use crate::engine::recurring::RecurringSpec;
 use crate::model::agent::AgentSpec;
+use crate::model::alert::AlertSpec;
 use crate::model::limits::MAX_MEMORY_BYTES;
 use crate::model::limits::Maxima;
 use crate::model::rules::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
@@ -152,6 +153,9 @@ struct FileConfig {
     /// `[[agents]]` tables: agents registered at start.
     #[serde(default)]
     agents: Vec<AgentSpec>,
+    /// `[[alerts]]` tables: alert rules stored at start.
+    #[serde(default)]
+    alerts: Vec<AlertSpec>,
 }
 
 /// Validated host settings.
@@ -192,6 +196,8 @@ pub struct Config {
     pub recurring: Vec<RecurringSpec>,
     /// Agent health checks and locks, and the agents the settings file declares.
     pub agents: AgentSettings,
+    /// Alert rules the settings file declares, stored at host start (checked then).
+    pub alerts: Vec<AlertSpec>,
     /// Ceilings on the limits plugins ask for.
     pub maxima: Maxima,
 }
@@ -404,6 +410,7 @@ impl Config {
                 },
                 declared: file.agents,
             },
+            alerts: file.alerts,
             maxima,
             db,
         })
@@ -516,6 +523,31 @@ mod tests {
                 .unwrap_err()
                 .contains("agent_health_schedule")
         );
+    }
+
+    #[test]
+    fn the_file_declares_alert_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("orchestra.toml");
+        let toml = "[[alerts]]\nid = \"errors\"\n\
+                    condition = { kind = \"failure_rate\", plugin = \"echo\", above = 0.25, window_seconds = 300 }\n\
+                    webhook = { url = \"https://example.com/hook\", secret = \"0123456789abcdef\" }\n\
+                    [[alerts]]\nid = \"backlog\"\nenabled = false\n\
+                    condition = { kind = \"queue_depth\", queue = \"default\", above = 100 }\n";
+        std::fs::write(&file, toml).unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(args).unwrap();
+        let [errors, backlog] = config.alerts.as_slice() else {
+            panic!("two alert rules: {:?}", config.alerts);
+        };
+        let errors = errors.clone().rule("errors").unwrap();
+        assert_eq!(errors.condition.kind(), "failure_rate");
+        assert!(errors.webhook.unwrap().secret.is_some());
+        assert_eq!(backlog.id.as_deref(), Some("backlog"));
+        assert!(!backlog.enabled);
     }
 
     #[test]

@@ -170,6 +170,23 @@ pub enum Event {
         /// How long it ran.
         duration_ms: u64,
     },
+    /// An alert rule's condition began to hold for a subject: an incident opened.
+    AlertFired(AlertNotice),
+    /// An incident's condition cleared: it resolved.
+    AlertResolved(AlertNotice),
+}
+
+/// What an alert event says about its incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertNotice {
+    /// The rule.
+    pub rule: String,
+    /// The incident.
+    pub incident: Uuid,
+    /// What it is about.
+    pub subject: String,
+    /// What was seen when it opened.
+    pub summary: String,
 }
 
 impl Event {
@@ -180,7 +197,7 @@ impl Event {
     /// `workflow.step`, `workflow.succeeded`, `workflow.failed`, `workflow.cancelled`,
     /// `recurring.fired`, `queue.paused`, `queue.resumed`, `agent.status`,
     /// `agent.released`, `task.created`, `task.moved`, `task.exec_started`,
-    /// `task.exec_finished`.
+    /// `task.exec_finished`, `alert.fired`, `alert.resolved`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Event::JobCreated { .. } => "job.created",
@@ -208,6 +225,8 @@ impl Event {
             Event::TaskMoved { .. } => "task.moved",
             Event::TaskExecStarted { .. } => "task.exec_started",
             Event::TaskExecFinished { .. } => "task.exec_finished",
+            Event::AlertFired(_) => "alert.fired",
+            Event::AlertResolved(_) => "alert.resolved",
         }
     }
 
@@ -270,6 +289,10 @@ impl Event {
                 exit_code,
                 duration_ms,
             } => json!({"outcome": outcome, "exit_code": exit_code, "duration_ms": duration_ms}),
+            Event::AlertFired(notice) | Event::AlertResolved(notice) => json!({
+                "rule_id": notice.rule, "incident_id": notice.incident,
+                "subject": notice.subject, "summary": notice.summary,
+            }),
         }
     }
 }

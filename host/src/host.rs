@@ -2,8 +2,8 @@
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::engine::recurring;
 use crate::engine::{Scheduler, SchedulerConfig, cleanup_schedule};
+use crate::engine::{alerts, recurring};
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::model::now_ms;
@@ -35,6 +35,9 @@ pub enum Error {
     /// An agent the config file declares is wrong.
     #[error("agent in the config file: {0}")]
     Agent(String),
+    /// An alert rule of the config file is wrong, or could not be stored.
+    #[error(transparent)]
+    Alert(#[from] alerts::DeclareError),
     /// A file or socket could not be used.
     #[error("{context}: {source}")]
     Io {
@@ -131,6 +134,7 @@ impl Host {
             .await
             .map_err(|e| io("loading plugins")(std::io::Error::other(e)))?;
         recurring::declare(store.as_ref(), &registry, &config.recurring).await?;
+        alerts::declare(store.as_ref(), &config.alerts).await?;
         store.put_recurring(cleanup_schedule(), now_ms()).await?;
         let stop_watching = CancellationToken::new();
         let watcher = tokio::spawn(loader.watch(stop_watching.clone()));

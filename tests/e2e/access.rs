@@ -84,6 +84,14 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("POST", "/api/tokens", Some(json!({"role": "read"}))),
         ("DELETE", "/api/tokens/nobody", None),
         ("GET", "/api/audit", None),
+        ("GET", "/api/alerts", None),
+        (
+            "PUT",
+            "/api/alerts/r",
+            Some(json!({"condition": {"kind": "agent_offline"}})),
+        ),
+        ("DELETE", "/api/alerts/r", None),
+        ("GET", "/api/alerts/incidents", None),
         ("GET", "/metrics", None),
         ("GET", "/api/openapi.json", None),
         ("GET", "/api/no-such-route", None),
@@ -91,7 +99,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
 }
 
 /// Sends `method path` with `body`, as `token` (none: no `Authorization`).
-fn send(
+pub(crate) fn send(
     host: &Orchestra,
     token: Option<&str>,
     method: &str,
@@ -115,7 +123,7 @@ fn send(
 }
 
 /// Makes a token of `role` with the host's admin token; returns it.
-fn make_token(host: &Orchestra, role: &str, name: &str) -> String {
+pub(crate) fn make_token(host: &Orchestra, role: &str, name: &str) -> String {
     let (status, made) = host.post("/api/tokens", &json!({"role": role, "name": name}));
     assert_eq!(status, 201, "{made}");
     made["token"]

@@ -8,6 +8,7 @@ mod common;
 
 mod access;
 mod agents;
+mod alerts;
 mod bad_input;
 mod browser;
 mod cli;

@@ -17,6 +17,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/agents/{id}"),
     ("DELETE", "/api/agents/{id}"),
     ("POST", "/api/agents/{id}/heartbeat"),
+    ("GET", "/api/alerts"),
+    ("GET", "/api/alerts/incidents"),
+    ("PUT", "/api/alerts/{id}"),
+    ("DELETE", "/api/alerts/{id}"),
     ("GET", "/api/audit"),
     ("POST", "/api/batches"),
     ("GET", "/api/batches/{id}"),
@@ -664,6 +668,25 @@ fn tokens_and_access(api: &mut Api) {
     assert_eq!(status, 401, "a revoked token no longer works");
 }
 
+fn alerts(api: &mut Api) {
+    let rule = json!({"condition": {"kind": "queue_depth", "queue": "default", "above": 100},
+                      "webhook": {"url": "http://127.0.0.1:9/hook", "secret": "0123456789abcdef"}});
+    expect(201, api.put("/api/alerts/deep", rule.clone()));
+    let replaced = expect(200, api.put("/api/alerts/deep", rule));
+    assert_eq!(replaced["webhook"]["has_secret"], true);
+    let bad = json!({"condition": {"kind": "queue_depth", "queue": "default", "above": "lots"}});
+    expect(422, api.put("/api/alerts/bad", bad));
+    let listed = expect(200, api.get("/api/alerts"));
+    assert!(
+        !listed.to_string().contains("0123456789abcdef"),
+        "never the secret"
+    );
+    expect(200, api.get("/api/alerts/incidents?open=true"));
+    expect(400, api.get("/api/alerts/incidents?open=maybe"));
+    expect(204, api.delete("/api/alerts/deep"));
+    expect(404, api.delete("/api/alerts/deep"));
+}
+
 fn sessions(api: &mut Api) {
     let token = api.host.token().expect("the admin token").to_owned();
     let wrong = api.send_with(
@@ -781,6 +804,7 @@ fn real_answers_validate_against_the_document() {
     agents_and_tasks(&mut api, &workspace);
     tokens_and_access(&mut api);
     sessions(&mut api);
+    alerts(&mut api);
     bodies(&mut api);
     host_and_streams(&mut api);
     let unconfirmed: Vec<String> = operations(&api.contract.document)

@@ -6,6 +6,7 @@
 
 mod access;
 mod agents;
+mod alerts;
 mod audit;
 mod batches;
 mod error;
@@ -80,6 +81,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(tokens::routes())
         .merge(session::routes())
         .merge(audit::routes())
+        .merge(alerts::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
 }

@@ -3,6 +3,7 @@
 
 use super::Shared;
 use super::agents::{self, AgentRun};
+use super::alerts;
 use super::output::{FLUSH_EVERY, RunOutput};
 use crate::events::Ids;
 use crate::model::retry::RetryPolicy;
@@ -61,6 +62,7 @@ async fn clean(shared: &Shared) -> Result<serde_json::Value, String> {
         "removed": done.removed,
         "succeeded_before": crate::model::rfc3339::format(done.succeeded_before),
         "failed_before": crate::model::rfc3339::format(done.failed_before),
+        "incidents_removed": done.incidents_removed,
     }))
 }
 
@@ -118,6 +120,9 @@ async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphor
         _ if job.plugin == agents::HEALTH_PLUGIN => {
             Ended::Ran(builtin(agents::health::check(shared)).await)
         }
+        _ if job.plugin == alerts::WEBHOOK_PLUGIN => {
+            Ended::Ran(builtin(alerts::deliver(shared, &job)).await)
+        }
         Some(plugin) => run(shared, &job, lease, plugin, ids.clone(), agent, &cancel).await,
         None => Ended::Ran(RunReport {
             outcome: RunOutcome::Failed(JobError::new(
@@ -131,7 +136,7 @@ async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphor
     note_run_time(shared, started.elapsed());
     shared.held.ended(job.id);
     let digest = plugin.as_ref().map(|p| p.digest.clone());
-    let policy = retry_policy(plugin.as_deref());
+    let policy = retry_policy(&job, plugin.as_deref());
     let report = match ended {
         Ended::Ran(report) => report,
         Ended::Cancelled => RunReport {
@@ -209,8 +214,12 @@ async fn run(
     ended
 }
 
-/// The retry policy of `plugin`, or the default one for a plugin not loaded.
-pub(super) fn retry_policy(plugin: Option<&Plugin>) -> RetryPolicy {
+/// The retry policy of `job`: a webhook delivery's own, or that of its `plugin`, or the
+/// default one for a plugin not loaded.
+pub(super) fn retry_policy(job: &Job, plugin: Option<&Plugin>) -> RetryPolicy {
+    if job.plugin == alerts::WEBHOOK_PLUGIN {
+        return alerts::retry_policy();
+    }
     plugin.map(|p| p.settings.retry.clone()).unwrap_or_default()
 }
 

@@ -1,14 +1,16 @@
 //! The writes everyone above the engine makes: submitting jobs and batches, retrying,
-//! cancelling and deleting them, recurring jobs, queue controls, workflow runs and API
-//! tokens.
+//! cancelling and deleting them, recurring jobs, queue controls, workflow runs, API
+//! tokens and alert rules.
 //! Each goes to the store, whose writes publish what they changed as they commit (see
 //! [`super::publish`]); the events that are not a job's (`batch.*`, `workflow.*`,
 //! `recurring.fired`, `queue.*`) are published here.
 
-use super::{Scheduler, workflows};
+use super::{Scheduler, alerts, workflows};
 use crate::events::{Event, EventBus, Ids};
+use crate::model::alert::AlertRule;
 use crate::model::token::{Role, TokenHash};
 use crate::model::{Job, JobId, Millis, now_ms};
+use crate::store::alerts::PutAlert;
 use crate::store::audit::AuditEntry;
 use crate::store::tokens::TokenInfo;
 use crate::store::workflows::{Advanced, RunState};
@@ -255,6 +257,45 @@ impl Scheduler {
     /// As [`store::AuditStore::record_audit`].
     pub async fn record_audit(&self, entry: AuditEntry) -> store::Result<()> {
         self.shared.store.record_audit(entry).await
+    }
+
+    /// Creates or replaces an alert rule; the evaluator takes it up within a second.
+    ///
+    /// # Errors
+    /// [`store::Error::Conflict`] for a new rule when [`alerts::MAX_RULES`] are kept
+    /// already; else as [`store::AlertStore::put_alert_rule`].
+    pub async fn put_alert(&self, rule: AlertRule, now: Millis) -> store::Result<PutAlert> {
+        let store = &self.shared.store;
+        let kept = store.alert_rules().await?;
+        if kept.len() >= alerts::MAX_RULES && !kept.iter().any(|k| k.rule.id == rule.id) {
+            return Err(store::Error::Conflict(format!(
+                "at most {} alert rules may be kept: delete one first",
+                alerts::MAX_RULES
+            )));
+        }
+        let id = rule.id.clone();
+        let follows_failures = rule.enabled && alerts::follows_failures(&rule);
+        let created = store.put_alert_rule(rule, now).await?;
+        if follows_failures {
+            // From now on, not from the evaluator's next pass.
+            self.shared.failed_jobs.watch();
+        }
+        let stored = store.alert_rule(&id).await?.ok_or_else(|| {
+            store::Error::Conflict(format!("alert rule {id} was deleted meanwhile"))
+        })?;
+        Ok(PutAlert {
+            rule: stored.into(),
+            created,
+        })
+    }
+
+    /// Deletes an alert rule; its open incidents resolve within a second. Returns
+    /// whether it existed.
+    ///
+    /// # Errors
+    /// As [`store::AlertStore::delete_alert_rule`].
+    pub async fn delete_alert(&self, id: &str) -> store::Result<bool> {
+        self.shared.store.delete_alert_rule(id).await
     }
 
     /// Revokes API token `name`.

@@ -87,7 +87,7 @@ async fn expire_leases(store: &dyn JobStore, held: &Held, registry: &Registry) {
         .filter(|Claimed { job, lease }| !held.holds(job.id, *lease))
         .map(|Claimed { job, lease }| {
             let plugin = registry.get(&job.plugin);
-            let policy = executor::retry_policy(plugin.as_deref());
+            let policy = executor::retry_policy(job, plugin.as_deref());
             let error = JobError::new(
                 ErrorKind::LeaseExpired,
                 format!(

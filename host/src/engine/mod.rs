@@ -1,11 +1,12 @@
 //! The [`Scheduler`]: claims ready jobs as workers free up, runs each in the runtime, and
 //! records the outcome; plus the background upkeep (leases, promotion of due jobs,
-//! recurring jobs).
+//! recurring jobs) and the alert rules' evaluation.
 //!
 //! Pickup is push-driven: an in-process enqueue or a due promotion wakes the dispatcher
 //! at once; a one-second poll covers jobs written by anything else.
 
 pub mod agents;
+pub mod alerts;
 mod executor;
 pub mod filters;
 mod held;
@@ -101,6 +102,8 @@ struct Shared {
     counters: Arc<Counters>,
     /// What the engine remembers of agents.
     agents: agents::Agents,
+    /// Jobs moving into and out of `failed`, for the alert rules that watch them.
+    failed_jobs: Arc<alerts::FailedJobs>,
 }
 
 impl Scheduler {
@@ -116,10 +119,13 @@ impl Scheduler {
     ) -> Scheduler {
         let counters = Arc::new(Counters::default());
         let wake = Arc::new(Notify::new());
+        let (failed_jobs, failed_moves) = alerts::FailedJobs::new();
+        let failed_jobs = Arc::new(failed_jobs);
         store.report_to(Arc::new(publish::Publisher {
             events: events.clone(),
             wake: wake.clone(),
             metrics: metrics.clone(),
+            failed_jobs: failed_jobs.clone(),
         }));
         let shared = Arc::new(Shared {
             store,
@@ -140,10 +146,12 @@ impl Scheduler {
             ],
             counters,
             agents: agents::Agents::default(),
+            failed_jobs,
         });
         agents::sync(&shared).await;
         tokio::spawn(dispatch(shared.clone()));
         tokio::spawn(maintenance::run(shared.clone()));
+        tokio::spawn(alerts::run(shared.clone(), failed_moves));
         Scheduler { shared }
     }
 

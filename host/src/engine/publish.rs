@@ -1,8 +1,10 @@
 //! The engine's [`ChangeSink`]: what each store write changed becomes one event per
 //! change (and a task's job, as it is created, a `task.created` first), published as the
-//! write commits, so a job's events come in the order its changes happened; and the
-//! dispatcher wakes when a job became ready.
+//! write commits, so a job's events come in the order its changes happened; the
+//! dispatcher wakes when a job became ready; and moves into and out of `failed` go to
+//! the alert rules that watch them.
 
+use super::alerts::FailedJobs;
 use crate::events::{Event, EventBus, Ids};
 use crate::metrics::Metrics;
 use crate::store::{BatchProgress, ChangeSink, Changes, JobChange};
@@ -18,6 +20,8 @@ pub(super) struct Publisher {
     pub(super) wake: Arc<Notify>,
     /// Where job events are counted.
     pub(super) metrics: Arc<Metrics>,
+    /// Where moves into and out of `failed` go, while an alert rule watches them.
+    pub(super) failed_jobs: Arc<FailedJobs>,
 }
 
 impl ChangeSink for Publisher {
@@ -39,6 +43,7 @@ impl ChangeSink for Publisher {
                 self.metrics.job_event(&change.plugin, &change.queue, event);
             }
         }
+        self.failed_jobs.note(changes);
         if !self.events.is_heard() {
             return;
         }

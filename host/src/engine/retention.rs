@@ -1,5 +1,6 @@
-//! Retention: finished jobs are removed once old enough, in bounded batches, so that
-//! cleaning never holds the writer for long.
+//! Retention: finished jobs are removed once old enough, and so are resolved alert
+//! incidents (kept as long as failed jobs), in bounded batches, so that cleaning never
+//! holds the writer for long.
 //!
 //! Cleaning is a built-in job: the recurring job [`CLEANUP_ID`] enqueues, every hour on
 //! the `maintenance` queue, a job of the host's own plugin [`CLEANUP_PLUGIN`], which the
@@ -59,19 +60,23 @@ pub struct Cleanup {
     pub removed: u64,
     /// Succeeded jobs finished before this were removed.
     pub succeeded_before: Millis,
-    /// Failed and cancelled jobs finished before this were removed.
+    /// Failed and cancelled jobs finished before this were removed, and alert
+    /// incidents resolved before it.
     pub failed_before: Millis,
     /// Rollup rows removed, past what each resolution keeps (see
     /// [`crate::store::stats::kept_for`]).
     pub rollup_removed: u64,
+    /// Resolved alert incidents removed.
+    pub incidents_removed: u64,
 }
 
 fn before(now: Millis, age: Duration) -> Millis {
     now.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Removes every finished job older than the retention, a batch at a time, and the
-/// rollup's buckets past what it keeps (the rollup outlives the jobs it counts).
+/// Removes every finished job older than the retention, then every incident resolved
+/// as long ago as a failed job is kept, a batch at a time, and the rollup's buckets past
+/// what it keeps (the rollup outlives the jobs it counts).
 pub(super) async fn clean(
     store: &dyn JobStore,
     retention: Retention,
@@ -82,6 +87,7 @@ pub(super) async fn clean(
         succeeded_before: before(now, retention.succeeded),
         failed_before: before(now, retention.failed),
         rollup_removed: store.prune_rollup(now).await?,
+        incidents_removed: 0,
     };
     loop {
         let removed = store
@@ -90,9 +96,19 @@ pub(super) async fn clean(
         let removed = removed.jobs.len();
         cleanup.removed += removed as u64;
         if removed < BATCH as usize {
-            return Ok(cleanup);
+            break;
         }
         // Let the queue's own writes go first.
+        tokio::task::yield_now().await;
+    }
+    loop {
+        let removed = store
+            .delete_resolved_incidents(cleanup.failed_before, BATCH)
+            .await?;
+        cleanup.incidents_removed += removed;
+        if removed < u64::from(BATCH) {
+            return Ok(cleanup);
+        }
         tokio::task::yield_now().await;
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`job`]: jobs, their states, errors, progress, usage, logs and history.
 //! - [`agent`]: agents and tasks.
+//! - [`alert`]: alert rules, their incidents, and webhook signatures.
 //! - [`limits`]: what a run may use, and the operator's ceilings.
 //! - [`rules`]: priorities, queue names and attempts.
 //! - [`invalid`]: a value refused, with its field.
@@ -14,6 +15,7 @@
 //! - [`time`] and [`json`]: times and JSON text as clients give and see them.
 
 pub mod agent;
+pub mod alert;
 pub mod invalid;
 pub mod job;
 pub mod json;

@@ -1,5 +1,5 @@
-//! The audit log: who changed what that runs commands on the host (agents) or lets
-//! clients in (tokens), and when.
+//! The audit log: who changed what that runs commands on the host (agents), lets
+//! clients in (tokens) or sends news out (alert rules), and when.
 
 use super::Result;
 use crate::model::{JsonText, Millis};
@@ -13,9 +13,10 @@ pub struct AuditEntry {
     /// Who: the token's name, or `no-auth`.
     pub actor: String,
     /// What was done: `agent.created`, `agent.changed`, `agent.deleted`,
-    /// `token.created`, `token.revoked`.
+    /// `token.created`, `token.revoked`, `alert.created`, `alert.changed`,
+    /// `alert.deleted`.
     pub action: String,
-    /// To what: the agent's id, the token's name.
+    /// To what: the agent's id, the token's name, the alert rule's id.
     pub target: String,
     /// What was set, as JSON.
     pub detail: JsonText,

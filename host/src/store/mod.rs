@@ -8,6 +8,7 @@
 //! Nothing above this module knows SQL.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod changes;
 pub mod locks;
@@ -28,6 +29,7 @@ use crate::model::{
     Usage,
 };
 pub use agents::AgentStore;
+pub use alerts::AlertStore;
 use async_trait::async_trait;
 pub use audit::AuditStore;
 pub use changes::{BatchProgress, ChangeSink, Changed, Changes, JobChange};
@@ -325,6 +327,7 @@ pub trait JobStore:
     + TokenStore
     + AuditStore
     + StatsStore
+    + AlertStore
     + Send
     + Sync
     + 'static

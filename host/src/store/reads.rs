@@ -2,11 +2,13 @@
 //! through it (so that every change is published).
 
 use super::agents::{AgentMetrics, Task, TaskFilter};
+use super::alerts::{IncidentFilter, RuleInfo};
 use super::workflows::{StoredWorkflow, WorkflowRun};
 use super::{
     BatchInfo, JobFilter, JobStore, LogPage, LogQuery, Page, QueueInfo, RecurringJob, Result,
 };
 use crate::model::agent::Agent;
+use crate::model::alert::Incident;
 use crate::model::stats::{Resolution, RollupRow};
 use crate::model::{JobDetail, JobId, Millis};
 use std::sync::Arc;
@@ -119,6 +121,18 @@ impl Reads {
     /// See [`super::AuditStore::audit`].
     pub async fn audit(&self, limit: u32) -> Result<Vec<super::audit::AuditEntry>> {
         self.0.audit(limit).await
+    }
+
+    /// Every alert rule, by id, without its webhook's secret (see
+    /// [`super::AlertStore::alert_rules`]).
+    pub async fn alert_rules(&self) -> Result<Vec<RuleInfo>> {
+        let rules = self.0.alert_rules().await?;
+        Ok(rules.into_iter().map(RuleInfo::from).collect())
+    }
+
+    /// See [`super::AlertStore::incidents`].
+    pub async fn incidents(&self, filter: IncidentFilter) -> Result<Vec<Incident>> {
+        self.0.incidents(filter).await
     }
 
     /// See [`JobStore::health`].

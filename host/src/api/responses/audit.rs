@@ -14,9 +14,10 @@ pub(crate) struct AuditView {
     /// Who: the token's name, or `no-auth`.
     pub(crate) actor: String,
     /// What was done (`agent.created`, `agent.changed`, `agent.deleted`,
-    /// `token.created`, `token.revoked`).
+    /// `token.created`, `token.revoked`, `alert.created`, `alert.changed`,
+    /// `alert.deleted`).
     pub(crate) action: String,
-    /// To what: the agent's id, the token's name.
+    /// To what: the agent's id, the token's name, the alert rule's id.
     pub(crate) target: String,
     /// What was set.
     pub(crate) detail: JsonText,

@@ -13,12 +13,15 @@ pub(crate) struct CleanupDone {
     /// Succeeded jobs finished before this time were removed (RFC 3339).
     #[schema(format = DateTime)]
     pub(crate) succeeded_before: String,
-    /// Failed and cancelled jobs finished before this time were removed.
+    /// Failed and cancelled jobs finished before this time were removed, and alert
+    /// incidents resolved before it.
     #[schema(format = DateTime)]
     pub(crate) failed_before: String,
     /// How many analytics rollup rows were removed (minutes past a week, hours past
     /// 90 days, days past ten years).
     pub(crate) rollup_removed: u64,
+    /// How many resolved alert incidents were removed.
+    pub(crate) incidents_removed: u64,
 }
 
 impl From<Cleanup> for CleanupDone {
@@ -28,6 +31,7 @@ impl From<Cleanup> for CleanupDone {
             succeeded_before: rfc3339::format(done.succeeded_before),
             failed_before: rfc3339::format(done.failed_before),
             rollup_removed: done.rollup_removed,
+            incidents_removed: done.incidents_removed,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! [`crate::events::Published::to_json`].)
 
 mod agents;
+mod alerts;
 mod audit;
 mod batches;
 mod errors;
@@ -20,6 +21,7 @@ mod tokens;
 mod workflows;
 
 pub(crate) use agents::{AgentList, AgentView};
+pub(crate) use alerts::{AlertList, AlertView, IncidentList, IncidentView};
 pub(crate) use audit::{AuditList, AuditView};
 pub(crate) use batches::{BatchCancelled, BatchCreated, BatchView};
 pub(crate) use errors::ErrorBody;
@@ -39,7 +41,7 @@ use utoipa::ToSchema;
 
 /// An answer of a `PUT` that stores something, with a warning when what it stored sends
 /// jobs to queues no worker of this host serves (`PUT /api/recurring/{id}`,
-/// `PUT /api/workflows/{id}`).
+/// `PUT /api/workflows/{id}`, `PUT /api/alerts/{id}`).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Warned<T> {
     /// What was stored, as `GET` shows it.

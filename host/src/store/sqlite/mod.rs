@@ -12,6 +12,8 @@
 //! - `agents.rs`: agents ([`AgentStore`]);
 //! - `locks.rs`: agent locks ([`AgentLocks`]);
 //! - `tasks.rs`: tasks ([`TaskStore`]);
+//! - `tokens.rs` and `audit.rs`: API tokens and the audit log;
+//! - `alerts.rs`: alert rules and incidents ([`AlertStore`]);
 //! - `stats.rs`: the rollup behind the analytics ([`StatsStore`]), which each group
 //!   commit adds its runs to.
 //!
@@ -22,6 +24,7 @@
 //! (`faults.rs`).
 //!
 //! [`AgentLocks`]: crate::store::AgentLocks
+//! [`AlertStore`]: crate::store::AlertStore
 //! [`AgentStore`]: crate::store::AgentStore
 //! [`JobStore`]: crate::store::JobStore
 //! [`QueueStore`]: crate::store::QueueStore
@@ -31,6 +34,7 @@
 //! [`WorkflowStore`]: crate::store::WorkflowStore
 
 mod agents;
+mod alerts;
 mod audit;
 mod batch;
 mod continuations;

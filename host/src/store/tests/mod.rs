@@ -1,6 +1,7 @@
 //! The store conformance suite: every `check_*` states one behaviour any [`JobStore`]
 //! must have. Each backend runs all of them (see the bottom of this file).
 
+mod alerts;
 mod changes;
 mod stats;
 mod tokens;
@@ -10,6 +11,7 @@ use super::*;
 use crate::model::{
     ErrorKind, JobError, JobState, JsonText, LogLine, Progress, StoredLogLine, Usage, new_job_id,
 };
+use alerts::*;
 use changes::*;
 use serde_json::json;
 use stats::*;
@@ -1662,6 +1664,10 @@ mod sqlite {
         check_finished_jobs_are_counted_per_queue,
         check_runs_are_rolled_up_per_bucket_and_key,
         check_cancelled_runs_are_not_counted_and_lost_hosts_have_no_run_time,
+        check_alert_rules_are_stored_replaced_and_deleted,
+        check_one_incident_is_open_per_rule_and_subject,
+        check_ended_runs_are_counted_with_their_failures,
+        check_ready_jobs_and_job_states_are_read,
     );
 
     #[tokio::test]

@@ -3,8 +3,8 @@
 //! Each kind of write becomes one set-based statement over a JSON array (`json_each`),
 //! whatever the number of jobs, and the whole script goes to SQLite in a single call, so
 //! a batch of a thousand completions costs about what one does. The runs the script
-//! started and ended are then added to the analytics rollup (one upsert, see
-//! `stats.rs`) in the same transaction, which commits. History rows are written by triggers (see the migration). Statements run in an
+//! starts and ends are counted for the analytics rollup, which a later group's script
+//! adds (one upsert, see `stats.rs`) a few times a second. History rows are written by triggers (see the migration). Statements run in an
 //! order that respects causality: a job's progress and log lines land before its
 //! completion, and new jobs are visible to the claim of the same batch. The updates
 //! write `+jobs.state` so that SQLite walks the JSON array and looks each job up by id,
@@ -13,7 +13,7 @@
 use super::file::FileCheck;
 use super::journal;
 use super::rows::{JOB_COLUMNS, JobRow};
-use super::stats::Samples;
+use super::stats::{Pending, Samples, upsert};
 use super::writer::{Command, Controls, Reply, Sink, listening, report, write_failed};
 use crate::model::{Job, JobId, JobState, LogLine, Millis, Progress};
 use crate::store::changes::{Changes, JobChange};
@@ -49,6 +49,8 @@ struct Outcomes {
     mark: i64,
     /// Whether a finished job had children, whose moves only the history shows.
     cascades: bool,
+    /// The runs it started and ended, for the rollup.
+    samples: Samples,
 }
 
 /// An SQL script with anonymous parameters (`?`), bound in the order they appear.
@@ -116,7 +118,7 @@ const TASK_ID: &str = "CASE WHEN jobs.agent_id IS NULL THEN NULL \
     ELSE (SELECT t.id FROM tasks t WHERE t.job_id = jobs.id) END AS task_id";
 
 impl Group {
-    /// Adds a batchable command (not `Exec` or `Close`).
+    /// Adds a batchable command (not `Exec`, `WriteStats` or `Close`).
     pub(super) fn add(&mut self, command: Command) {
         match command {
             Command::Enqueue { jobs, now, reply } => self.enqueues.push((jobs, now, reply)),
@@ -146,8 +148,8 @@ impl Group {
                 now,
                 reply,
             } => self.claims.push((params, controls, now, reply)),
-            Command::Exec(_) | Command::Close(_) => {
-                unreachable!("the writer runs Exec and Close itself")
+            Command::Exec(_) | Command::WriteStats(_) | Command::Close(_) => {
+                unreachable!("the writer runs Exec, WriteStats and Close itself")
             }
         }
     }
@@ -170,18 +172,25 @@ impl Group {
     /// error if `file` is no longer the database's file: what was written is not kept).
     /// Returns what is left to write: after a storage fault, the writes no caller waits
     /// for (progress, log lines), to go with the next group.
+    /// The runs it records are counted into `stats`; the ones counted before go with it
+    /// once due.
     pub(super) async fn flush(
         self,
         conn: &mut SqliteConnection,
         file: &FileCheck,
         sink: &Sink,
+        stats: &mut Pending,
     ) -> Group {
         if self.is_empty() {
             return self;
         }
         let (writes, began) = (self.len(), std::time::Instant::now());
         let starts = listening(sink);
-        let applied = self.apply(conn, starts).await.map_err(|e| file.refine(e));
+        let rollup = stats.due();
+        let applied = self
+            .apply(conn, starts, rollup.as_deref())
+            .await
+            .map_err(|e| file.refine(e));
         let applied = match applied {
             Ok(mut outcomes) => match self.follow_up(conn, &mut outcomes).await {
                 Ok(()) => Ok(outcomes),
@@ -194,7 +203,11 @@ impl Group {
             failed => failed,
         };
         match applied.and_then(|outcomes| file.check().map(|()| outcomes)) {
-            Ok(outcomes) => {
+            Ok(mut outcomes) => {
+                if rollup.is_some() {
+                    stats.written();
+                }
+                stats.add(std::mem::take(&mut outcomes.samples));
                 self.answer(outcomes, sink);
                 if let Some(sink) = sink.get() {
                     sink.committed(writes, began.elapsed());
@@ -222,8 +235,9 @@ impl Group {
         }
     }
 
-    /// Builds the script for the whole group.
-    fn script(&self) -> Script {
+    /// Builds the script for the whole group, with the rollup's `rows` (JSON) if any
+    /// are due.
+    fn script(&self, rows: Option<&str>) -> Script {
         let mut script = Script::default();
         script.push("BEGIN");
         script.push(&format!(
@@ -251,20 +265,29 @@ impl Group {
         for (index, (params, controls, now, _)) in self.claims.iter().enumerate() {
             claim_jobs(&mut script, index, params, controls, *now);
         }
+        if let Some(rows) = rows {
+            let rows = script.param(Bind::Text(rows.to_owned()));
+            script.push(&upsert(rows));
+        }
+        script.push("COMMIT");
         script
     }
 
-    /// Runs the group's script, adds the runs it recorded to the rollup, and commits;
-    /// the claims' moves are kept only if `starts` (someone listens for them: no caller
-    /// needs them).
-    async fn apply(&self, conn: &mut SqliteConnection, starts: bool) -> Result<Outcomes> {
-        let script = self.script();
+    /// Runs the group's script (with the rollup's due `rows`) and counts the runs it
+    /// recorded; the claims' moves are kept only if `starts` (someone listens for them:
+    /// no caller needs them).
+    async fn apply(
+        &self,
+        conn: &mut SqliteConnection,
+        starts: bool,
+        rows: Option<&str>,
+    ) -> Result<Outcomes> {
+        let script = self.script(rows);
         let rows = script.query().fetch_all(&mut *conn).await?;
         let mut out = Outcomes {
             claimed: vec![Vec::new(); self.claims.len()],
             ..Outcomes::default()
         };
-        let mut samples = Samples::default();
         for row in rows {
             let tag: String = row.try_get("tag")?;
             match tag.as_str() {
@@ -272,7 +295,7 @@ impl Group {
                 TAG_COMPLETED | TAG_FAILED => {
                     out.cascades |= row.try_get::<bool, _>("has_children")?;
                     let change = moved(&row)?;
-                    samples.ended(
+                    out.samples.ended(
                         &change,
                         row.try_get("wall_ms")?,
                         row.try_get::<Option<String>, _>("error_kind")?.as_deref(),
@@ -294,7 +317,7 @@ impl Group {
                     let index: usize = claim.parse().map_err(|_| decode_error("row tag"))?;
                     let lease = parse_id(&row.try_get::<String, _>("lease_id")?)?;
                     let job = Job::try_from(JobRow::from_row(&row)?)?;
-                    samples.started(&job);
+                    out.samples.started(&job);
                     if starts {
                         out.started
                             .push(JobChange::started(&job, lease, task_of(&row)?));
@@ -303,8 +326,6 @@ impl Group {
                 }
             }
         }
-        samples.write(conn).await?;
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
         Ok(out)
     }
 

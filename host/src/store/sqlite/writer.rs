@@ -9,6 +9,7 @@
 use super::batch;
 use super::file::FileCheck;
 use super::journal;
+use super::stats::Pending;
 use crate::model::{JobId, LogLine, Millis, Progress};
 use crate::store::changes::{ChangeSink, Changed, Changes};
 use crate::store::{
@@ -76,6 +77,8 @@ pub(super) enum Command {
         lines: Vec<LogLine>,
     },
     Exec(Op),
+    /// Write the runs counted for the rollup now (before a read of it).
+    WriteStats(Reply<()>),
     Close(oneshot::Sender<()>),
 }
 
@@ -90,20 +93,47 @@ pub(super) async fn run(
     let mut pending = Vec::with_capacity(MAX_BATCH);
     // Writes a storage fault held back, to go with the next group.
     let mut carried = batch::Group::default();
-    while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
+    // Runs counted for the rollup, written with a later group.
+    let mut stats = Pending::default();
+    loop {
+        let received = match stats.deadline() {
+            None => rx.recv_many(&mut pending, MAX_BATCH).await,
+            Some(due) => {
+                let next = rx.recv_many(&mut pending, MAX_BATCH);
+                match tokio::time::timeout_at(due.into(), next).await {
+                    Ok(received) => received,
+                    Err(_idle) => {
+                        write_stats(&mut stats, &mut conn, &file).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        if received == 0 {
+            write_stats(&mut stats, &mut conn, &file).await;
+            return;
+        }
         let mut group = carried;
         for command in pending.drain(..) {
             match command {
                 Command::Exec(op) => {
                     group = std::mem::take(&mut group)
-                        .flush(&mut conn, &file, &sink)
+                        .flush(&mut conn, &file, &sink, &mut stats)
                         .await;
                     op(&mut conn).await;
                 }
+                Command::WriteStats(reply) => {
+                    group = std::mem::take(&mut group)
+                        .flush(&mut conn, &file, &sink, &mut stats)
+                        .await;
+                    let written = stats.write_now(&mut conn).await;
+                    let _ = reply.send(written.map_err(|e| file.refine(e)));
+                }
                 Command::Close(done) => {
                     std::mem::take(&mut group)
-                        .flush(&mut conn, &file, &sink)
+                        .flush(&mut conn, &file, &sink, &mut stats)
                         .await;
+                    write_stats(&mut stats, &mut conn, &file).await;
                     if let Err(e) = conn.close().await {
                         tracing::warn!(error = %e, "closing the job database failed");
                     }
@@ -113,7 +143,15 @@ pub(super) async fn run(
                 other => group.add(other),
             }
         }
-        carried = group.flush(&mut conn, &file, &sink).await;
+        carried = group.flush(&mut conn, &file, &sink, &mut stats).await;
+    }
+}
+
+/// Writes the runs counted for the rollup; a failure is logged, and they wait for the
+/// next try.
+async fn write_stats(stats: &mut Pending, conn: &mut SqliteConnection, file: &FileCheck) {
+    if let Err(e) = stats.write_now(conn).await {
+        tracing::warn!(error = %file.refine(e), "writing run statistics failed; will retry");
     }
 }
 

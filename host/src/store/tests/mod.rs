@@ -1758,6 +1758,58 @@ mod sqlite {
         store.close().await;
     }
 
+    /// Succeeded runs the rollup in the file at `path` counts, over every resolution,
+    /// read by a connection of its own (not through the store, whose reads write what
+    /// waits first).
+    async fn rolled_up(path: &std::path::Path) -> i64 {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("a second connection");
+        sqlx::query_scalar("SELECT coalesce(sum(succeeded), 0) FROM stats_rollup")
+            .fetch_one(&mut conn)
+            .await
+            .expect("the rollup")
+    }
+
+    #[tokio::test]
+    async fn counted_runs_are_written_by_an_idle_writer_and_at_close() {
+        let (store, dir) = open().await;
+        let path = dir.path().join("jobs.db");
+        super::add(store.as_ref(), super::new_job("default", 0)).await;
+        let claimed = super::claim_one(store.as_ref(), super::NOW).await;
+        store
+            .complete(
+                claimed.job.id,
+                claimed.lease,
+                super::completion(),
+                super::NOW + 5,
+            )
+            .await
+            .unwrap();
+        // No write follows the completion: only the idle writer can write its count.
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(rolled_up(&path).await, 3, "a minute, an hour and a day");
+
+        super::add(store.as_ref(), super::new_job("other", 0)).await;
+        let claimed = store
+            .claim(&super::claim_params(&["other"], 1), super::NOW)
+            .await
+            .unwrap()
+            .remove(0);
+        store
+            .complete(
+                claimed.job.id,
+                claimed.lease,
+                super::completion(),
+                super::NOW + 5,
+            )
+            .await
+            .unwrap();
+        store.close().await;
+        assert_eq!(rolled_up(&path).await, 6, "closing writes what waits");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn check_concurrent_workers_run_each_job_once() {
         let (store, _guard) = open().await;

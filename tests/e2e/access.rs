@@ -19,6 +19,11 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
     vec![
         ("GET", "/api/jobs", None),
         ("POST", "/api/jobs", job.clone()),
+        (
+            "POST",
+            "/api/jobs/bulk",
+            Some(json!({"action": "retry", "ids": []})),
+        ),
         ("GET", leaked("/api/jobs/ID"), None),
         ("DELETE", leaked("/api/jobs/ID"), None),
         ("POST", leaked("/api/jobs/ID/retry"), None),

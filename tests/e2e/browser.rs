@@ -106,3 +106,62 @@ fn scan(browser: &Browser, name: &str) -> Vec<String> {
         .map(|v| format!("{name}: {v}"))
         .collect()
 }
+
+#[test]
+fn a_search_by_an_arg_value_finds_the_job_among_ten_thousand() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    // Parked on a queue no worker serves, so that all of them wait.
+    for part in 0..5 {
+        let jobs: Vec<_> = (part * 2000..(part + 1) * 2000)
+            .map(
+                |n| json!({"plugin": "echo", "queue": "parked", "args": {"tag": format!("t-{n}")}}),
+            )
+            .collect();
+        let (status, batch) = host.post("/api/batches", &json!({"jobs": jobs}));
+        assert_eq!(status, 201, "{batch}");
+    }
+    let (_, found) = host.get("/api/jobs?q=%22t-7777%22");
+    let wanted = found["jobs"][0]["id"].as_str().expect("the job").to_owned();
+
+    let browser = Browser::open();
+    log_in(&browser, &host, host.token().unwrap());
+    browser.goto(&host.url("/jobs"));
+    browser.type_into("#f-q", "\"t-7777\"");
+    browser.click("form.filters button[type=submit]");
+    browser.wait_for(&format!("a[href='/jobs/{wanted}']"));
+    let rows = browser.count("#live tbody tr");
+    assert_eq!(rows, 1, "only the job whose args hold the value");
+    browser.screenshot("jobs-search");
+}
+
+#[test]
+fn a_bulk_retry_of_everything_failed_works() {
+    let host = Orchestra::start(Options::new().plugin("flaky"));
+    let failed: Vec<String> = (0..5)
+        .map(|_| host.submit_job(json!({"plugin": "flaky", "args": {"fatal": true}})))
+        .collect();
+    for id in &failed {
+        host.wait_for_state(id, &["failed"], Duration::from_secs(60));
+    }
+    let browser = Browser::open();
+    log_in(&browser, &host, host.token().unwrap());
+    browser.goto(&host.url("/jobs?state=failed"));
+    browser.wait_for("body[data-live=open]");
+    browser.click("#bulk-all button[value=retry]");
+    browser.accept_confirmation("Retry all 5 jobs that match this filter?");
+    browser.wait_for_text("#bulk-result", "Retried 5 of 5 jobs.");
+    for id in &failed {
+        wait_until("the retry", Duration::from_secs(60), || {
+            let job = host.job(id);
+            let retried = job["history"]
+                .as_array()
+                .is_some_and(|h| h.iter().any(|h| h["reason"] == "retried by request"));
+            if retried {
+                Ok(())
+            } else {
+                Err(job.to_string())
+            }
+        });
+    }
+    browser.screenshot("jobs-bulk-retried");
+}

@@ -245,3 +245,120 @@ fn static_files_are_served_from_the_binary() {
     );
     assert_eq!(missing.status, 404);
 }
+
+#[test]
+fn jobs_are_searched_by_text_and_acted_on_in_bulk() {
+    let host = Orchestra::start(Options::new().plugin("echo").plugin("flaky"));
+    let token = host.token().unwrap().to_owned();
+    let failing: Vec<String> = (0..3)
+        .map(|n| {
+            host.submit_job(json!({"plugin": "flaky",
+                                   "args": {"fatal": true, "customer": format!("ACME-{n}")}}))
+        })
+        .collect();
+    let others: Vec<String> = (0..2)
+        .map(|n| host.submit("echo", json!({"customer": format!("zeta-{n}")})))
+        .collect();
+    for id in &failing {
+        host.wait_for_state(id, &["failed"], Duration::from_secs(60));
+    }
+    for id in &others {
+        host.wait_for_state(id, &["succeeded"], Duration::from_secs(60));
+    }
+
+    let (status, found) = host.get("/api/jobs?q=acme");
+    assert_eq!(status, 200, "{found}");
+    let mut ids: Vec<String> = found["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = failing.clone();
+    expected.sort();
+    assert_eq!(ids, expected, "args searched in any case");
+    let (status, by_error) = host.get("/api/jobs?q=failed%20fatally");
+    assert_eq!(status, 200);
+    assert_eq!(
+        by_error["jobs"].as_array().unwrap().len(),
+        3,
+        "error text searched"
+    );
+
+    let searched = page(&host, &token, "/jobs?q=acme&state=failed");
+    assert!(
+        searched.text.contains("All 3 jobs that match"),
+        "{}",
+        searched.text
+    );
+    assert!(
+        searched.text.contains("value=\"acme\""),
+        "the search is kept"
+    );
+    for id in &failing {
+        assert!(searched.text.contains(id.as_str()));
+    }
+    let (status, made) = host.post("/api/tokens", &json!({"role": "read", "name": "viewer"}));
+    assert_eq!(status, 201, "{made}");
+    let viewer = page(&host, made["token"].as_str().unwrap(), "/jobs?q=acme");
+    assert!(
+        !viewer.text.contains("bulk"),
+        "a read token gets no bulk controls"
+    );
+
+    let bearer = format!("Bearer {token}");
+    let form = "action=retry&all=1&q=acme&state=failed";
+    let done = fetch(
+        &host,
+        "POST",
+        "/jobs/bulk",
+        &[("authorization", &bearer)],
+        Some(form),
+        "content-type",
+    );
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert!(done.text.contains("Retried 3 of 3 jobs."), "{}", done.text);
+    for id in &failing {
+        let job = host.job(id);
+        let history = job["history"].as_array().unwrap();
+        assert!(
+            history.iter().any(|h| h["reason"] == "retried by request"),
+            "{job}"
+        );
+    }
+    let everything = fetch(
+        &host,
+        "POST",
+        "/jobs/bulk",
+        &[("authorization", &bearer)],
+        Some("action=delete&all=1"),
+        "content-type",
+    );
+    assert_eq!(everything.status, 422, "all jobs at once needs a filter");
+
+    let (status, deleted) = host.post(
+        "/api/jobs/bulk",
+        &json!({"action": "delete", "ids": [others[0], others[1], failing[0]]}),
+    );
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["matched"], 3);
+    assert!(deleted["changed"].as_u64().unwrap() >= 2, "{deleted}");
+    assert_eq!(host.get(&format!("/api/jobs/{}", others[0])).0, 404);
+    for (body, field) in [
+        (json!({"action": "explode", "ids": []}), "action"),
+        (json!({"action": "retry"}), "ids"),
+        (json!({"action": "retry", "ids": [], "filter": {}}), "ids"),
+        (
+            json!({"action": "retry", "filter": {"state": "lost"}}),
+            "filter",
+        ),
+    ] {
+        let (status, refused) = host.post("/api/jobs/bulk", &body);
+        assert_eq!(
+            (status, &refused["field"]),
+            (422, &json!(field)),
+            "{body}: {refused}"
+        );
+    }
+}

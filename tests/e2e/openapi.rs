@@ -29,6 +29,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/events/ws"),
     ("GET", "/api/jobs"),
     ("POST", "/api/jobs"),
+    ("POST", "/api/jobs/bulk"),
     ("GET", "/api/jobs/{id}"),
     ("DELETE", "/api/jobs/{id}"),
     ("POST", "/api/jobs/{id}/cancel"),
@@ -499,6 +500,20 @@ fn jobs(api: &mut Api) {
     expect(422, api.get(&format!("/api/jobs/{done}/logs?after=999999")));
     let refused = expect(422, api.post("/api/jobs", json!({"plugin": "nosuch"})));
     assert_eq!(refused["field"], "plugin");
+    let bulk = json!({"action": "cancel", "ids": [done]});
+    let skipped = expect(200, api.post("/api/jobs/bulk", bulk));
+    assert_eq!(
+        skipped["skipped"], 1,
+        "a finished job is not cancelled: {skipped}"
+    );
+    let filtered =
+        json!({"action": "retry", "filter": {"state": "failed", "q": "nothing-matches"}});
+    expect(200, api.post("/api/jobs/bulk", filtered));
+    expect(
+        422,
+        api.post("/api/jobs/bulk", json!({"action": "nope", "ids": []})),
+    );
+    expect(200, api.get("/api/jobs?q=echo&agent=builder"));
 }
 
 fn batches(api: &mut Api) {

@@ -1,21 +1,24 @@
 //! `/api/jobs`: submit, read, list, retry, cancel and delete jobs.
 
 use super::AppState;
+use super::access::Caller;
 use super::error::{ApiError, ApiJson, invalid, refused_at};
 use super::queues::unserved_warning;
-use super::responses::{CancelledJob, ErrorBody, JobPage, JobRef, SubmittedJob};
+use super::responses::{BulkDone, CancelledJob, ErrorBody, JobPage, JobRef, SubmittedJob};
 use super::times::run_at;
+use crate::engine::bulk::BulkAction;
+use crate::model::agent::validate_agent_id;
 use crate::model::names::{check_length, shown};
 use crate::model::rules::{validate_max_attempts, validate_queue_name};
 use crate::model::{
     JobDetail, JobId, JobState, JsonText, Millis, now_ms, repository, validate_priority,
 };
 use crate::store::{AwaitOn, CancelOutcome, JobFilter, NewJob, Parents};
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use std::path::PathBuf;
 use utoipa::{IntoParams, ToSchema};
@@ -33,6 +36,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show, delete))
         .routes(routes!(retry))
         .routes(routes!(cancel))
+        .routes(routes!(bulk))
 }
 
 /// `POST /api/jobs` body (and a job spec inside a batch).
@@ -253,6 +257,11 @@ struct ListQuery {
     queue: Option<String>,
     /// Only jobs of this plugin.
     plugin: Option<String>,
+    /// Only jobs bound to this agent.
+    agent: Option<String>,
+    /// Only jobs whose id starts with this text, or whose args or error message hold
+    /// it (ASCII letters in any case; at most 200 characters).
+    q: Option<String>,
     /// Jobs per page [default: 50].
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
@@ -291,14 +300,142 @@ impl ListQuery {
         if let Some(plugin) = &self.plugin {
             check_length("plugin", plugin).map_err(ApiError::BadRequest)?;
         }
+        if let Some(agent) = &self.agent {
+            validate_agent_id(agent).map_err(ApiError::BadRequest)?;
+        }
         Ok(JobFilter {
             state,
             queue: self.queue,
             plugin: self.plugin,
+            agent: self.agent,
+            text: search_text(self.q)?,
             limit,
             before,
         })
     }
+}
+
+/// Most ids one bulk action names.
+const MAX_BULK_IDS: usize = 1000;
+
+/// `POST /api/jobs/bulk` body: an action and either the jobs' ids or a filter.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BulkRequest {
+    /// `retry`, `cancel` or `delete`.
+    action: String,
+    /// The jobs (at most 1,000).
+    #[schema(value_type = Option<Vec<Uuid>>)]
+    ids: Option<Vec<JobId>>,
+    /// Every job this matches instead (at most 100,000).
+    filter: Option<BulkFilter>,
+}
+
+/// Which jobs a bulk action takes: the filters of `GET /api/jobs`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkFilter {
+    /// Only jobs in this state.
+    #[schema(value_type = Option<JobState>)]
+    pub(crate) state: Option<String>,
+    /// Only jobs of this queue.
+    pub(crate) queue: Option<String>,
+    /// Only jobs of this plugin.
+    pub(crate) plugin: Option<String>,
+    /// Only jobs bound to this agent.
+    pub(crate) agent: Option<String>,
+    /// Only jobs whose id starts with this text, or whose args or error hold it.
+    pub(crate) q: Option<String>,
+}
+
+impl BulkFilter {
+    /// The store's filter for it.
+    ///
+    /// # Errors
+    /// 422 naming the field that is refused.
+    pub(crate) fn filter(self) -> Result<JobFilter, ApiError> {
+        let list = ListQuery {
+            state: self.state,
+            queue: self.queue,
+            plugin: self.plugin,
+            agent: self.agent,
+            q: self.q,
+            limit: None,
+            cursor: None,
+        };
+        list.filter()
+            .map_err(|e| ApiError::invalid("filter", e.to_string()))
+    }
+}
+
+/// Retries, cancels or deletes many jobs: the ones named, or every one a filter
+/// matches. Each job is treated as the single action would treat it; the ones it does
+/// not apply to are skipped and counted.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/bulk",
+    operation_id = "bulk_jobs",
+    tag = "jobs",
+    security(("bearer" = ["admin"])),
+    request_body = BulkRequest,
+    responses(
+        (status = 200, description = "What the action did.", body = BulkDone),
+        (status = 422, description = "A value is refused (`action`, `ids`, `filter`).", body = ErrorBody),
+    )
+)]
+async fn bulk(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<BulkRequest>,
+) -> Result<Json<BulkDone>, ApiError> {
+    caller.admin()?;
+    let action = BulkAction::parse(&body.action).ok_or_else(|| {
+        ApiError::invalid(
+            "action",
+            format!(
+                "action must be retry, cancel or delete, got `{}`",
+                shown(&body.action)
+            ),
+        )
+    })?;
+    let ids = match (body.ids, body.filter) {
+        (Some(ids), None) if ids.len() <= MAX_BULK_IDS => ids,
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                "ids",
+                format!("ids must name at most {MAX_BULK_IDS} jobs: use a filter for more"),
+            ));
+        }
+        (None, Some(filter)) => state.scheduler.matching(&filter.filter()?).await?,
+        _ => {
+            return Err(ApiError::invalid(
+                "ids",
+                "name the jobs with either ids or filter, not both and not neither",
+            ));
+        }
+    };
+    Ok(Json(
+        state.scheduler.bulk(action, &ids, now_ms()).await.into(),
+    ))
+}
+
+/// Longest text a job search takes.
+pub(crate) const MAX_SEARCH_CHARS: usize = 200;
+
+/// The text to search jobs for: `None` for none or blank.
+///
+/// # Errors
+/// 400 for a text longer than [`MAX_SEARCH_CHARS`].
+pub(crate) fn search_text(q: Option<String>) -> Result<Option<String>, ApiError> {
+    let q = q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+    if q.as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "q must be at most {MAX_SEARCH_CHARS} characters"
+        )));
+    }
+    Ok(q)
 }
 
 /// Lists jobs, newest first, one page at a time.

@@ -31,6 +31,7 @@ mod workflows;
 
 pub use access::{Access, Caller, SessionCsrf};
 pub use error::ApiError;
+pub(crate) use jobs::search_text;
 pub use json_errors::{MAX_HEADER_BYTES, MAX_TARGET_BYTES};
 pub use session::{LOGIN_PAGE, login_cookie};
 

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod alerts;
+pub mod bulk;
 mod executor;
 pub mod filters;
 mod held;

@@ -277,6 +277,11 @@ pub struct JobFilter {
     pub queue: Option<String>,
     /// Only jobs for this plugin.
     pub plugin: Option<String>,
+    /// Only jobs bound to this agent.
+    pub agent: Option<String>,
+    /// Only jobs whose id starts with it, or whose args or error text hold it (ASCII
+    /// letters in any case).
+    pub text: Option<String>,
     /// Page size.
     pub limit: u32,
     /// Only jobs older than this id (the previous page's `next_cursor`).
@@ -427,6 +432,9 @@ pub trait JobStore:
 
     /// Jobs matching `filter`, newest first.
     async fn list(&self, filter: &JobFilter) -> Result<Page>;
+
+    /// How many jobs match `filter` (its page size and cursor aside).
+    async fn count(&self, filter: &JobFilter) -> Result<u64>;
 
     /// Stores a batch's jobs and callbacks at once, all or none.
     ///

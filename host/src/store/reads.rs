@@ -38,6 +38,11 @@ impl Reads {
         self.0.list(filter).await
     }
 
+    /// See [`JobStore::count`].
+    pub async fn count(&self, filter: &JobFilter) -> Result<u64> {
+        self.0.count(filter).await
+    }
+
     /// See [`JobStore::batch`].
     pub async fn batch(&self, id: JobId) -> Result<Option<BatchInfo>> {
         self.0.batch(id).await

@@ -3,12 +3,13 @@
 //! error, history, progress, usage and log, and (for admins) retry, cancel and delete.
 
 use super::{Layout, is_admin, render};
-use crate::api::{ApiError, AppState, Caller, SessionCsrf};
-use crate::model::{Job, JobId, JobState, rfc3339};
+use crate::api::{ApiError, AppState, Caller, SessionCsrf, search_text};
+use crate::engine::bulk::BulkAction;
+use crate::model::{Job, JobId, JobState, now_ms, rfc3339};
 use crate::store::JobFilter;
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawForm, State};
 use axum::response::Response;
 use serde::Deserialize;
 
@@ -19,6 +20,13 @@ const PAGE: u32 = 50;
 #[template(path = "jobs.html")]
 struct JobsPage {
     layout: Layout,
+    /// Whether the caller may act on jobs (and sees the controls that do).
+    admin: bool,
+    /// How many jobs the filter matches, when one is set and the caller may act on
+    /// them all.
+    matching: Option<u64>,
+    /// The bulk actions: their names and labels.
+    actions: [(&'static str, &'static str); 3],
     /// Every state, with whether the filter picks it.
     states: Vec<(&'static str, bool)>,
     filter: Filter,
@@ -29,9 +37,12 @@ struct JobsPage {
     next: Option<String>,
 }
 
-/// `?state=&queue=&plugin=&cursor=`: empty fields are no filter.
+/// `?q=&state=&queue=&plugin=&agent=&cursor=`: empty fields are no filter.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct Filter {
+    /// Text an id starts with, or the args or error text hold.
+    #[serde(default)]
+    q: String,
     #[serde(default)]
     state: String,
     #[serde(default)]
@@ -39,17 +50,52 @@ pub(super) struct Filter {
     #[serde(default)]
     plugin: String,
     #[serde(default)]
+    agent: String,
+    #[serde(default)]
     cursor: String,
 }
 
+/// `Some(text)` unless `text` is empty.
+fn non_empty(text: &str) -> Option<String> {
+    Some(text.to_owned()).filter(|t| !t.is_empty())
+}
+
 impl Filter {
+    /// Whether any filter is set (the cursor aside).
+    fn is_set(&self) -> bool {
+        [&self.q, &self.state, &self.queue, &self.plugin, &self.agent]
+            .iter()
+            .any(|field| !field.is_empty())
+    }
+
+    /// The store's filter (first page, no size).
+    fn to_store(&self) -> Result<JobFilter, ApiError> {
+        let state = match self.state.as_str() {
+            "" => None,
+            name => Some(
+                name.parse::<JobState>()
+                    .map_err(|e| ApiError::invalid("state", e))?,
+            ),
+        };
+        Ok(JobFilter {
+            state,
+            queue: non_empty(&self.queue),
+            plugin: non_empty(&self.plugin),
+            agent: non_empty(&self.agent),
+            text: search_text(non_empty(&self.q))?,
+            ..JobFilter::default()
+        })
+    }
+
     /// The URL of this view, from `cursor` (none: the first page).
     fn url(&self, cursor: Option<&str>) -> String {
         let mut parts = Vec::new();
         for (name, value) in [
-            ("state", self.state.as_str()),
+            ("q", self.q.as_str()),
+            ("state", &self.state),
             ("queue", &self.queue),
             ("plugin", &self.plugin),
+            ("agent", &self.agent),
             ("cursor", cursor.unwrap_or_default()),
         ] {
             if !value.is_empty() {
@@ -106,13 +152,6 @@ pub(super) async fn list(
     csrf: Option<Extension<SessionCsrf>>,
     Query(filter): Query<Filter>,
 ) -> Result<Response, ApiError> {
-    let wanted = match filter.state.as_str() {
-        "" => None,
-        name => Some(
-            name.parse::<JobState>()
-                .map_err(|e| ApiError::invalid("state", e))?,
-        ),
-    };
     let before = match filter.cursor.as_str() {
         "" => None,
         cursor => Some(
@@ -121,22 +160,23 @@ pub(super) async fn list(
                 .map_err(|_| ApiError::invalid("cursor", "cursor is not a job id"))?,
         ),
     };
-    let non_empty = |text: &str| Some(text.to_owned()).filter(|t| !t.is_empty());
-    let page = state
-        .store
-        .list(&JobFilter {
-            state: wanted,
-            queue: non_empty(&filter.queue),
-            plugin: non_empty(&filter.plugin),
-            limit: PAGE,
-            before,
-        })
-        .await?;
+    let store_filter = JobFilter {
+        limit: PAGE,
+        before,
+        ..filter.to_store()?
+    };
+    let page = state.store.list(&store_filter).await?;
     let next = page
         .next_cursor
         .map(|cursor| filter.url(Some(&cursor.to_string())));
+    let admin = is_admin(&caller);
+    let matching = if admin && filter.is_set() {
+        Some(state.store.count(&store_filter).await?)
+    } else {
+        None
+    };
     let states = JobState::ALL
-        .map(|s| (s.as_str(), Some(s) == wanted))
+        .map(|s| (s.as_str(), Some(s) == store_filter.state))
         .to_vec();
     let view = JobsPage {
         layout: Layout::new(
@@ -147,6 +187,13 @@ pub(super) async fn list(
             "/api/events?types=job.*",
         ),
         states,
+        admin,
+        matching,
+        actions: [
+            ("retry", "Retry"),
+            ("cancel", "Cancel"),
+            ("delete", "Delete"),
+        ],
         here: filter.url(non_empty(&filter.cursor).as_deref()),
         jobs: page.jobs.into_iter().map(JobRow::from).collect(),
         next,
@@ -279,4 +326,66 @@ pub(super) async fn detail(
         logs: logs.collect(),
     };
     render(&page)
+}
+
+/// `POST /jobs/bulk` (a form): retry, cancel or delete the jobs picked (`id`, repeated),
+/// or with `all` every job the filter fields match; answers what it did, as a status
+/// line for the page.
+pub(super) async fn bulk(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawForm(form): RawForm,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    let mut filter = Filter::default();
+    let (mut action, mut ids, mut all) = (None, Vec::new(), false);
+    for (name, value) in form_urlencoded::parse(&form) {
+        match name.as_ref() {
+            "action" => action = BulkAction::parse(&value),
+            "id" => ids.push(
+                value
+                    .parse::<JobId>()
+                    .map_err(|_| ApiError::invalid("id", "not a job id"))?,
+            ),
+            "all" => all = value == "1",
+            "q" => filter.q = value.into_owned(),
+            "state" => filter.state = value.into_owned(),
+            "queue" => filter.queue = value.into_owned(),
+            "plugin" => filter.plugin = value.into_owned(),
+            "agent" => filter.agent = value.into_owned(),
+            _ => {}
+        }
+    }
+    let action = action.ok_or_else(|| ApiError::invalid("action", "retry, cancel or delete"))?;
+    if all {
+        if !filter.is_set() {
+            return Err(ApiError::invalid(
+                "all",
+                "a bulk action over all jobs needs a filter",
+            ));
+        }
+        ids = state.scheduler.matching(&filter.to_store()?).await?;
+    }
+    let done = state.scheduler.bulk(action, &ids, now_ms()).await;
+    let verb = match action {
+        BulkAction::Retry => "Retried",
+        BulkAction::Cancel => "Cancelled",
+        BulkAction::Delete => "Deleted",
+    };
+    let skipped = match done.skipped {
+        0 => String::new(),
+        n => format!("; {n} skipped (the action does not apply to them)"),
+    };
+    let line = format!("{verb} {} of {} jobs{skipped}.", done.changed, done.matched);
+    render(&BulkResult { line })
+}
+
+/// What a bulk action did, as the page shows it.
+#[derive(Template)]
+#[template(
+    source = "<p id=\"bulk-result\" role=\"status\">{{ line }}</p>",
+    ext = "html"
+)]
+struct BulkResult {
+    line: String,
 }

@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(overview::page))
         .route("/jobs", get(jobs::list))
+        .route("/jobs/bulk", axum::routing::post(jobs::bulk))
         .route("/jobs/{id}", get(jobs::detail))
         .route(crate::api::LOGIN_PAGE, get(login::form).post(login::submit))
         .route("/static/{file}", get(assets::file))

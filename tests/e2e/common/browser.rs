@@ -140,6 +140,29 @@ impl Browser {
         self.with(|c| async move { c.find(Locator::Css(selector)).await.is_ok() })
     }
 
+    /// How many elements match the CSS `selector` now.
+    pub(crate) fn count(&self, selector: &str) -> usize {
+        self.with(|c| async move {
+            c.find_all(Locator::Css(selector))
+                .await
+                .map_or(0, |found| found.len())
+        })
+    }
+
+    /// Accepts the confirmation dialog the page shows, after checking it says `text`.
+    pub(crate) fn accept_confirmation(&self, text: &str) {
+        let deadline = Instant::now() + PAGE_TIMEOUT;
+        let shown = loop {
+            match self.with(|c| async move { c.get_alert_text().await }) {
+                Ok(shown) => break shown,
+                Err(e) if Instant::now() > deadline => panic!("no confirmation dialog: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        assert_eq!(shown, text);
+        self.with(|c| async move { c.accept_alert().await.expect("accepted") });
+    }
+
     /// Types `text` into the field matching `selector`.
     pub(crate) fn type_into(&self, selector: &str, text: &str) {
         self.with(|c| async move {

@@ -1,5 +1,6 @@
 //! Answers about jobs and their logs.
 
+use crate::engine::bulk::BulkOutcome;
 use crate::model::{Job, JobId, JobState, StoredLogLine};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -148,5 +149,44 @@ mod tests {
             serde_json::to_value(&page).unwrap(),
             json!({"jobs": [], "next_cursor": null})
         );
+    }
+}
+
+/// `POST /api/jobs/bulk`: what a bulk action did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BulkDone {
+    /// Jobs it was asked to act on (the ids given, or the filter's matches).
+    pub(crate) matched: u64,
+    /// Jobs it changed.
+    pub(crate) changed: u64,
+    /// Jobs it skipped: the action does not apply to them (a running job is not
+    /// deleted, a succeeded one not retried…) or they are gone.
+    pub(crate) skipped: u64,
+    /// The first skipped jobs, with why.
+    pub(crate) skips: Vec<BulkSkip>,
+}
+
+/// A job a bulk action skipped.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BulkSkip {
+    /// The job.
+    #[schema(value_type = Uuid)]
+    pub(crate) id: JobId,
+    /// Why.
+    pub(crate) error: String,
+}
+
+impl From<BulkOutcome> for BulkDone {
+    fn from(outcome: BulkOutcome) -> Self {
+        BulkDone {
+            matched: outcome.matched,
+            changed: outcome.changed,
+            skipped: outcome.skipped,
+            skips: outcome
+                .skips
+                .into_iter()
+                .map(|(id, error)| BulkSkip { id, error })
+                .collect(),
+        }
     }
 }

@@ -25,7 +25,7 @@ pub(crate) use alerts::{AlertList, AlertView, IncidentList, IncidentView};
 pub(crate) use audit::{AuditList, AuditView};
 pub(crate) use batches::{BatchCancelled, BatchCreated, BatchView};
 pub(crate) use errors::ErrorBody;
-pub(crate) use jobs::{CancelledJob, JobPage, JobRef, LogPage, SubmittedJob};
+pub(crate) use jobs::{BulkDone, CancelledJob, JobPage, JobRef, LogPage, SubmittedJob};
 pub(crate) use maintenance::CleanupDone;
 pub(crate) use queues::{QueueConcurrency, QueueList, QueuePaused, QueueView};
 pub(crate) use recurring::{RecurringList, RecurringTriggered, RecurringView};

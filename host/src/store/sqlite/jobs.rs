@@ -501,15 +501,7 @@ impl JobStore for SqliteStore {
     async fn list(&self, filter: &JobFilter) -> Result<Page> {
         let mut query: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
-        if let Some(state) = filter.state {
-            query.push(" AND state = ").push_bind(state.as_str());
-        }
-        if let Some(queue) = &filter.queue {
-            query.push(" AND queue = ").push_bind(queue.clone());
-        }
-        if let Some(plugin) = &filter.plugin {
-            query.push(" AND plugin = ").push_bind(plugin.clone());
-        }
+        matching(&mut query, filter);
         if let Some(before) = filter.before {
             query.push(" AND id < ").push_bind(before.to_string());
         }
@@ -525,6 +517,14 @@ impl JobStore for SqliteStore {
             None
         };
         Ok(Page { jobs, next_cursor })
+    }
+
+    async fn count(&self, filter: &JobFilter) -> Result<u64> {
+        let mut query: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT count(*) FROM jobs WHERE 1 = 1");
+        matching(&mut query, filter);
+        let count: i64 = query.build_query_scalar().fetch_one(&self.readers).await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn create_batch(&self, batch: NewBatch, now: Millis) -> Result<Changes> {
@@ -589,5 +589,35 @@ impl JobStore for SqliteStore {
             let _ = rx.await;
         }
         self.readers.close().await;
+    }
+}
+
+/// Adds `filter`'s conditions (but its cursor) to `query`.
+fn matching(query: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
+    if let Some(state) = filter.state {
+        query.push(" AND state = ").push_bind(state.as_str());
+    }
+    if let Some(queue) = &filter.queue {
+        query.push(" AND queue = ").push_bind(queue.clone());
+    }
+    if let Some(plugin) = &filter.plugin {
+        query.push(" AND plugin = ").push_bind(plugin.clone());
+    }
+    if let Some(agent) = &filter.agent {
+        query.push(" AND agent_id = ").push_bind(agent.clone());
+    }
+    if let Some(text) = &filter.text {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        query
+            .push(" AND (id LIKE ")
+            .push_bind(format!("{escaped}%"))
+            .push(" ESCAPE '\\' OR args LIKE ")
+            .push_bind(format!("%{escaped}%"))
+            .push(" ESCAPE '\\' OR error_message LIKE ")
+            .push_bind(format!("%{escaped}%"))
+            .push(" ESCAPE '\\')");
     }
 }

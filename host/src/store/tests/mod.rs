@@ -3,6 +3,7 @@
 
 mod alerts;
 mod changes;
+mod search;
 mod stats;
 mod tokens;
 
@@ -13,6 +14,7 @@ use crate::model::{
 };
 use alerts::*;
 use changes::*;
+use search::*;
 use serde_json::json;
 use stats::*;
 use std::sync::Arc;
@@ -1663,6 +1665,7 @@ mod sqlite {
         check_audit_entries_are_kept_newest_first,
         check_finished_jobs_are_counted_per_queue,
         check_runs_are_rolled_up_per_bucket_and_key,
+        check_jobs_are_found_by_text_and_agent_and_counted,
         check_cancelled_runs_are_not_counted_and_lost_hosts_have_no_run_time,
         check_alert_rules_are_stored_replaced_and_deleted,
         check_one_incident_is_open_per_rule_and_subject,

@@ -1,0 +1,73 @@
+//! Conformance: jobs are found by text (an id's start, args, error text) and by agent,
+//! and counted by the same filter.
+
+use super::*;
+
+fn with_args(args: serde_json::Value) -> NewJob {
+    NewJob::new("echo", JsonText::from_value(&args), "default")
+}
+
+async fn found(store: &dyn JobStore, filter: JobFilter) -> Vec<JobId> {
+    let filter = JobFilter {
+        limit: 100,
+        ..filter
+    };
+    let listed = store.list(&filter).await.unwrap();
+    let counted = store.count(&filter).await.unwrap();
+    assert_eq!(counted, listed.jobs.len() as u64, "{filter:?}");
+    listed.jobs.into_iter().map(|job| job.id).collect()
+}
+
+fn text(text: &str) -> JobFilter {
+    JobFilter {
+        text: Some(text.into()),
+        ..JobFilter::default()
+    }
+}
+
+pub(super) async fn check_jobs_are_found_by_text_and_agent_and_counted(store: &dyn JobStore) {
+    let acme = add(store, with_args(json!({"customer": "ACME-42"})))
+        .await
+        .id;
+    let percent = add(store, with_args(json!({"discount": "100%"}))).await.id;
+    let plain = add(store, with_args(json!({"discount": "1000"}))).await.id;
+    let failing = add(store, with_args(json!({}))).await.id;
+    let claimed = claim_one(store, NOW).await;
+    assert_eq!(claimed.job.id, acme, "oldest first");
+    store
+        .fail(
+            acme,
+            claimed.lease,
+            Failure {
+                error: JobError::new(ErrorKind::Fatal, "the disk is full"),
+                ..failure(ErrorKind::Fatal, AfterFailure::Fail)
+            },
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(found(store, text("acme")).await, [acme], "any case");
+    assert_eq!(found(store, text("100%")).await, [percent], "% is itself");
+    assert!(found(store, text("_")).await.is_empty(), "_ is itself");
+    assert_eq!(found(store, text("disk is")).await, [acme], "error text");
+    let id = failing.to_string();
+    assert_eq!(found(store, text(&id)).await, [failing], "an id");
+    let start = found(store, text(&id[..8])).await;
+    assert!(
+        start.len() >= 4 && start.contains(&failing),
+        "an id's start"
+    );
+    assert_eq!(found(store, text("discount")).await, [plain, percent]);
+    let bound = add(store, bound_job("builder")).await.id;
+    let on_agent = JobFilter {
+        agent: Some("builder".into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(found(store, on_agent).await, [bound]);
+    let failed_acme = JobFilter {
+        state: Some(JobState::Failed),
+        ..text("ACME")
+    };
+    assert_eq!(found(store, failed_acme).await, [acme]);
+}

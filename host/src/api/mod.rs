@@ -34,6 +34,9 @@ pub use error::ApiError;
 pub use json_errors::{MAX_HEADER_BYTES, MAX_TARGET_BYTES};
 pub use session::{LOGIN_PAGE, login_cookie};
 
+pub(crate) use queues::every_queue;
+pub(crate) use responses::QueueView;
+
 use crate::engine::Scheduler;
 use crate::plugins::Registry;
 use crate::store::Reads;

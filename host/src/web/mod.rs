@@ -7,6 +7,7 @@
 //! - `login.rs`: the login page, which sets the session cookie;
 //! - `overview.rs`: `/`, counts, throughput, queues and agents;
 //! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`;
+//! - `queues.rs`: `/queues`, every queue with pause and resume for admins;
 //! - `chart.rs`: bar charts as inline SVG;
 //! - `assets.rs`: the vendored and own static files, compiled in.
 
@@ -15,8 +16,10 @@ mod chart;
 mod jobs;
 mod login;
 mod overview;
+mod queues;
 
 use crate::api::{ApiError, AppState, Caller, SessionCsrf};
+use crate::model::Millis;
 use crate::model::token::Role;
 use askama::Template;
 use axum::Router;
@@ -29,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview::page))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}", get(jobs::detail))
+        .route("/queues", get(queues::page))
         .route(crate::api::LOGIN_PAGE, get(login::form).post(login::submit))
         .route("/static/{file}", get(assets::file))
 }
@@ -42,7 +46,7 @@ struct NavItem {
 }
 
 /// The pages in the main navigation.
-const NAV: [(&str, &str); 2] = [("/", "Overview"), ("/jobs", "Jobs")];
+const NAV: [(&str, &str); 3] = [("/", "Overview"), ("/jobs", "Jobs"), ("/queues", "Queues")];
 
 /// What every page's frame shows.
 #[derive(Debug)]
@@ -103,4 +107,15 @@ fn render(template: &impl Template) -> Result<Response, ApiError> {
         .render()
         .map_err(|e| ApiError::BadRequest(format!("the page could not be drawn: {e}")))?;
     Ok(Html(html).into_response())
+}
+
+/// `ms` in words: seconds, minutes, hours or days.
+fn age(ms: Millis) -> String {
+    let seconds = ms.max(0) / 1000;
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        3600..86_400 => format!("{} h", seconds / 3600),
+        _ => format!("{} d", seconds / 86_400),
+    }
 }

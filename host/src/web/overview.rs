@@ -3,8 +3,8 @@
 //! serves it, and agents by status. Live.
 
 use super::chart::{self, Bar};
-use super::{Layout, render};
-use crate::api::{ApiError, AppState, Caller, SessionCsrf};
+use super::{Layout, age, render};
+use crate::api::{ApiError, AppState, Caller, SessionCsrf, every_queue};
 use crate::model::agent::AgentStatus;
 use crate::model::stats::{Resolution, Span, series};
 use crate::model::{JobState, Millis, now_ms, rfc3339};
@@ -46,35 +46,23 @@ pub(super) async fn page(
     csrf: Option<Extension<SessionCsrf>>,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
-    let queues = state.store.queues().await?;
+    let queues = every_queue(&state).await?;
     let count = |state: JobState| {
-        let per_queue = queues.iter().flat_map(|q| &q.counts);
-        per_queue.filter(|(s, _)| *s == state).map(|(_, n)| n).sum()
+        let per_queue = queues.iter().filter_map(|q| q.counts.get(state.as_str()));
+        per_queue.sum()
     };
     let states = JobState::ALL.map(|s| (s.as_str(), count(s))).to_vec();
-    let served = state.scheduler.served_queues();
-    let mut names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
-    names.extend(served.iter().cloned());
-    names.sort();
-    names.dedup();
-    let rows = names.into_iter().map(|name| {
-        let info = queues.iter().find(|q| q.name == name);
-        let of = |wanted: JobState| {
-            info.into_iter()
-                .flat_map(|q| &q.counts)
-                .filter(|(s, _)| *s == wanted)
-                .map(|(_, n)| *n)
-                .sum()
-        };
+    let rows = queues.iter().map(|queue| {
+        let of = |wanted: JobState| queue.counts.get(wanted.as_str()).copied().unwrap_or(0);
         QueueRow {
             waiting: of(JobState::Enqueued),
             running: of(JobState::Processing),
-            oldest: info
-                .and_then(|q| q.oldest_enqueued_at)
-                .map_or_else(|| "–".to_owned(), |at| age(now - at)),
-            served: served.contains(&name),
-            paused: info.is_some_and(|q| q.settings.paused),
-            name,
+            oldest: queue
+                .oldest_enqueued_age_ms
+                .map_or_else(|| "–".to_owned(), age),
+            served: queue.served,
+            paused: queue.paused,
+            name: queue.name.clone(),
         }
     });
     let agents = state.store.agents().await?;
@@ -151,15 +139,4 @@ async fn throughput(
         &label(span.from),
         &label(span.start(span.len().saturating_sub(1))),
     ))
-}
-
-/// `ms` in words: seconds, minutes, hours or days.
-fn age(ms: Millis) -> String {
-    let seconds = ms.max(0) / 1000;
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3600 => format!("{} min", seconds / 60),
-        3600..86_400 => format!("{} h", seconds / 3600),
-        _ => format!("{} d", seconds / 86_400),
-    }
 }

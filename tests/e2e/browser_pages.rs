@@ -1,0 +1,61 @@
+//! The queue, plugin, agent and alert pages in a real headless Chromium: an admin
+//! pauses a queue from its page, and every page passes an accessibility scan (axe-core)
+//! with a screenshot under `target/screenshots/`.
+
+use crate::common::browser::Browser;
+use crate::common::{Options, Orchestra};
+use serde_json::json;
+use std::time::Duration;
+
+/// Logs `browser` in to `host` as the admin through the login form.
+fn log_in(browser: &Browser, host: &Orchestra) {
+    browser.goto(&host.url("/login"));
+    browser.type_into("#token", host.token().unwrap());
+    browser.click("button[type=submit]");
+    browser.wait_for("#live");
+}
+
+#[test]
+fn an_admin_pauses_a_queue_from_the_queue_page() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    let done = host.submit("echo", json!({"n": 1}));
+    host.wait_for_state(&done, &["succeeded"], Duration::from_secs(60));
+    let browser = Browser::open();
+    log_in(&browser, &host);
+    browser.goto(&host.url("/queues"));
+    browser.wait_for("body[data-live=open]");
+    browser.wait_for_text("#queue-default .queue-state", "running");
+    browser.click("button[hx-post='/api/queues/default/pause']");
+    browser.wait_for_text("#queue-default .queue-state", "paused");
+    browser.wait_for("button[hx-post='/api/queues/default/resume']");
+    let listed = host.queues();
+    let default = listed.iter().find(|q| q["name"] == "default").unwrap();
+    assert_eq!(default["paused"], true, "{default}");
+    browser.screenshot("queues-paused");
+}
+
+#[test]
+fn the_new_pages_pass_an_accessibility_scan() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    host.submit_job(json!({"plugin": "echo", "queue": "nobody-here"}));
+    assert_eq!(host.post_empty("/api/queues/nobody-here/pause").0, 200);
+    let browser = Browser::open();
+    log_in(&browser, &host);
+    let mut found = Vec::new();
+    for (name, path) in [("queues", "/queues")] {
+        browser.goto(&host.url(path));
+        browser.wait_for("#live");
+        browser.screenshot(name);
+        found.extend(
+            browser
+                .accessibility_violations()
+                .into_iter()
+                .map(|v| format!("{name}: {v}")),
+        );
+    }
+    assert!(
+        found.is_empty(),
+        "accessibility violations:\n{}",
+        found.join("\n")
+    );
+}

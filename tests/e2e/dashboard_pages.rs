@@ -1,0 +1,87 @@
+//! The dashboard's queue, plugin, agent and alert pages over HTTP: they show what the
+//! host holds, escaped, with buttons for admins only.
+
+use crate::common::{Options, Orchestra};
+use crate::dashboard::page;
+use serde_json::json;
+use std::time::Duration;
+
+/// A `read` token made by the admin.
+fn read_token(host: &Orchestra) -> String {
+    let (status, made) = host.post("/api/tokens", &json!({"role": "read", "name": "viewer"}));
+    assert_eq!(status, 201, "{made}");
+    made["token"].as_str().unwrap().to_owned()
+}
+
+/// The table row of `id` in `html`.
+fn row<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<tr id=\"{id}\""))
+        .unwrap_or_else(|| panic!("a row {id} in {html}"));
+    let end = html[start..].find("</tr>").expect("the row ends");
+    &html[start..start + end]
+}
+
+#[test]
+fn the_queue_page_shows_counts_unserved_and_paused_queues_and_buttons_for_admins() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    let token = host.token().unwrap().to_owned();
+    let done = host.submit("echo", json!({"n": 1}));
+    host.wait_for_state(&done, &["succeeded"], Duration::from_secs(60));
+    host.submit_job(json!({"plugin": "echo", "queue": "nobody-here"}));
+    host.submit_job(json!({"plugin": "echo", "queue": "nobody-here"}));
+    assert_eq!(host.post_empty("/api/queues/nobody-here/pause").0, 200);
+    let (status, _) = host.put(
+        "/api/queues/nobody-here/concurrency",
+        &json!({"concurrency": 3}),
+    );
+    assert_eq!(status, 200);
+
+    let queues = page(&host, &token, "/queues");
+    assert_eq!(queues.status, 200, "{}", queues.text);
+    assert!(
+        queues
+            .text
+            .contains("<a href=\"/queues\" aria-current=\"page\">Queues</a>")
+    );
+    assert!(
+        queues
+            .text
+            .contains("data-events=\"/api/events?types=job.*,queue.*\"")
+    );
+    let default = row(&queues.text, "queue-default");
+    for part in [
+        "<a href=\"/jobs?queue=default\">default</a>",
+        "<td>yes</td>",
+        "<td class=\"queue-state\">running</td>",
+        "<td class=\"num\">none</td>",
+        "hx-post=\"/api/queues/default/pause\"",
+    ] {
+        assert!(default.contains(part), "{part} in {default}");
+    }
+    assert!(
+        default.contains("<td class=\"num\">1</td>"),
+        "one finished in the last five minutes: {default}"
+    );
+    let unserved = row(&queues.text, "queue-nobody-here");
+    for part in [
+        "<td class=\"num\">2</td>",
+        "no: nobody here runs its jobs",
+        "<strong class=\"paused\">paused</strong>",
+        "<td class=\"num\">3</td>",
+        "hx-post=\"/api/queues/nobody-here/resume\"",
+        "aria-label=\"Resume queue nobody-here\"",
+    ] {
+        assert!(unserved.contains(part), "{part} in {unserved}");
+    }
+    assert!(!unserved.contains("/pause\""), "{unserved}");
+
+    let viewer = page(&host, &read_token(&host), "/queues");
+    assert_eq!(viewer.status, 200);
+    assert!(viewer.text.contains("no: nobody here runs its jobs"));
+    assert!(
+        !viewer.text.contains("hx-post"),
+        "a read token sees no buttons"
+    );
+    assert!(!viewer.text.contains("<button"), "{}", viewer.text);
+}

@@ -37,12 +37,13 @@ fn an_admin_pauses_a_queue_from_the_queue_page() {
 #[test]
 fn the_new_pages_pass_an_accessibility_scan() {
     let host = Orchestra::start(Options::new().plugin("echo"));
+    host.write_plugin_file("bad.wasm", b"this is not a wasm component");
     host.submit_job(json!({"plugin": "echo", "queue": "nobody-here"}));
     assert_eq!(host.post_empty("/api/queues/nobody-here/pause").0, 200);
     let browser = Browser::open();
     log_in(&browser, &host);
     let mut found = Vec::new();
-    for (name, path) in [("queues", "/queues")] {
+    for (name, path) in [("queues", "/queues"), ("plugins", "/plugins")] {
         browser.goto(&host.url(path));
         browser.wait_for("#live");
         browser.screenshot(name);

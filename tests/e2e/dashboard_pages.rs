@@ -13,6 +13,15 @@ fn read_token(host: &Orchestra) -> String {
     made["token"].as_str().unwrap().to_owned()
 }
 
+/// `text` as the pages escape it.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
 /// The table row of `id` in `html`.
 fn row<'a>(html: &'a str, id: &str) -> &'a str {
     let start = html
@@ -84,4 +93,64 @@ fn the_queue_page_shows_counts_unserved_and_paused_queues_and_buttons_for_admins
         "a read token sees no buttons"
     );
     assert!(!viewer.text.contains("<button"), "{}", viewer.text);
+}
+
+#[test]
+fn the_plugin_page_shows_versions_limits_clamps_and_load_errors_first() {
+    let host = Orchestra::start(
+        Options::new()
+            .config("max_fuel = 20000000000\n")
+            .plugin("echo")
+            .plugin("spin")
+            .manifest("spin", "fuel = 100000000000\n"),
+    );
+    host.write_plugin_file("bad.wasm", b"this is not a wasm component");
+    let bad = host
+        .wait_for_plugin("bad", "reported", |p| {
+            p.is_some_and(|p| !p["error"].is_null())
+        })
+        .expect("bad is listed");
+    let error = bad["error"].as_str().unwrap();
+    let echo = host.plugin("echo").expect("echo is listed");
+    let digest = echo["digest"].as_str().unwrap();
+
+    let plugins = page(&host, host.token().unwrap(), "/plugins");
+    assert_eq!(plugins.status, 200, "{}", plugins.text);
+    let text = &plugins.text;
+    let problems = text
+        .find("<h2 id=\"load-errors\"")
+        .expect("a load error section");
+    assert!(
+        problems < text.find("<table>").unwrap(),
+        "errors come first"
+    );
+    let escaped = escaped(error);
+    assert!(
+        text.contains(&format!(
+            "<li id=\"error-bad\"><strong>bad</strong>: <span class=\"error\">{escaped}</span></li>"
+        )),
+        "{error} in {text}"
+    );
+    assert!(!text.contains("id=\"error-echo\""), "{text}");
+    let echo_row = row(text, "plugin-echo");
+    assert!(
+        echo_row.contains(&format!("<code title=\"module digest\">{digest}</code>")),
+        "{echo_row}"
+    );
+    assert!(
+        echo_row.contains("<td>none</td>"),
+        "nothing lowered: {echo_row}"
+    );
+    let spin_row = row(text, "plugin-spin");
+    assert!(
+        spin_row.contains("20000000000 fuel,")
+            && spin_row.contains("fuel: asked 100000000000, gets 20000000000"),
+        "{spin_row}"
+    );
+    let bad_row = row(text, "plugin-bad");
+    assert!(
+        bad_row.contains("<strong class=\"error\">load error</strong>")
+            && bad_row.contains("not loaded"),
+        "{bad_row}"
+    );
 }

@@ -8,6 +8,7 @@
 //! - `overview.rs`: `/`, counts, throughput, queues and agents;
 //! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`;
 //! - `queues.rs`: `/queues`, every queue with pause and resume for admins;
+//! - `plugins.rs`: `/plugins`, every plugin with its version, limits and load error;
 //! - `chart.rs`: bar charts as inline SVG;
 //! - `assets.rs`: the vendored and own static files, compiled in.
 
@@ -16,6 +17,7 @@ mod chart;
 mod jobs;
 mod login;
 mod overview;
+mod plugins;
 mod queues;
 
 use crate::api::{ApiError, AppState, Caller, SessionCsrf};
@@ -33,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}", get(jobs::detail))
         .route("/queues", get(queues::page))
+        .route("/plugins", get(plugins::page))
         .route(crate::api::LOGIN_PAGE, get(login::form).post(login::submit))
         .route("/static/{file}", get(assets::file))
 }
@@ -46,7 +49,12 @@ struct NavItem {
 }
 
 /// The pages in the main navigation.
-const NAV: [(&str, &str); 3] = [("/", "Overview"), ("/jobs", "Jobs"), ("/queues", "Queues")];
+const NAV: [(&str, &str); 4] = [
+    ("/", "Overview"),
+    ("/jobs", "Jobs"),
+    ("/queues", "Queues"),
+    ("/plugins", "Plugins"),
+];
 
 /// What every page's frame shows.
 #[derive(Debug)]

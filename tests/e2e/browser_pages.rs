@@ -2,6 +2,7 @@
 //! pauses a queue from its page, and every page passes an accessibility scan (axe-core)
 //! with a screenshot under `target/screenshots/`.
 
+use crate::common::agents::Workspace;
 use crate::common::browser::Browser;
 use crate::common::{Options, Orchestra};
 use serde_json::json;
@@ -36,14 +37,22 @@ fn an_admin_pauses_a_queue_from_the_queue_page() {
 
 #[test]
 fn the_new_pages_pass_an_accessibility_scan() {
-    let host = Orchestra::start(Options::new().plugin("echo"));
+    let ws = Workspace::new();
+    let host = Orchestra::start(ws.options().plugin("echo"));
+    let mut coder = ws.coding_agent("coder");
+    coder["name"] = json!("The coder");
+    host.register_agent(&coder);
     host.write_plugin_file("bad.wasm", b"this is not a wasm component");
     host.submit_job(json!({"plugin": "echo", "queue": "nobody-here"}));
     assert_eq!(host.post_empty("/api/queues/nobody-here/pause").0, 200);
     let browser = Browser::open();
     log_in(&browser, &host);
     let mut found = Vec::new();
-    for (name, path) in [("queues", "/queues"), ("plugins", "/plugins")] {
+    for (name, path) in [
+        ("queues", "/queues"),
+        ("plugins", "/plugins"),
+        ("agents", "/agents"),
+    ] {
         browser.goto(&host.url(path));
         browser.wait_for("#live");
         browser.screenshot(name);

@@ -1,7 +1,8 @@
 //! The dashboard's queue, plugin, agent and alert pages over HTTP: they show what the
 //! host holds, escaped, with buttons for admins only.
 
-use crate::common::{Options, Orchestra};
+use crate::common::agents::Workspace;
+use crate::common::{Options, Orchestra, wait_until};
 use crate::dashboard::page;
 use serde_json::json;
 use std::time::Duration;
@@ -153,4 +154,63 @@ fn the_plugin_page_shows_versions_limits_clamps_and_load_errors_first() {
             && bad_row.contains("not loaded"),
         "{bad_row}"
     );
+}
+
+#[test]
+fn the_agent_page_shows_status_reasons_work_done_and_escapes_names() {
+    let ws = Workspace::new();
+    let config = format!(
+        "agent_health_schedule = \"* * * * * *\"\nagent_health_misses = 1\n\
+         [[agents]]\nid = \"sick\"\nname = \"sick\"\nrepository_path = \"{repo}\"\n\
+         command = [\"/usr/bin/env\", \"bash\", \"-c\", \"{{command}}\"]\n\
+         health_command = [\"/usr/bin/false\"]\nhealth_interval_seconds = 1\n",
+        repo = ws.repo()
+    );
+    let host = Orchestra::start(ws.options().config(&config));
+    let mut shell = ws.shell_agent("shell");
+    shell["name"] = json!("<b>the shell</b>");
+    host.register_agent(&shell);
+    wait_until("sick to go offline", Duration::from_secs(30), || {
+        let sick = host.agent("sick");
+        if sick["status"] == "offline" {
+            Ok(())
+        } else {
+            Err(sick.to_string())
+        }
+    });
+    let (task, _, agent) = host.submit_task(&json!({
+        "command": "echo hi", "repository_path": ws.repo(),
+    }));
+    assert_eq!(agent, "shell", "the only healthy agent");
+    host.wait_for_task(&task, &["succeeded"], Duration::from_secs(60));
+    let reason = host.agent("sick")["status_reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let agents = page(&host, &read_token(&host), "/agents");
+    assert_eq!(agents.status, 200, "{}", agents.text);
+    assert!(
+        agents
+            .text
+            .contains("data-events=\"/api/events?types=agent.*,task.*\"")
+    );
+    let sick = row(&agents.text, "agent-sick");
+    assert!(
+        sick.contains(&format!(
+            "<span class=\"agent-offline\">offline</span><br><span class=\"reason\">{}</span>",
+            escaped(&reason)
+        )),
+        "{reason} in {sick}"
+    );
+    let shell = row(&agents.text, "agent-shell");
+    assert!(!shell.contains("<b>"), "escaped: {shell}");
+    for part in [
+        "&#60;b&#62;the shell&#60;/b&#62;",
+        "<span class=\"agent-idle\">idle</span>",
+        "0 of 1",
+        "<td class=\"num\">1</td><td class=\"num\">1</td><td class=\"num\">0</td>",
+    ] {
+        assert!(shell.contains(part), "{part} in {shell}");
+    }
 }

@@ -9,9 +9,11 @@
 //! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`;
 //! - `queues.rs`: `/queues`, every queue with pause and resume for admins;
 //! - `plugins.rs`: `/plugins`, every plugin with its version, limits and load error;
+//! - `agents.rs`: `/agents`, every agent with its status, health and metrics;
 //! - `chart.rs`: bar charts as inline SVG;
 //! - `assets.rs`: the vendored and own static files, compiled in.
 
+mod agents;
 mod assets;
 mod chart;
 mod jobs;
@@ -36,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/{id}", get(jobs::detail))
         .route("/queues", get(queues::page))
         .route("/plugins", get(plugins::page))
+        .route("/agents", get(agents::page))
         .route(crate::api::LOGIN_PAGE, get(login::form).post(login::submit))
         .route("/static/{file}", get(assets::file))
 }
@@ -49,11 +52,12 @@ struct NavItem {
 }
 
 /// The pages in the main navigation.
-const NAV: [(&str, &str); 4] = [
+const NAV: [(&str, &str); 5] = [
     ("/", "Overview"),
     ("/jobs", "Jobs"),
     ("/queues", "Queues"),
     ("/plugins", "Plugins"),
+    ("/agents", "Agents"),
 ];
 
 /// What every page's frame shows.

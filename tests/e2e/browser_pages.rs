@@ -4,7 +4,7 @@
 
 use crate::common::agents::Workspace;
 use crate::common::browser::Browser;
-use crate::common::{Options, Orchestra};
+use crate::common::{Options, Orchestra, wait_until};
 use serde_json::json;
 use std::time::Duration;
 
@@ -43,6 +43,17 @@ fn the_new_pages_pass_an_accessibility_scan() {
     coder["name"] = json!("The coder");
     host.register_agent(&coder);
     host.write_plugin_file("bad.wasm", b"this is not a wasm component");
+    let rule = json!({"condition": {"kind": "plugin_load_failed"},
+                      "webhook": {"url": "http://127.0.0.1:9/hook", "secret": "a-secret-of-fair-length"}});
+    assert_eq!(host.put("/api/alerts/plugins", &rule).0, 201);
+    wait_until("an open incident", Duration::from_secs(30), || {
+        let (_, body) = host.get("/api/alerts/incidents?open=true");
+        if body["incidents"].as_array().is_some_and(|i| !i.is_empty()) {
+            Ok(())
+        } else {
+            Err(body.to_string())
+        }
+    });
     host.submit_job(json!({"plugin": "echo", "queue": "nobody-here"}));
     assert_eq!(host.post_empty("/api/queues/nobody-here/pause").0, 200);
     let browser = Browser::open();
@@ -52,6 +63,8 @@ fn the_new_pages_pass_an_accessibility_scan() {
         ("queues", "/queues"),
         ("plugins", "/plugins"),
         ("agents", "/agents"),
+        ("alerts", "/alerts"),
+        ("overview-alerts", "/"),
     ] {
         browser.goto(&host.url(path));
         browser.wait_for("#live");

@@ -214,3 +214,106 @@ fn the_agent_page_shows_status_reasons_work_done_and_escapes_names() {
         assert!(shell.contains(part), "{part} in {shell}");
     }
 }
+
+#[test]
+fn the_alert_page_shows_rules_in_words_and_incidents_open_first_and_the_overview_the_open_ones() {
+    let host = Orchestra::start(Options::new().plugin("flaky"));
+    let rule = json!({
+        "condition": {"kind": "job_failed", "plugin": "flaky"},
+        "webhook": {"url": "http://127.0.0.1:9/hooks/T0/very-secret-path", "secret": "s3cret-value-of-fair-length"},
+    });
+    assert_eq!(host.put("/api/alerts/failures", &rule).0, 201);
+    let depth = json!({"condition": {"kind": "queue_depth", "queue": "default", "above": 50}});
+    assert_eq!(host.put("/api/alerts/backlog", &depth).0, 201);
+    let first = host.submit_job(json!({"plugin": "flaky", "args": {"fatal": true}}));
+    let second = host.submit_job(json!({"plugin": "flaky", "args": {"fatal": true}}));
+    for job in [&first, &second] {
+        host.wait_for_state(job, &["failed"], Duration::from_secs(60));
+    }
+    let incidents = |query: &str| {
+        let (status, body) = host.get(&format!("/api/alerts/incidents?{query}"));
+        assert_eq!(status, 200, "{body}");
+        body["incidents"].as_array().unwrap().clone()
+    };
+    wait_until("two incidents", Duration::from_secs(30), || {
+        let open = incidents("open=true");
+        if open.len() == 2 {
+            Ok(())
+        } else {
+            Err(format!("{open:?}"))
+        }
+    });
+    assert_eq!(host.delete(&format!("/api/jobs/{first}")).0, 204);
+    wait_until("the first to resolve", Duration::from_secs(30), || {
+        let resolved = incidents("open=false");
+        if resolved.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{resolved:?}"))
+        }
+    });
+    let open = &incidents("open=true")[0];
+    let resolved = &incidents("open=false")[0];
+    assert_eq!(open["subject"], second.as_str());
+
+    let alerts = page(&host, &read_token(&host), "/alerts");
+    assert_eq!(alerts.status, 200, "{}", alerts.text);
+    let text = &alerts.text;
+    assert!(
+        !text.contains("very-secret-path") && !text.contains("s3cret-value-of-fair-length"),
+        "{text}"
+    );
+    let failures = row(text, "rule-failures");
+    assert!(
+        failures.contains("<td>a job of plugin flaky fails for good</td><td>http://127.0.0.1:9 (signed)</td><td>yes</td>"),
+        "{failures}"
+    );
+    let backlog = row(text, "rule-backlog");
+    assert!(
+        backlog.contains("<td>more than 50 jobs wait in queue default</td><td>none: logged and published only</td>"),
+        "{backlog}"
+    );
+    let open_id = format!("incident-{}", open["id"].as_str().unwrap());
+    let resolved_id = format!("incident-{}", resolved["id"].as_str().unwrap());
+    let open_row = row(text, &open_id);
+    assert!(
+        open_row.contains(&second) && open_row.contains("<strong class=\"error\">open</strong>"),
+        "{open_row}"
+    );
+    assert!(
+        open_row.contains(&escaped(open["summary"].as_str().unwrap())),
+        "{open_row}"
+    );
+    let resolved_row = row(text, &resolved_id);
+    assert!(
+        resolved_row.contains(&first)
+            && resolved_row.contains(resolved["resolved_at"].as_str().unwrap()),
+        "{resolved_row}"
+    );
+    assert!(text.find(&open_id) < text.find(&resolved_id), "open first");
+    let admin = page(&host, host.token().unwrap(), "/alerts");
+    assert!(
+        admin
+            .text
+            .contains("http://127.0.0.1:9/hooks/T0/very-secret-path (signed)"),
+        "an admin sees the whole URL"
+    );
+    assert!(
+        !admin.text.contains("s3cret-value-of-fair-length"),
+        "never the secret"
+    );
+
+    let overview = page(&host, host.token().unwrap(), "/");
+    assert!(
+        overview
+            .text
+            .contains("<a href=\"/alerts\">All alerts and incidents</a>"),
+        "{}",
+        overview.text
+    );
+    assert!(
+        overview.text.contains(&open_id) && !overview.text.contains(&resolved_id),
+        "{}",
+        overview.text
+    );
+}

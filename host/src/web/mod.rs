@@ -5,15 +5,17 @@
 //! token.
 //!
 //! - `login.rs`: the login page, which sets the session cookie;
-//! - `overview.rs`: `/`, counts, throughput, queues and agents;
+//! - `overview.rs`: `/`, counts, throughput, queues, agents and open alert incidents;
 //! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`;
 //! - `queues.rs`: `/queues`, every queue with pause and resume for admins;
 //! - `plugins.rs`: `/plugins`, every plugin with its version, limits and load error;
 //! - `agents.rs`: `/agents`, every agent with its status, health and metrics;
+//! - `alerts.rs`: `/alerts`, the alert rules and their incidents;
 //! - `chart.rs`: bar charts as inline SVG;
 //! - `assets.rs`: the vendored and own static files, compiled in.
 
 mod agents;
+mod alerts;
 mod assets;
 mod chart;
 mod jobs;
@@ -39,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/queues", get(queues::page))
         .route("/plugins", get(plugins::page))
         .route("/agents", get(agents::page))
+        .route("/alerts", get(alerts::page))
         .route(crate::api::LOGIN_PAGE, get(login::form).post(login::submit))
         .route("/static/{file}", get(assets::file))
 }
@@ -52,12 +55,13 @@ struct NavItem {
 }
 
 /// The pages in the main navigation.
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/", "Overview"),
     ("/jobs", "Jobs"),
     ("/queues", "Queues"),
     ("/plugins", "Plugins"),
     ("/agents", "Agents"),
+    ("/alerts", "Alerts"),
 ];
 
 /// What every page's frame shows.

@@ -1,10 +1,11 @@
 //! `/`: what an operator looks at first: jobs per state, throughput (per minute over the
 //! last hour, per day over 30 days), each queue's depth, oldest wait and whether anyone
-//! serves it, and agents by status. Live.
+//! serves it, agents by status, and the open alert incidents. Live.
 
+use super::alerts::open_incidents;
 use super::chart::{self, Bar};
 use super::{Layout, age, render};
-use crate::api::{ApiError, AppState, Caller, SessionCsrf, every_queue};
+use crate::api::{ApiError, AppState, Caller, IncidentView, SessionCsrf, every_queue};
 use crate::model::agent::AgentStatus;
 use crate::model::stats::{Resolution, Span, series};
 use crate::model::{JobState, Millis, now_ms, rfc3339};
@@ -26,6 +27,8 @@ struct Overview {
     queues: Vec<QueueRow>,
     /// Agents per status, every status shown.
     agents: Vec<(&'static str, usize)>,
+    /// The open alert incidents, newest first.
+    incidents: Vec<IncidentView>,
 }
 
 /// One queue's line.
@@ -102,6 +105,7 @@ pub(super) async fn page(
         .await?,
         queues: rows.collect(),
         agents,
+        incidents: open_incidents(&state).await?,
     };
     render(&page)
 }

@@ -97,7 +97,7 @@ fn in_words(condition: &AlertCondition) -> String {
             min_runs,
         } => format!(
             "more than {}% of the runs{} in the last {window_seconds} s fail (once at least {min_runs} ran)",
-            above * 100.0,
+            (above * 1000.0).round() / 10.0,
             scope(plugin, queue)
         ),
         AlertCondition::PluginLoadFailed { plugin } => match plugin {
@@ -150,4 +150,52 @@ pub(super) async fn page(
         resolved: incidents(&state, false, RESOLVED_SHOWN).await?,
     };
     render(&page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_read_as_words() {
+        let cases = [
+            (
+                AlertCondition::JobFailed {
+                    plugin: None,
+                    queue: Some("night".into()),
+                },
+                "a job in queue night fails for good",
+            ),
+            (
+                AlertCondition::AgentOffline {
+                    agent: Some("coder".into()),
+                },
+                "agent coder goes offline or into error",
+            ),
+            (
+                AlertCondition::QueueAge {
+                    queue: "default".into(),
+                    above_seconds: 90,
+                },
+                "a job has waited more than 90 s in queue default",
+            ),
+            (
+                AlertCondition::FailureRate {
+                    plugin: Some("flaky".into()),
+                    queue: None,
+                    above: 0.07,
+                    window_seconds: 600,
+                    min_runs: 5,
+                },
+                "more than 7% of the runs of plugin flaky in the last 600 s fail (once at least 5 ran)",
+            ),
+            (
+                AlertCondition::PluginLoadFailed { plugin: None },
+                "a plugin fails to load",
+            ),
+        ];
+        for (condition, words) in cases {
+            assert_eq!(in_words(&condition), words);
+        }
+    }
 }

@@ -135,3 +135,17 @@ fn age(ms: Millis) -> String {
         _ => format!("{} d", seconds / 86_400),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_age_is_told_in_its_largest_whole_unit() {
+        assert_eq!(age(-5), "0 s");
+        assert_eq!(age(59_999), "59 s");
+        assert_eq!(age(60_000), "1 min");
+        assert_eq!(age(2 * 3_600_000 + 1), "2 h");
+        assert_eq!(age(3 * 86_400_000), "3 d");
+    }
+}

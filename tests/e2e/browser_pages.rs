@@ -82,3 +82,20 @@ fn the_new_pages_pass_an_accessibility_scan() {
         found.join("\n")
     );
 }
+
+#[test]
+fn the_agent_page_updates_live_when_a_task_runs() {
+    let ws = Workspace::new();
+    let host = Orchestra::start(ws.options());
+    host.register_agent(&ws.shell_agent("shell"));
+    let browser = Browser::open();
+    log_in(&browser, &host);
+    browser.goto(&host.url("/agents"));
+    browser.wait_for("body[data-live=open]");
+    browser.wait_for_text("#runs-shell", "0");
+    let (task, _, _) = host.submit_task(&json!({
+        "command": "echo hi", "repository_path": ws.repo(),
+    }));
+    host.wait_for_task(&task, &["succeeded"], Duration::from_secs(60));
+    browser.wait_for_text("#runs-shell", "1");
+}

@@ -193,7 +193,7 @@ fn the_agent_page_shows_status_reasons_work_done_and_escapes_names() {
     assert!(
         agents
             .text
-            .contains("data-events=\"/api/events?types=agent.*,task.*\"")
+            .contains("data-events=\"/api/events?types=agent.*,job.started,job.succeeded,job.failed,job.cancelled\"")
     );
     let sick = row(&agents.text, "agent-sick");
     assert!(
@@ -209,7 +209,7 @@ fn the_agent_page_shows_status_reasons_work_done_and_escapes_names() {
         "&#60;b&#62;the shell&#60;/b&#62;",
         "<span class=\"agent-idle\">idle</span>",
         "0 of 1",
-        "<td class=\"num\">1</td><td class=\"num\">1</td><td class=\"num\">0</td>",
+        "<td class=\"num\" id=\"runs-shell\">1</td><td class=\"num\">1</td><td class=\"num\">0</td>",
     ] {
         assert!(shell.contains(part), "{part} in {shell}");
     }

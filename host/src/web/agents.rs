@@ -70,7 +70,7 @@ pub(super) async fn page(
             "/agents",
             &caller,
             csrf.map(|Extension(c)| c),
-            "/api/events?types=agent.*,task.*",
+            "/api/events?types=agent.*,job.started,job.succeeded,job.failed,job.cancelled",
         ),
         agents,
     };

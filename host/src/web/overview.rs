@@ -4,7 +4,8 @@
 
 use super::alerts::open_incidents;
 use super::chart::{self, Bar};
-use super::{Layout, age, render};
+use super::queues::QueueRow;
+use super::{Layout, render};
 use crate::api::{ApiError, AppState, Caller, IncidentView, SessionCsrf, every_queue};
 use crate::model::agent::AgentStatus;
 use crate::model::stats::{Resolution, Span, series};
@@ -31,17 +32,6 @@ struct Overview {
     incidents: Vec<IncidentView>,
 }
 
-/// One queue's line.
-struct QueueRow {
-    name: String,
-    waiting: u64,
-    running: u64,
-    /// How long its oldest waiting job has waited, in words.
-    oldest: String,
-    served: bool,
-    paused: bool,
-}
-
 /// `GET /`.
 pub(super) async fn page(
     State(state): State<AppState>,
@@ -55,19 +45,6 @@ pub(super) async fn page(
         per_queue.sum()
     };
     let states = JobState::ALL.map(|s| (s.as_str(), count(s))).to_vec();
-    let rows = queues.iter().map(|queue| {
-        let of = |wanted: JobState| queue.counts.get(wanted.as_str()).copied().unwrap_or(0);
-        QueueRow {
-            waiting: of(JobState::Enqueued),
-            running: of(JobState::Processing),
-            oldest: queue
-                .oldest_enqueued_age_ms
-                .map_or_else(|| "–".to_owned(), age),
-            served: queue.served,
-            paused: queue.paused,
-            name: queue.name.clone(),
-        }
-    });
     let agents = state.store.agents().await?;
     let statuses = [
         AgentStatus::Busy,
@@ -103,7 +80,7 @@ pub(super) async fn page(
             now,
         )
         .await?,
-        queues: rows.collect(),
+        queues: queues.into_iter().map(QueueRow::from).collect(),
         agents,
         incidents: open_incidents(&state).await?,
     };

@@ -17,19 +17,19 @@ struct QueuesPage {
     queues: Vec<QueueRow>,
 }
 
-/// One queue's line.
-struct QueueRow {
-    name: String,
-    waiting: u64,
-    running: u64,
-    scheduled: u64,
+/// One queue's line, here and on the overview.
+pub(super) struct QueueRow {
+    pub(super) name: String,
+    pub(super) waiting: u64,
+    pub(super) running: u64,
+    pub(super) scheduled: u64,
     /// How long its oldest waiting job has waited, in words.
-    oldest: String,
-    finished: u64,
-    served: bool,
-    paused: bool,
+    pub(super) oldest: String,
+    pub(super) finished: u64,
+    pub(super) served: bool,
+    pub(super) paused: bool,
     /// Its concurrency cap, in words.
-    cap: String,
+    pub(super) cap: String,
 }
 
 impl From<QueueView> for QueueRow {

@@ -8,15 +8,15 @@ use serde_json::json;
 use std::time::Duration;
 
 /// An answer: status, a header's value and the body's text.
-struct Page {
-    status: u16,
-    header: Option<String>,
-    text: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) header: Option<String>,
+    pub(crate) text: String,
 }
 
 /// Sends `method path` (no redirect followed) with `headers` and a form `body`,
 /// returning the answer and its `header`.
-fn fetch(
+pub(crate) fn fetch(
     host: &Orchestra,
     method: &str,
     path: &str,
@@ -52,7 +52,7 @@ fn fetch(
 }
 
 /// A page as `token` sees it.
-fn page(host: &Orchestra, token: &str, path: &str) -> Page {
+pub(crate) fn page(host: &Orchestra, token: &str, path: &str) -> Page {
     let bearer = format!("Bearer {token}");
     fetch(
         host,

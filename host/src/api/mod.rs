@@ -35,6 +35,9 @@ pub(crate) use jobs::search_text;
 pub use json_errors::{MAX_HEADER_BYTES, MAX_TARGET_BYTES};
 pub use session::{LOGIN_PAGE, login_cookie};
 
+pub(crate) use queues::every_queue;
+pub(crate) use responses::{AlertView, IncidentView, PluginView, QueueView, Retry};
+
 use crate::engine::Scheduler;
 use crate::plugins::Registry;
 use crate::store::Reads;

@@ -37,6 +37,14 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Every queue, by name.", body = QueueList))
 )]
 async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
+    Ok(Json(QueueList {
+        queues: every_queue(&state).await?,
+    }))
+}
+
+/// Every queue that holds jobs, has settings or is served here, by name, as clients
+/// see it now: counts, controls, age and throughput.
+pub(crate) async fn every_queue(state: &AppState) -> Result<Vec<QueueView>, ApiError> {
     let mut known = state.store.queues().await?;
     let served_queues = state.scheduler.served_queues();
     for served in &served_queues {
@@ -60,9 +68,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError
         let done = finished.iter().find(|(queue, _)| *queue == info.name);
         QueueView::new(info, served, done.map_or(0, |(_, n)| *n), now)
     });
-    Ok(Json(QueueList {
-        queues: queues.collect(),
-    }))
+    Ok(queues.collect())
 }
 
 /// The warning an answer carries when jobs went to `queues` that no worker of this host

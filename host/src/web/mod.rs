@@ -5,18 +5,27 @@
 //! token.
 //!
 //! - `login.rs`: the login page, which sets the session cookie;
-//! - `overview.rs`: `/`, counts, throughput, queues and agents;
+//! - `overview.rs`: `/`, counts, throughput, queues, agents and open alert incidents;
 //! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`;
+//! - `queues.rs`: `/queues`, every queue with pause and resume for admins;
+//! - `plugins.rs`: `/plugins`, every plugin with its version, limits and load error;
+//! - `agents.rs`: `/agents`, every agent with its status, health and metrics;
+//! - `alerts.rs`: `/alerts`, the alert rules and their incidents;
 //! - `chart.rs`: bar charts as inline SVG;
 //! - `assets.rs`: the vendored and own static files, compiled in.
 
+mod agents;
+mod alerts;
 mod assets;
 mod chart;
 mod jobs;
 mod login;
 mod overview;
+mod plugins;
+mod queues;
 
 use crate::api::{ApiError, AppState, Caller, SessionCsrf};
+use crate::model::Millis;
 use crate::model::token::Role;
 use askama::Template;
 use axum::Router;
@@ -30,6 +39,10 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs", get(jobs::list))
         .route("/jobs/bulk", axum::routing::post(jobs::bulk))
         .route("/jobs/{id}", get(jobs::detail))
+        .route("/queues", get(queues::page))
+        .route("/plugins", get(plugins::page))
+        .route("/agents", get(agents::page))
+        .route("/alerts", get(alerts::page))
         .route(crate::api::LOGIN_PAGE, get(login::form).post(login::submit))
         .route("/static/{file}", get(assets::file))
 }
@@ -43,7 +56,14 @@ struct NavItem {
 }
 
 /// The pages in the main navigation.
-const NAV: [(&str, &str); 2] = [("/", "Overview"), ("/jobs", "Jobs")];
+const NAV: [(&str, &str); 6] = [
+    ("/", "Overview"),
+    ("/jobs", "Jobs"),
+    ("/queues", "Queues"),
+    ("/plugins", "Plugins"),
+    ("/agents", "Agents"),
+    ("/alerts", "Alerts"),
+];
 
 /// What every page's frame shows.
 #[derive(Debug)]
@@ -104,4 +124,29 @@ fn render(template: &impl Template) -> Result<Response, ApiError> {
         .render()
         .map_err(|e| ApiError::BadRequest(format!("the page could not be drawn: {e}")))?;
     Ok(Html(html).into_response())
+}
+
+/// `ms` in words: seconds, minutes, hours or days.
+fn age(ms: Millis) -> String {
+    let seconds = ms.max(0) / 1000;
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        3600..86_400 => format!("{} h", seconds / 3600),
+        _ => format!("{} d", seconds / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_age_is_told_in_its_largest_whole_unit() {
+        assert_eq!(age(-5), "0 s");
+        assert_eq!(age(59_999), "59 s");
+        assert_eq!(age(60_000), "1 min");
+        assert_eq!(age(2 * 3_600_000 + 1), "2 h");
+        assert_eq!(age(3 * 86_400_000), "3 d");
+    }
 }

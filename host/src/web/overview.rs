@@ -1,10 +1,12 @@
 //! `/`: what an operator looks at first: jobs per state, throughput (per minute over the
 //! last hour, per day over 30 days), each queue's depth, oldest wait and whether anyone
-//! serves it, and agents by status. Live.
+//! serves it, agents by status, and the open alert incidents. Live.
 
+use super::alerts::open_incidents;
 use super::chart::{self, Bar};
+use super::queues::QueueRow;
 use super::{Layout, render};
-use crate::api::{ApiError, AppState, Caller, SessionCsrf};
+use crate::api::{ApiError, AppState, Caller, IncidentView, SessionCsrf, every_queue};
 use crate::model::agent::AgentStatus;
 use crate::model::stats::{Resolution, Span, series};
 use crate::model::{JobState, Millis, now_ms, rfc3339};
@@ -26,17 +28,8 @@ struct Overview {
     queues: Vec<QueueRow>,
     /// Agents per status, every status shown.
     agents: Vec<(&'static str, usize)>,
-}
-
-/// One queue's line.
-struct QueueRow {
-    name: String,
-    waiting: u64,
-    running: u64,
-    /// How long its oldest waiting job has waited, in words.
-    oldest: String,
-    served: bool,
-    paused: bool,
+    /// The open alert incidents, newest first.
+    incidents: Vec<IncidentView>,
 }
 
 /// `GET /`.
@@ -46,37 +39,12 @@ pub(super) async fn page(
     csrf: Option<Extension<SessionCsrf>>,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
-    let queues = state.store.queues().await?;
+    let queues = every_queue(&state).await?;
     let count = |state: JobState| {
-        let per_queue = queues.iter().flat_map(|q| &q.counts);
-        per_queue.filter(|(s, _)| *s == state).map(|(_, n)| n).sum()
+        let per_queue = queues.iter().filter_map(|q| q.counts.get(state.as_str()));
+        per_queue.sum()
     };
     let states = JobState::ALL.map(|s| (s.as_str(), count(s))).to_vec();
-    let served = state.scheduler.served_queues();
-    let mut names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
-    names.extend(served.iter().cloned());
-    names.sort();
-    names.dedup();
-    let rows = names.into_iter().map(|name| {
-        let info = queues.iter().find(|q| q.name == name);
-        let of = |wanted: JobState| {
-            info.into_iter()
-                .flat_map(|q| &q.counts)
-                .filter(|(s, _)| *s == wanted)
-                .map(|(_, n)| *n)
-                .sum()
-        };
-        QueueRow {
-            waiting: of(JobState::Enqueued),
-            running: of(JobState::Processing),
-            oldest: info
-                .and_then(|q| q.oldest_enqueued_at)
-                .map_or_else(|| "–".to_owned(), |at| age(now - at)),
-            served: served.contains(&name),
-            paused: info.is_some_and(|q| q.settings.paused),
-            name,
-        }
-    });
     let agents = state.store.agents().await?;
     let statuses = [
         AgentStatus::Busy,
@@ -112,8 +80,9 @@ pub(super) async fn page(
             now,
         )
         .await?,
-        queues: rows.collect(),
+        queues: queues.into_iter().map(QueueRow::from).collect(),
         agents,
+        incidents: open_incidents(&state).await?,
     };
     render(&page)
 }
@@ -151,15 +120,4 @@ async fn throughput(
         &label(span.from),
         &label(span.start(span.len().saturating_sub(1))),
     ))
-}
-
-/// `ms` in words: seconds, minutes, hours or days.
-fn age(ms: Millis) -> String {
-    let seconds = ms.max(0) / 1000;
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3600 => format!("{} min", seconds / 60),
-        3600..86_400 => format!("{} h", seconds / 3600),
-        _ => format!("{} d", seconds / 86_400),
-    }
 }

@@ -72,7 +72,10 @@ pub fn validate_id(id: &str) -> Result<(), InvalidRecurring> {
 }
 
 /// Parses a schedule that fires at least once more.
-fn schedule(cron: &str, timezone: &str) -> Result<Schedule, InvalidRecurring> {
+///
+/// # Errors
+/// [`InvalidRecurring::Invalid`] naming `cron` or `timezone`.
+pub fn schedule(cron: &str, timezone: &str) -> Result<Schedule, InvalidRecurring> {
     let schedule = Schedule::parse(cron, timezone).map_err(|e| match e {
         ScheduleError::UnknownTimeZone(_) => Invalid::of("timezone")(format!("timezone: {e}")),
         _ => Invalid::of("cron")(format!("cron `{cron}`: {e}")),

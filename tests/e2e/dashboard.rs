@@ -8,10 +8,10 @@ use serde_json::json;
 use std::time::Duration;
 
 /// An answer: status, a header's value and the body's text.
-struct Page {
-    status: u16,
-    header: Option<String>,
-    text: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) header: Option<String>,
+    pub(crate) text: String,
 }
 
 /// Sends `method path` (no redirect followed) with `headers` and a form `body`,
@@ -52,7 +52,7 @@ fn fetch(
 }
 
 /// A page as `token` sees it.
-fn page(host: &Orchestra, token: &str, path: &str) -> Page {
+pub(crate) fn page(host: &Orchestra, token: &str, path: &str) -> Page {
     let bearer = format!("Bearer {token}");
     fetch(
         host,

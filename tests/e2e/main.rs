@@ -15,6 +15,7 @@ mod cli;
 mod continuations;
 mod crash;
 mod dashboard;
+mod dashboard_recurring;
 mod event_walk;
 mod events;
 mod jobs;

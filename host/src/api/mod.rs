@@ -32,6 +32,7 @@ mod workflows;
 pub use access::{Access, Caller, SessionCsrf};
 pub use error::ApiError;
 pub use json_errors::{MAX_HEADER_BYTES, MAX_TARGET_BYTES};
+pub(crate) use recurring::PreviewQuery;
 pub use session::{LOGIN_PAGE, login_cookie};
 
 use crate::engine::Scheduler;

@@ -7,6 +7,7 @@
 //! - `login.rs`: the login page, which sets the session cookie;
 //! - `overview.rs`: `/`, counts, throughput, queues and agents;
 //! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`;
+//! - `recurring.rs`: `/recurring`, recurring jobs and their schedules;
 //! - `chart.rs`: bar charts as inline SVG;
 //! - `assets.rs`: the vendored and own static files, compiled in.
 
@@ -15,6 +16,7 @@ mod chart;
 mod jobs;
 mod login;
 mod overview;
+mod recurring;
 
 use crate::api::{ApiError, AppState, Caller, SessionCsrf};
 use crate::model::token::Role;
@@ -29,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview::page))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}", get(jobs::detail))
+        .route("/recurring", get(recurring::list))
+        .route("/recurring/preview", get(recurring::preview))
         .route(crate::api::LOGIN_PAGE, get(login::form).post(login::submit))
         .route("/static/{file}", get(assets::file))
 }
@@ -42,7 +46,11 @@ struct NavItem {
 }
 
 /// The pages in the main navigation.
-const NAV: [(&str, &str); 2] = [("/", "Overview"), ("/jobs", "Jobs")];
+const NAV: [(&str, &str); 3] = [
+    ("/", "Overview"),
+    ("/jobs", "Jobs"),
+    ("/recurring", "Recurring"),
+];
 
 /// What every page's frame shows.
 #[derive(Debug)]

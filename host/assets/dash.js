@@ -2,13 +2,6 @@
 // the page's live region to refresh itself, and so does every change the page makes.
 (function () {
   "use strict";
-  // A refused value (422) comes with a fragment saying why: show it.
-  htmx.config.responseHandling = [
-    { code: "204", swap: false },
-    { code: "[23]..", swap: true },
-    { code: "422", swap: true, error: false },
-    { code: "[45]..", swap: false, error: true }
-  ];
   // A form with hx-ext="json-spec" sends its fields as JSON, merged into the object in
   // its data-spec (the fields it does not show).
   htmx.defineExtension("json-spec", {

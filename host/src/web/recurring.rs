@@ -12,8 +12,7 @@ use askama::Template;
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
 #[derive(Template)]
@@ -72,7 +71,7 @@ impl Row {
             }),
             paused: recurring.paused,
             spec: spec.to_string(),
-            preview: fragment(&query, now)?.0,
+            preview: fragment(&query, now)?,
             plugin: definition.plugin,
             queue: definition.queue,
         })
@@ -88,30 +87,23 @@ struct Preview {
     refused: Option<String>,
 }
 
-/// The preview of `query` drawn, and whether it was refused.
-fn fragment(query: &PreviewQuery, now: i64) -> Result<(String, bool), ApiError> {
-    let (preview, refused) = match query.preview(now) {
-        Ok(shown) => (
-            Preview {
-                words: shown.description,
-                next: shown.next,
-                refused: None,
-            },
-            false,
-        ),
-        Err(error) => (
-            Preview {
-                words: String::new(),
-                next: Vec::new(),
-                refused: Some(error.to_string()),
-            },
-            true,
-        ),
+/// The preview of `query` drawn, or why it is refused.
+fn fragment(query: &PreviewQuery, now: i64) -> Result<String, ApiError> {
+    let preview = match query.preview(now) {
+        Ok(shown) => Preview {
+            words: shown.description,
+            next: shown.next,
+            refused: None,
+        },
+        Err(error) => Preview {
+            words: String::new(),
+            next: Vec::new(),
+            refused: Some(error.to_string()),
+        },
     };
-    let html = preview
+    preview
         .render()
-        .map_err(|e| ApiError::BadRequest(format!("the preview could not be drawn: {e}")))?;
-    Ok((html, refused))
+        .map_err(|e| ApiError::BadRequest(format!("the preview could not be drawn: {e}")))
 }
 
 /// `GET /recurring`.
@@ -142,17 +134,12 @@ pub(super) async fn list(
     render(&page)
 }
 
-/// `GET /recurring/preview?cron=&timezone=`: the next fire times as an HTML fragment;
-/// 422 with the reason, drawn, when the schedule is refused.
+/// `GET /recurring/preview?cron=&timezone=`: the next fire times as an HTML fragment,
+/// or why the schedule is refused (also 200: the form shows what it is given, and the
+/// API's error layer would answer a 4xx in JSON).
 pub(super) async fn preview(
     query: Result<Query<PreviewQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let (html, refused) = fragment(&query, now_ms())?;
-    let status = if refused {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, axum::response::Html(html)).into_response())
+    Ok(Html(fragment(&query, now_ms())?).into_response())
 }

@@ -140,6 +140,23 @@ impl Browser {
         self.with(|c| async move { c.find(Locator::Css(selector)).await.is_ok() })
     }
 
+    /// How many elements match the CSS `selector` now.
+    pub(crate) fn count(&self, selector: &str) -> usize {
+        self.with(|c| async move {
+            c.find_all(Locator::Css(selector))
+                .await
+                .map_or(0, |all| all.len())
+        })
+    }
+
+    /// Empties the field matching `selector`.
+    pub(crate) fn clear(&self, selector: &str) {
+        self.with(|c| async move {
+            let field = c.find(Locator::Css(selector)).await.expect("the field");
+            field.clear().await.expect("cleared");
+        });
+    }
+
     /// Types `text` into the field matching `selector`.
     pub(crate) fn type_into(&self, selector: &str, text: &str) {
         self.with(|c| async move {

@@ -42,6 +42,10 @@
 //! eight years (29 February can be eight years apart, as in 2096 and 2104), so the search
 //! gives up after nine years and returns `None` for impossible dates such as `0 0 30 2 *`.
 
+mod describe;
+
+pub use describe::describe;
+
 use crate::model::Millis;
 use chrono::{
     DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
@@ -233,6 +237,14 @@ impl Schedule {
     /// The time zone as given.
     pub fn timezone(&self) -> &str {
         &self.timezone
+    }
+
+    /// The instant `at` as RFC 3339 with the zone's offset then, to the second.
+    pub fn local_rfc3339(&self, at: Millis) -> String {
+        DateTime::from_timestamp_millis(at)
+            .unwrap_or_default()
+            .with_timezone(&self.tz)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     }
 
     /// One round of the search from `cursor` (Unix seconds, inclusive).

@@ -45,6 +45,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
             Some(json!({"concurrency": 2})),
         ),
         ("GET", "/api/recurring", None),
+        ("GET", "/api/recurring/preview?cron=@daily", None),
         ("GET", "/api/recurring/r", None),
         (
             "PUT",

@@ -9,7 +9,7 @@ use serde_json::json;
 use std::time::Duration;
 
 /// Logs `browser` in to `host` with `token` through the login form.
-fn log_in(browser: &Browser, host: &Orchestra, token: &str) {
+pub(crate) fn log_in(browser: &Browser, host: &Orchestra, token: &str) {
     browser.goto(&host.url("/login"));
     browser.type_into("#token", token);
     browser.click("button[type=submit]");
@@ -98,7 +98,7 @@ fn every_page_passes_an_accessibility_scan() {
 }
 
 /// The page's accessibility violations, each named with the page; saves a screenshot.
-fn scan(browser: &Browser, name: &str) -> Vec<String> {
+pub(crate) fn scan(browser: &Browser, name: &str) -> Vec<String> {
     browser.screenshot(name);
     browser
         .accessibility_violations()

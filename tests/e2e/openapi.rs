@@ -43,6 +43,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/queues/{name}/pause"),
     ("POST", "/api/queues/{name}/resume"),
     ("GET", "/api/recurring"),
+    ("GET", "/api/recurring/preview"),
     ("GET", "/api/recurring/{id}"),
     ("PUT", "/api/recurring/{id}"),
     ("DELETE", "/api/recurring/{id}"),
@@ -573,6 +574,19 @@ fn recurring(api: &mut Api) {
     let bad = json!({"cron": "never", "plugin": "echo"});
     let refused = expect(422, api.put("/api/recurring/bad", bad));
     assert_eq!(refused["field"], "cron");
+    let preview = expect(
+        200,
+        api.get("/api/recurring/preview?cron=0+30+9+*+*+MON-FRI&timezone=Europe%2FBerlin&count=3"),
+    );
+    assert_eq!(
+        preview["next"].as_array().map(Vec::len),
+        Some(3),
+        "{preview}"
+    );
+    assert_eq!(preview["description"], "at 09:30 on Monday to Friday");
+    let refused = expect(422, api.get("/api/recurring/preview?cron=@daily&count=51"));
+    assert_eq!(refused["field"], "count");
+    expect(400, api.get("/api/recurring/preview?cron=@daily&color=red"));
 }
 
 fn workflows(api: &mut Api) {

@@ -33,6 +33,7 @@ pub use access::{Access, Caller, SessionCsrf};
 pub use error::ApiError;
 pub(crate) use jobs::search_text;
 pub use json_errors::{MAX_HEADER_BYTES, MAX_TARGET_BYTES};
+pub(crate) use recurring::PreviewQuery;
 pub use session::{LOGIN_PAGE, login_cookie};
 
 pub(crate) use queues::every_queue;

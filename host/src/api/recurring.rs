@@ -1,16 +1,24 @@
 //! `/api/recurring`: recurring jobs: create or update (`PUT`), read, list, delete,
-//! pause, resume, and trigger (run one now).
+//! pause, resume, and trigger (run one now); and when a schedule would fire
+//! (`/api/recurring/preview`).
 
 use super::AppState;
 use super::error::{ApiError, ApiJson};
 use super::queues::unserved_warning;
-use super::responses::{ErrorBody, RecurringList, RecurringTriggered, RecurringView, Warned};
-use crate::engine::recurring::{InvalidRecurring, RecurringSpec, validate_id};
-use crate::model::now_ms;
+use super::responses::{
+    ErrorBody, RecurringList, RecurringPreview, RecurringTriggered, RecurringView, Warned,
+};
+use crate::cron::describe;
+use crate::engine::recurring::{InvalidRecurring, RecurringSpec, schedule, validate_id};
+use crate::model::names::shown;
+use crate::model::{Millis, now_ms};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,6 +26,7 @@ use utoipa_axum::routes;
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
+        .routes(routes!(preview))
         .routes(routes!(show, put, delete))
         .routes(routes!(trigger))
         .routes(routes!(pause))
@@ -27,10 +36,98 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 impl From<InvalidRecurring> for ApiError {
     fn from(e: InvalidRecurring) -> Self {
         match e {
-            InvalidRecurring::Id(_) => ApiError::BadRequest(e.to_string()),
+            InvalidRecurring::Id(_) | InvalidRecurring::Reserved => {
+                ApiError::BadRequest(e.to_string())
+            }
             InvalidRecurring::Invalid(refused) => refused.into(),
         }
     }
+}
+
+/// Fire times a preview shows unless asked for another number.
+const DEFAULT_PREVIEW: u32 = 5;
+/// Most fire times a preview shows.
+const MAX_PREVIEW: u32 = 50;
+/// Longest cron expression or zone name a preview reads.
+const MAX_PREVIEW_CHARS: usize = 256;
+
+/// `GET /api/recurring/preview` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PreviewQuery {
+    /// The cron expression: 5 fields, 6 with seconds first, or a macro such as `@daily`.
+    #[serde(default)]
+    pub(crate) cron: String,
+    /// The IANA zone the fields are read in [default: UTC].
+    pub(crate) timezone: Option<String>,
+    /// How many fire times [default: 5].
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 50)]
+    pub(crate) count: Option<String>,
+}
+
+impl PreviewQuery {
+    /// The schedule's next fire times after `now`, in words and as RFC 3339 times with
+    /// the zone's offset.
+    ///
+    /// # Errors
+    /// A refusal naming `cron`, `timezone` or `count`.
+    pub(crate) fn preview(&self, now: Millis) -> Result<RecurringPreview, ApiError> {
+        let timezone = self.timezone.as_deref().unwrap_or("UTC");
+        for (field, text) in [("cron", self.cron.as_str()), ("timezone", timezone)] {
+            if text.len() > MAX_PREVIEW_CHARS {
+                let message = format!("{field} is longer than {MAX_PREVIEW_CHARS} bytes");
+                return Err(ApiError::invalid(field, message));
+            }
+        }
+        let count = match self.count.as_deref() {
+            None => DEFAULT_PREVIEW,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PREVIEW).contains(n))
+                .ok_or_else(|| {
+                    let message = format!(
+                        "count must be a whole number from 1 to {MAX_PREVIEW}, got `{}`",
+                        shown(text)
+                    );
+                    ApiError::invalid("count", message)
+                })?,
+        };
+        let schedule = schedule(&self.cron, timezone)?;
+        let next = std::iter::successors(schedule.next_after(now), |at| schedule.next_after(*at))
+            .take(count as usize)
+            .map(|at| schedule.local_rfc3339(at))
+            .collect();
+        Ok(RecurringPreview {
+            description: describe(&self.cron),
+            cron: self.cron.clone(),
+            timezone: timezone.to_owned(),
+            next,
+        })
+    }
+}
+
+/// The next fire times of a cron expression in a time zone, and the expression in words;
+/// nothing is stored.
+#[utoipa::path(
+    get,
+    path = "/api/recurring/preview",
+    operation_id = "preview_recurring",
+    tag = "recurring",
+    security(("bearer" = ["read"])),
+    params(PreviewQuery),
+    responses(
+        (status = 200, description = "The next fire times.", body = RecurringPreview),
+        (status = 400, description = "A query parameter is malformed or unknown.", body = ErrorBody),
+        (status = 422, description = "The cron expression, zone or count is refused (`field` names it).", body = ErrorBody),
+    )
+)]
+async fn preview(
+    query: Result<Query<PreviewQuery>, QueryRejection>,
+) -> Result<Json<RecurringPreview>, ApiError> {
+    let Query(query) = query?;
+    Ok(Json(query.preview(now_ms())?))
 }
 
 /// The path's id, checked.
@@ -225,7 +322,62 @@ mod tests {
     use crate::plugins::Registry;
 
     fn field(refused: InvalidRecurring) -> String {
-        match ApiError::from(refused) {
+        field_of(ApiError::from(refused))
+    }
+
+    fn query(cron: &str, timezone: Option<&str>, count: Option<&str>) -> PreviewQuery {
+        PreviewQuery {
+            cron: cron.to_owned(),
+            timezone: timezone.map(str::to_owned),
+            count: count.map(str::to_owned),
+        }
+    }
+
+    /// 2026-03-27T00:00:00Z, a Friday, two days before Berlin moves to summer time.
+    const FRIDAY: Millis = 1_774_569_600_000;
+
+    #[test]
+    fn a_preview_lists_fire_times_in_the_zone() {
+        let shown = query("0 30 9 * * MON-FRI", Some("Europe/Berlin"), Some("3"))
+            .preview(FRIDAY)
+            .unwrap();
+        assert_eq!(
+            shown.next,
+            [
+                "2026-03-27T09:30:00+01:00",
+                "2026-03-30T09:30:00+02:00",
+                "2026-03-31T09:30:00+02:00",
+            ]
+        );
+        assert_eq!(shown.description, "at 09:30 on Monday to Friday");
+        assert_eq!(shown.timezone, "Europe/Berlin");
+        let hourly = query("@hourly", None, None).preview(FRIDAY).unwrap();
+        assert_eq!(hourly.timezone, "UTC");
+        assert_eq!(hourly.next.len(), 5);
+        assert_eq!(hourly.next[0], "2026-03-27T01:00:00+00:00");
+        assert_eq!(hourly.next[4], "2026-03-27T05:00:00+00:00");
+        let most = query("* * * * * *", None, Some("50")).preview(FRIDAY);
+        assert_eq!(most.unwrap().next.len(), 50);
+    }
+
+    #[test]
+    fn a_preview_refuses_by_field() {
+        let refused = |q: PreviewQuery| field_of(q.preview(FRIDAY).unwrap_err());
+        assert_eq!(refused(query("61 * * * *", None, None)), "cron");
+        assert_eq!(refused(query("", None, None)), "cron");
+        assert_eq!(refused(query("0 0 30 2 *", None, None)), "cron");
+        assert_eq!(refused(query(&"* ".repeat(200), None, None)), "cron");
+        assert_eq!(
+            refused(query("@daily", Some("Mars/Base"), None)),
+            "timezone"
+        );
+        for count in ["0", "51", "-1", "x", ""] {
+            assert_eq!(refused(query("@daily", None, Some(count))), "count");
+        }
+    }
+
+    fn field_of(error: ApiError) -> String {
+        match error {
             ApiError::Invalid { field, .. } => field,
             other => panic!("expected a refusal, got {other:?}"),
         }

@@ -54,12 +54,18 @@ pub enum InvalidRecurring {
         "recurring job id `{0}` is invalid: use 1 to {MAX_ID_CHARS} characters of A-Z, a-z, 0-9, `.`, `_` and `-`"
     )]
     Id(String),
+    /// The id names a route of its own.
+    #[error(
+        "`{RESERVED_ID}` cannot be a recurring job id: `/api/recurring/{RESERVED_ID}` previews schedules"
+    )]
+    Reserved,
     /// Some other part is wrong.
     #[error(transparent)]
     Invalid(#[from] Invalid),
 }
 
-/// Checks a recurring job id: 1 to [`MAX_ID_CHARS`] characters of `A-Z a-z 0-9 . _ -`.
+/// Checks a recurring job id: 1 to [`MAX_ID_CHARS`] characters of `A-Z a-z 0-9 . _ -`,
+/// and not `preview`.
 ///
 /// # Errors
 /// [`InvalidRecurring::Id`].
@@ -68,11 +74,20 @@ pub fn validate_id(id: &str) -> Result<(), InvalidRecurring> {
     if id.is_empty() || id.len() > MAX_ID_CHARS || !id.chars().all(allowed) {
         return Err(InvalidRecurring::Id(crate::model::names::shown(id)));
     }
+    if id == RESERVED_ID {
+        return Err(InvalidRecurring::Reserved);
+    }
     Ok(())
 }
 
+/// The id no recurring job may have: `/api/recurring/preview` previews schedules.
+const RESERVED_ID: &str = "preview";
+
 /// Parses a schedule that fires at least once more.
-fn schedule(cron: &str, timezone: &str) -> Result<Schedule, InvalidRecurring> {
+///
+/// # Errors
+/// [`InvalidRecurring::Invalid`] naming `cron` or `timezone`.
+pub fn schedule(cron: &str, timezone: &str) -> Result<Schedule, InvalidRecurring> {
     let schedule = Schedule::parse(cron, timezone).map_err(|e| match e {
         ScheduleError::UnknownTimeZone(_) => Invalid::of("timezone")(format!("timezone: {e}")),
         _ => Invalid::of("cron")(format!("cron `{cron}`: {e}")),
@@ -238,6 +253,7 @@ mod tests {
                 "{id}"
             );
         }
+        assert_eq!(validate_id("preview"), Err(InvalidRecurring::Reserved));
     }
 
     #[test]

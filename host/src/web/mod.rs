@@ -7,6 +7,7 @@
 //! - `login.rs`: the login page, which sets the session cookie;
 //! - `overview.rs`: `/`, counts, throughput, queues, agents and open alert incidents;
 //! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`;
+//! - `recurring.rs`: `/recurring`, recurring jobs and their schedules;
 //! - `queues.rs`: `/queues`, every queue with pause and resume for admins;
 //! - `plugins.rs`: `/plugins`, every plugin with its version, limits and load error;
 //! - `agents.rs`: `/agents`, every agent with its status, health and metrics;
@@ -23,6 +24,7 @@ mod login;
 mod overview;
 mod plugins;
 mod queues;
+mod recurring;
 
 use crate::api::{ApiError, AppState, Caller, SessionCsrf};
 use crate::model::Millis;
@@ -43,6 +45,8 @@ pub fn routes() -> Router<AppState> {
         .route("/plugins", get(plugins::page))
         .route("/agents", get(agents::page))
         .route("/alerts", get(alerts::page))
+        .route("/recurring", get(recurring::list))
+        .route("/recurring/preview", get(recurring::preview))
         .route(crate::api::LOGIN_PAGE, get(login::form).post(login::submit))
         .route("/static/{file}", get(assets::file))
 }
@@ -56,9 +60,10 @@ struct NavItem {
 }
 
 /// The pages in the main navigation.
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/", "Overview"),
     ("/jobs", "Jobs"),
+    ("/recurring", "Recurring"),
     ("/queues", "Queues"),
     ("/plugins", "Plugins"),
     ("/agents", "Agents"),

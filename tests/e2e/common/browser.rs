@@ -163,6 +163,14 @@ impl Browser {
         self.with(|c| async move { c.accept_alert().await.expect("accepted") });
     }
 
+    /// Empties the field matching `selector`.
+    pub(crate) fn clear(&self, selector: &str) {
+        self.with(|c| async move {
+            let field = c.find(Locator::Css(selector)).await.expect("the field");
+            field.clear().await.expect("cleared");
+        });
+    }
+
     /// Types `text` into the field matching `selector`.
     pub(crate) fn type_into(&self, selector: &str, text: &str) {
         self.with(|c| async move {

@@ -28,7 +28,7 @@ pub(crate) use errors::ErrorBody;
 pub(crate) use jobs::{BulkDone, CancelledJob, JobPage, JobRef, LogPage, SubmittedJob};
 pub(crate) use maintenance::CleanupDone;
 pub(crate) use queues::{QueueConcurrency, QueueList, QueuePaused, QueueView};
-pub(crate) use recurring::{RecurringList, RecurringTriggered, RecurringView};
+pub(crate) use recurring::{RecurringList, RecurringPreview, RecurringTriggered, RecurringView};
 pub(crate) use session::SessionView;
 pub(crate) use stats::SeriesAnswer;
 pub(crate) use status::{Health, PluginList, PluginView, Retry};

@@ -50,6 +50,21 @@ pub(crate) struct RecurringList {
     pub(crate) recurring: Vec<RecurringView>,
 }
 
+/// `GET /api/recurring/preview`: when a schedule would fire next.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecurringPreview {
+    /// The cron expression, as given.
+    pub(crate) cron: String,
+    /// The time zone it is read in.
+    pub(crate) timezone: String,
+    /// The expression in words (the expression itself when it has no plain wording).
+    pub(crate) description: String,
+    /// The next fire times after now, oldest first (RFC 3339, UTC); fewer than asked
+    /// when the schedule stops firing.
+    #[schema(value_type = Vec<String>, format = DateTime)]
+    pub(crate) next: Vec<String>,
+}
+
 /// `POST /api/recurring/{id}/trigger` (201): the job enqueued now.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RecurringTriggered {

@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod alerts;
 pub mod bulk;
+mod declared;
 mod executor;
 pub mod filters;
 mod held;

@@ -13,7 +13,6 @@ use crate::plugins::manifest::Settings;
 use crate::store::{self, JobStore, Misfire, RecurringDefinition};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashSet;
 
 /// Longest recurring job id.
 pub const MAX_ID_CHARS: usize = 128;
@@ -181,23 +180,14 @@ pub async fn declare(
     registry: &Registry,
     specs: &[RecurringSpec],
 ) -> Result<usize, DeclareError> {
-    let mut seen = HashSet::new();
+    let invalid = |(entry, reason)| DeclareError::Invalid { entry, reason };
+    let ids = super::declared::ids(specs, |spec| spec.id.as_ref()).map_err(invalid)?;
     let mut definitions = Vec::with_capacity(specs.len());
-    for (index, spec) in specs.iter().enumerate() {
-        let invalid = |entry: String, reason: String| DeclareError::Invalid { entry, reason };
-        let Some(id) = spec.id.clone() else {
-            return Err(invalid(format!("#{}", index + 1), "it has no id".into()));
-        };
-        if !seen.insert(id.clone()) {
-            return Err(invalid(
-                format!("`{id}`"),
-                "the id is declared twice".into(),
-            ));
-        }
+    for (spec, id) in specs.iter().zip(&ids) {
         let definition = spec
             .clone()
-            .definition(&id, registry)
-            .map_err(|e| invalid(format!("`{id}`"), e.to_string()))?;
+            .definition(id, registry)
+            .map_err(|e| invalid((format!("`{id}`"), e.to_string())))?;
         definitions.push(definition);
     }
     let now = now_ms();

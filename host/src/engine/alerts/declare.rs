@@ -4,7 +4,6 @@ use super::MAX_RULES;
 use crate::model::alert::AlertSpec;
 use crate::model::now_ms;
 use crate::store::{self, JobStore};
-use std::collections::HashSet;
 
 /// Why the settings file's alert rules could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -37,21 +36,13 @@ pub async fn declare(store: &dyn JobStore, specs: &[AlertSpec]) -> Result<(), De
         );
         return Err(invalid("count".into(), reason));
     }
-    let mut seen = HashSet::new();
+    let ids = crate::engine::declared::ids(specs, |spec| spec.id.as_ref())
+        .map_err(|(entry, reason)| invalid(entry, reason))?;
     let mut rules = Vec::with_capacity(specs.len());
-    for (index, spec) in specs.iter().enumerate() {
-        let Some(id) = spec.id.clone() else {
-            return Err(invalid(format!("#{}", index + 1), "it has no id".into()));
-        };
-        if !seen.insert(id.clone()) {
-            return Err(invalid(
-                format!("`{id}`"),
-                "the id is declared twice".into(),
-            ));
-        }
+    for (spec, id) in specs.iter().zip(&ids) {
         let rule = spec
             .clone()
-            .rule(&id)
+            .rule(id)
             .map_err(|e| invalid(format!("`{id}`"), e.to_string()))?;
         rules.push(rule);
     }

@@ -26,3 +26,24 @@ pub(crate) fn ids<T>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_needs_an_id_and_none_comes_twice() {
+        fn id(spec: &Option<String>) -> Option<&String> {
+            spec.as_ref()
+        }
+        let specs = [Some("a".to_owned()), Some("b".to_owned())];
+        assert_eq!(ids(&specs, id), Ok(vec!["a".to_owned(), "b".to_owned()]));
+        let missing = [Some("a".to_owned()), None];
+        assert_eq!(ids(&missing, id), Err(("#2".into(), "it has no id".into())));
+        let twice = [Some("a".to_owned()), Some("a".to_owned())];
+        assert_eq!(
+            ids(&twice, id),
+            Err(("`a`".into(), "the id is declared twice".into()))
+        );
+    }
+}

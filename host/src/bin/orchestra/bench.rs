@@ -48,6 +48,10 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Instead of the figures above, time the dashboard's job list with this many jobs
+    /// in the database.
+    #[arg(long, default_value_t = 0)]
+    pub list_jobs: usize,
 }
 
 /// The figures of one run (or the medians of several).
@@ -85,6 +89,11 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "{} not found: build the plugins first (cargo plugins)",
         echo.display()
     );
+    if args.list_jobs > 0 {
+        let report = crate::bench_list::run(&args, &echo).await?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
     let mut reports = Vec::new();
     for _ in 0..args.runs.max(1) {
         reports.push(run_once(&args, &echo).await?);
@@ -140,13 +149,13 @@ async fn run_once(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<Be
 }
 
 /// A host on a fresh temporary folder with only `echo` loaded, and an admin token.
-struct BenchHost {
-    host: Host,
-    token: String,
+pub(crate) struct BenchHost {
+    pub(crate) host: Host,
+    pub(crate) token: String,
     _dir: tempfile::TempDir,
 }
 
-async fn start_host(
+pub(crate) async fn start_host(
     args: &BenchArgs,
     echo: &std::path::Path,
     workers: usize,
@@ -417,7 +426,7 @@ async fn series_query(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Resul
 }
 
 /// The `q` quantile of `samples` (nearest rank).
-fn percentile(samples: &mut [f64], q: f64) -> f64 {
+pub(crate) fn percentile(samples: &mut [f64], q: f64) -> f64 {
     if samples.is_empty() {
         return f64::NAN;
     }

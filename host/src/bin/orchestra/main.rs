@@ -2,6 +2,7 @@
 //! `token` manages API tokens, `bench` measures the host.
 
 mod bench;
+mod bench_list;
 mod token;
 
 use anyhow::Context;

@@ -433,8 +433,9 @@ pub trait JobStore:
     /// Jobs matching `filter`, newest first.
     async fn list(&self, filter: &JobFilter) -> Result<Page>;
 
-    /// How many jobs match `filter` (its page size and cursor aside).
-    async fn count(&self, filter: &JobFilter) -> Result<u64>;
+    /// How many jobs match `filter` (its page size and cursor aside), counting no
+    /// further than `most`.
+    async fn count(&self, filter: &JobFilter, most: u64) -> Result<u64>;
 
     /// Stores a batch's jobs and callbacks at once, all or none.
     ///

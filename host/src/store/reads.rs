@@ -39,8 +39,8 @@ impl Reads {
     }
 
     /// See [`JobStore::count`].
-    pub async fn count(&self, filter: &JobFilter) -> Result<u64> {
-        self.0.count(filter).await
+    pub async fn count(&self, filter: &JobFilter, most: u64) -> Result<u64> {
+        self.0.count(filter, most).await
     }
 
     /// See [`JobStore::batch`].

@@ -4,7 +4,7 @@
 
 use super::{Layout, is_admin, render};
 use crate::api::{ApiError, AppState, Caller, SessionCsrf, search_text};
-use crate::engine::bulk::BulkAction;
+use crate::engine::bulk::{BulkAction, MAX_BULK};
 use crate::model::{Job, JobId, JobState, now_ms, rfc3339};
 use crate::store::JobFilter;
 use askama::Template;
@@ -22,9 +22,8 @@ struct JobsPage {
     layout: Layout,
     /// Whether the caller may act on jobs (and sees the controls that do).
     admin: bool,
-    /// How many jobs the filter matches, when one is set and the caller may act on
-    /// them all.
-    matching: Option<u64>,
+    /// The jobs the filter matches, when one is set and the caller may act on them all.
+    matching: Option<Matching>,
     /// The bulk actions: their names and labels.
     actions: [(&'static str, &'static str); 3],
     /// Every state, with whether the filter picks it.
@@ -35,6 +34,14 @@ struct JobsPage {
     jobs: Vec<JobRow>,
     /// The next page's URL.
     next: Option<String>,
+}
+
+/// How many jobs a filter matches, as far as a bulk action goes.
+struct Matching {
+    /// The jobs a bulk action would take.
+    n: u64,
+    /// Whether more match than it takes.
+    more: bool,
 }
 
 /// `?q=&state=&queue=&plugin=&agent=&cursor=`: empty fields are no filter.
@@ -171,7 +178,12 @@ pub(super) async fn list(
         .map(|cursor| filter.url(Some(&cursor.to_string())));
     let admin = is_admin(&caller);
     let matching = if admin && filter.is_set() {
-        Some(state.store.count(&store_filter).await?)
+        let most = MAX_BULK as u64;
+        let found = state.store.count(&store_filter, most + 1).await?;
+        Some(Matching {
+            n: found.min(most),
+            more: found > most,
+        })
     } else {
         None
     };

@@ -519,10 +519,14 @@ impl JobStore for SqliteStore {
         Ok(Page { jobs, next_cursor })
     }
 
-    async fn count(&self, filter: &JobFilter) -> Result<u64> {
+    async fn count(&self, filter: &JobFilter, most: u64) -> Result<u64> {
         let mut query: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT count(*) FROM jobs WHERE 1 = 1");
+            QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM jobs WHERE 1 = 1");
         matching(&mut query, filter);
+        query
+            .push(" LIMIT ")
+            .push_bind(i64::try_from(most).unwrap_or(i64::MAX))
+            .push(")");
         let count: i64 = query.build_query_scalar().fetch_one(&self.readers).await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }

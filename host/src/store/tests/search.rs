@@ -13,8 +13,15 @@ async fn found(store: &dyn JobStore, filter: JobFilter) -> Vec<JobId> {
         ..filter
     };
     let listed = store.list(&filter).await.unwrap();
-    let counted = store.count(&filter).await.unwrap();
+    let counted = store.count(&filter, 100).await.unwrap();
     assert_eq!(counted, listed.jobs.len() as u64, "{filter:?}");
+    if counted > 1 {
+        assert_eq!(
+            store.count(&filter, 1).await.unwrap(),
+            1,
+            "counted no further"
+        );
+    }
     listed.jobs.into_iter().map(|job| job.id).collect()
 }
 

@@ -69,7 +69,7 @@ pub(super) async fn page(
             "Agents",
             "/agents",
             &caller,
-            csrf.map(|Extension(c)| c),
+            csrf,
             "/api/events?types=agent.*,job.started,job.succeeded,job.failed,job.cancelled",
         ),
         agents,

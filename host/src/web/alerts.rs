@@ -139,7 +139,7 @@ pub(super) async fn page(
             "Alerts",
             "/alerts",
             &caller,
-            csrf.map(|Extension(c)| c),
+            csrf,
             "/api/events?types=alert.*",
         ),
         rules: rules

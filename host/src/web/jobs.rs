@@ -106,7 +106,8 @@ impl Filter {
             ("cursor", cursor.unwrap_or_default()),
         ] {
             if !value.is_empty() {
-                parts.push(format!("{name}={}", encoded(value)));
+                let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                parts.push(format!("{name}={value}"));
             }
         }
         if parts.is_empty() {
@@ -115,18 +116,6 @@ impl Filter {
             format!("/jobs?{}", parts.join("&"))
         }
     }
-}
-
-/// `text` percent-encoded for a query value.
-fn encoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// A job's line in the list.
@@ -196,13 +185,7 @@ pub(super) async fn list(
         .map(|s| (s.as_str(), Some(s) == store_filter.state))
         .to_vec();
     let view = JobsPage {
-        layout: Layout::new(
-            "Jobs",
-            "/jobs",
-            &caller,
-            csrf.map(|Extension(c)| c),
-            "/api/events?types=job.*",
-        ),
+        layout: Layout::new("Jobs", "/jobs", &caller, csrf, "/api/events?types=job.*"),
         states,
         admin,
         matching,
@@ -334,7 +317,7 @@ pub(super) async fn detail(
             format!("Job {id}"),
             "/jobs",
             &caller,
-            csrf.map(|Extension(c)| c),
+            csrf,
             format!("/api/events?job_id={id}"),
         ),
         admin: is_admin(&caller),

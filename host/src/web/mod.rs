@@ -30,9 +30,9 @@ use crate::api::{ApiError, AppState, Caller, SessionCsrf};
 use crate::model::Millis;
 use crate::model::token::Role;
 use askama::Template;
-use axum::Router;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 
 /// The dashboard's routes.
 pub fn routes() -> Router<AppState> {
@@ -96,7 +96,7 @@ impl Layout {
         title: impl Into<String>,
         current: &str,
         caller: &Caller,
-        csrf: Option<SessionCsrf>,
+        csrf: Option<Extension<SessionCsrf>>,
         events: impl Into<String>,
     ) -> Layout {
         Layout {
@@ -111,7 +111,7 @@ impl Layout {
                 .collect(),
             who: caller.name.as_deref().unwrap_or("no-auth").to_owned(),
             role: caller.role.as_str(),
-            csrf: csrf.map(|SessionCsrf(token)| token),
+            csrf: csrf.map(|Extension(SessionCsrf(token))| token),
             events: events.into(),
             version: assets::VERSION,
         }

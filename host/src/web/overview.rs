@@ -56,13 +56,7 @@ pub(super) async fn page(
         .map(|s| (s.as_str(), agents.iter().filter(|a| a.status == s).count()))
         .to_vec();
     let page = Overview {
-        layout: Layout::new(
-            "Overview",
-            "/",
-            &caller,
-            csrf.map(|Extension(c)| c),
-            "/api/events",
-        ),
+        layout: Layout::new("Overview", "/", &caller, csrf, "/api/events"),
         states,
         last_hour: throughput(
             &state,

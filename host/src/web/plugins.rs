@@ -49,7 +49,7 @@ pub(super) async fn page(
             "Plugins",
             "/plugins",
             &caller,
-            csrf.map(|Extension(c)| c),
+            csrf,
             "/api/events?types=alert.*",
         ),
         broken,

@@ -65,7 +65,7 @@ pub(super) async fn page(
             "Queues",
             "/queues",
             &caller,
-            csrf.map(|Extension(c)| c),
+            csrf,
             "/api/events?types=job.*,queue.*",
         ),
         admin: is_admin(&caller),

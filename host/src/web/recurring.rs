@@ -125,7 +125,7 @@ pub(super) async fn list(
             "Recurring jobs",
             "/recurring",
             &caller,
-            csrf.map(|Extension(c)| c),
+            csrf,
             "/api/events?types=recurring.*,job.*",
         ),
         admin: is_admin(&caller),

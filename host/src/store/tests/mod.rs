@@ -1775,40 +1775,28 @@ mod sqlite {
             .expect("the rollup")
     }
 
+    /// Stores a job on `queue`, claims it and completes it.
+    async fn run_one(store: &dyn JobStore, queue: &str) {
+        super::add(store, super::new_job(queue, 0)).await;
+        let params = super::claim_params(&[queue], 1);
+        let claimed = store.claim(&params, super::NOW).await.unwrap().remove(0);
+        let done = super::completion();
+        store
+            .complete(claimed.job.id, claimed.lease, done, super::NOW + 5)
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn counted_runs_are_written_by_an_idle_writer_and_at_close() {
         let (store, dir) = open().await;
         let path = dir.path().join("jobs.db");
-        super::add(store.as_ref(), super::new_job("default", 0)).await;
-        let claimed = super::claim_one(store.as_ref(), super::NOW).await;
-        store
-            .complete(
-                claimed.job.id,
-                claimed.lease,
-                super::completion(),
-                super::NOW + 5,
-            )
-            .await
-            .unwrap();
+        run_one(store.as_ref(), "default").await;
         // No write follows the completion: only the idle writer can write its count.
         tokio::time::sleep(std::time::Duration::from_millis(600)).await;
         assert_eq!(rolled_up(&path).await, 3, "a minute, an hour and a day");
 
-        super::add(store.as_ref(), super::new_job("other", 0)).await;
-        let claimed = store
-            .claim(&super::claim_params(&["other"], 1), super::NOW)
-            .await
-            .unwrap()
-            .remove(0);
-        store
-            .complete(
-                claimed.job.id,
-                claimed.lease,
-                super::completion(),
-                super::NOW + 5,
-            )
-            .await
-            .unwrap();
+        run_one(store.as_ref(), "other").await;
         store.close().await;
         assert_eq!(rolled_up(&path).await, 6, "closing writes what waits");
     }

@@ -170,6 +170,25 @@ pub enum Event {
         /// How long it ran.
         duration_ms: u64,
     },
+    /// A version of a plugin was loaded from the plugin folder.
+    PluginLoaded {
+        /// The plugin.
+        plugin: String,
+        /// sha256 of its module.
+        digest: String,
+    },
+    /// A plugin's latest module or manifest could not be loaded.
+    PluginFailed {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        error: String,
+    },
+    /// A plugin's module left the plugin folder.
+    PluginRemoved {
+        /// The plugin.
+        plugin: String,
+    },
     /// An alert rule's condition began to hold for a subject: an incident opened.
     AlertFired(AlertNotice),
     /// An incident's condition cleared: it resolved.
@@ -197,7 +216,8 @@ impl Event {
     /// `workflow.step`, `workflow.succeeded`, `workflow.failed`, `workflow.cancelled`,
     /// `recurring.fired`, `queue.paused`, `queue.resumed`, `agent.status`,
     /// `agent.released`, `task.created`, `task.moved`, `task.exec_started`,
-    /// `task.exec_finished`, `alert.fired`, `alert.resolved`.
+    /// `task.exec_finished`, `plugin.loaded`, `plugin.failed`, `plugin.removed`,
+    /// `alert.fired`, `alert.resolved`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Event::JobCreated { .. } => "job.created",
@@ -225,6 +245,9 @@ impl Event {
             Event::TaskMoved { .. } => "task.moved",
             Event::TaskExecStarted { .. } => "task.exec_started",
             Event::TaskExecFinished { .. } => "task.exec_finished",
+            Event::PluginLoaded { .. } => "plugin.loaded",
+            Event::PluginFailed { .. } => "plugin.failed",
+            Event::PluginRemoved { .. } => "plugin.removed",
             Event::AlertFired(_) => "alert.fired",
             Event::AlertResolved(_) => "alert.resolved",
         }
@@ -289,6 +312,11 @@ impl Event {
                 exit_code,
                 duration_ms,
             } => json!({"outcome": outcome, "exit_code": exit_code, "duration_ms": duration_ms}),
+            Event::PluginLoaded { plugin, digest } => {
+                json!({"plugin": plugin, "digest": digest})
+            }
+            Event::PluginFailed { plugin, error } => json!({"plugin": plugin, "error": error}),
+            Event::PluginRemoved { plugin } => json!({"plugin": plugin}),
             Event::AlertFired(notice) | Event::AlertResolved(notice) => json!({
                 "rule_id": notice.rule, "incident_id": notice.incident,
                 "subject": notice.subject, "summary": notice.summary,

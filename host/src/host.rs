@@ -4,12 +4,12 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::engine::{Scheduler, SchedulerConfig, cleanup_schedule};
 use crate::engine::{alerts, recurring};
-use crate::events::EventBus;
+use crate::events::{Event, EventBus, Ids};
 use crate::metrics::Metrics;
 use crate::model::now_ms;
 use crate::model::token::{Role, Secret};
 use crate::plugins::Registry;
-use crate::plugins::watch::Loader;
+use crate::plugins::watch::{Change, Loader};
 use crate::runtime::{self, Runtime};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{self, JobStore, Reads};
@@ -17,6 +17,7 @@ use crate::web;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -129,6 +130,8 @@ impl Host {
             )
             .map_err(io(format!("plugin folder {}", config.plugins.display())))?,
         );
+        let events = EventBus::default();
+        tokio::spawn(publish_plugin_changes(loader.changes(), events.clone()));
         let first_scan = loader.clone();
         tokio::task::spawn_blocking(move || first_scan.scan())
             .await
@@ -146,7 +149,7 @@ impl Host {
                 store.clone(),
                 runtime.clone(),
                 registry.clone(),
-                EventBus::default(),
+                events,
                 metrics.clone(),
                 SchedulerConfig {
                     workers: config.workers,
@@ -258,6 +261,26 @@ impl Host {
 }
 
 /// Serves `app` on `listener` until `stop` is cancelled.
+/// Publishes the loader's `changes` as `plugin.*` events until the loader is gone.
+async fn publish_plugin_changes(mut changes: broadcast::Receiver<Change>, events: EventBus) {
+    loop {
+        let event = match changes.recv().await {
+            Ok(Change::Loaded { name, digest }) => Event::PluginLoaded {
+                plugin: name,
+                digest,
+            },
+            Ok(Change::Failed { name, error }) => Event::PluginFailed {
+                plugin: name,
+                error,
+            },
+            Ok(Change::Removed { name }) => Event::PluginRemoved { plugin: name },
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        events.publish(Ids::default(), event);
+    }
+}
+
 fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,

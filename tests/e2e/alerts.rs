@@ -139,7 +139,7 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Delivered> {
 }
 
 /// Waits for the next event of type `wanted`, skipping others.
-fn next_event(events: &mpsc::Receiver<Value>, wanted: &str) -> Value {
+pub(crate) fn next_event(events: &mpsc::Receiver<Value>, wanted: &str) -> Value {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -1,6 +1,7 @@
 //! The watched plugin folder: modules added, replaced, broken or removed while the host
 //! runs, manifests that do not parse, and manifests embedded in modules.
 
+use crate::alerts::next_event;
 use crate::common::{Options, Orchestra, TIMEOUT, module_digest, state};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -211,4 +212,26 @@ fn a_restart_loads_compiled_modules_from_the_cache() {
         cached,
         "the restart compiled nothing anew"
     );
+}
+
+#[test]
+fn changes_to_the_plugin_folder_are_events() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    let events = host.listen("/api/events?types=plugin.*", None);
+    host.install_plugin("echo", "second");
+    let loaded = next_event(&events, "plugin.loaded");
+    assert_eq!(loaded["plugin"], "second", "{loaded}");
+    assert_eq!(loaded["digest"], module_digest("echo"));
+
+    host.write_plugin_file("broken.wasm", b"not a component");
+    let failed = next_event(&events, "plugin.failed");
+    assert_eq!(failed["plugin"], "broken", "{failed}");
+    assert!(
+        failed["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{failed}"
+    );
+
+    host.remove_plugin("second");
+    let removed = next_event(&events, "plugin.removed");
+    assert_eq!(removed["plugin"], "second", "{removed}");
 }

@@ -16,13 +16,40 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Quiet time after a file event before the folder is read.
 const DEBOUNCE: Duration = Duration::from_millis(150);
 /// How often the folder is read even without events.
 const POLL: Duration = Duration::from_secs(1);
+
+/// Changes kept for a listener that falls behind.
+const CHANGES_KEPT: usize = 256;
+
+/// A change the loader made to the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A version of plugin `name` was loaded: new jobs run it.
+    Loaded {
+        /// The plugin.
+        name: String,
+        /// sha256 of its module.
+        digest: String,
+    },
+    /// Plugin `name`'s latest module or manifest could not be loaded.
+    Failed {
+        /// The plugin.
+        name: String,
+        /// Why.
+        error: String,
+    },
+    /// Plugin `name`'s module left the folder: new jobs of it are refused.
+    Removed {
+        /// The plugin.
+        name: String,
+    },
+}
 
 /// Size and modification time of a file.
 type Stamp = Option<(u64, SystemTime)>;
@@ -43,6 +70,8 @@ pub struct Loader {
     /// The operator's ceilings on every plugin's limits.
     maxima: Maxima,
     seen: Mutex<HashMap<String, Seen>>,
+    /// Every change made, for whoever listens.
+    changes: broadcast::Sender<Change>,
 }
 
 fn stamp(path: &Path) -> Stamp {
@@ -106,7 +135,19 @@ impl Loader {
             registry,
             maxima,
             seen: Mutex::default(),
+            changes: broadcast::channel(CHANGES_KEPT).0,
         })
+    }
+
+    /// The changes the loader makes from now on (a listener that falls more than 256
+    /// behind misses the oldest).
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Tells listeners of `change` (none listening is fine).
+    fn tell(&self, change: Change) {
+        let _ = self.changes.send(change);
     }
 
     /// Reads the folder and applies every change; compiles, so call it off the async
@@ -134,6 +175,7 @@ impl Loader {
             self.seen.lock().expect("loader lock poisoned").remove(gone);
             self.registry.remove(gone);
             tracing::info!(plugin = %gone, "plugin unloaded");
+            self.tell(Change::Removed { name: gone.clone() });
             changed += 1;
         }
         for name in names {
@@ -162,12 +204,21 @@ impl Loader {
             Ok(None) => false,
             Ok(Some(plugin)) => {
                 tracing::info!(plugin = %name, digest = %plugin.digest, "plugin loaded");
+                let digest = plugin.digest.clone();
                 self.registry.insert(plugin);
+                self.tell(Change::Loaded {
+                    name: name.to_owned(),
+                    digest,
+                });
                 true
             }
             Err(error) => {
                 tracing::warn!(plugin = %name, %error, "plugin failed to load");
-                self.registry.set_error(name, error);
+                self.registry.set_error(name, error.clone());
+                self.tell(Change::Failed {
+                    name: name.to_owned(),
+                    error,
+                });
                 true
             }
         }

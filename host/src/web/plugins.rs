@@ -50,7 +50,7 @@ pub(super) async fn page(
             "/plugins",
             &caller,
             csrf,
-            "/api/events?types=alert.*",
+            "/api/events?types=plugin.*,alert.*",
         ),
         broken,
         plugins,

@@ -1,5 +1,6 @@
 //! The queue, plugin, agent and alert pages in a real headless Chromium: an admin
-//! pauses a queue from its page, and every page passes an accessibility scan (axe-core)
+//! pauses a queue from its page, the plugin page follows the plugin folder live, and
+//! every page passes an accessibility scan (axe-core)
 //! with a screenshot under `target/screenshots/`.
 
 use crate::common::agents::Workspace;
@@ -33,6 +34,28 @@ fn an_admin_pauses_a_queue_from_the_queue_page() {
     let default = listed.iter().find(|q| q["name"] == "default").unwrap();
     assert_eq!(default["paused"], true, "{default}");
     browser.screenshot("queues-paused");
+}
+
+#[test]
+fn the_plugin_page_shows_a_plugin_dropped_into_the_folder_live() {
+    let host = Orchestra::start(Options::new().plugin("echo"));
+    let browser = Browser::open();
+    log_in(&browser, &host);
+    browser.goto(&host.url("/plugins"));
+    browser.wait_for("body[data-live=open]");
+    browser.wait_for("#plugin-echo");
+    host.install_plugin("echo", "copied");
+    browser.wait_for("#plugin-copied code[title='module digest']");
+    host.write_plugin_file("copied.wasm", b"not a component");
+    browser.wait_for("#plugin-copied .error");
+    host.remove_plugin("copied");
+    wait_until("the removed plugin to leave the page", Duration::from_secs(30), || {
+        if browser.has("#plugin-copied") {
+            Err("still shown".to_owned())
+        } else {
+            Ok(())
+        }
+    });
 }
 
 #[test]

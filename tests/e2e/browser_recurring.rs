@@ -29,6 +29,14 @@ fn the_edit_form_previews_fire_times_as_a_cron_is_typed_and_saves_it() {
         &format!("{form} .preview .error"),
         "cron `61 * * * *`: minute field `61` is out of range 0-59",
     );
+    // Saved anyway, the API's refusal is shown, and nothing changes.
+    browser.click(&format!("{form} button[type=submit]"));
+    let refusal = browser.wait_for("#notice:not([hidden])");
+    assert!(
+        refusal.contains("minute field `61` is out of range 0-59"),
+        "{refusal}"
+    );
+    assert_eq!(host.get("/api/recurring/report").1["cron"], "@daily");
     browser.clear(&cron);
     browser.type_into(&cron, "0 30 9 * * MON-FRI");
     browser.clear(&zone);
@@ -58,6 +66,10 @@ fn the_edit_form_previews_fire_times_as_a_cron_is_typed_and_saves_it() {
     browser.wait_for_text(
         "tr[data-id='report'] .words",
         "at 09:30 on Monday to Friday",
+    );
+    assert!(
+        !browser.has("#notice:not([hidden])"),
+        "a change that worked clears the last refusal"
     );
 }
 

@@ -168,6 +168,13 @@ fn pages_show_jobs_with_their_filters_and_escape_what_they_show() {
     assert!(failed.text.contains("<option value=\"failed\" selected>"));
     let echo = page(&host, &token, "/jobs?plugin=echo");
     assert!(echo.text.contains(&ok) && !echo.text.contains(&failing));
+    let list = page(&host, &token, "/jobs");
+    for part in [
+        "<form id=\"submit\" hx-post=\"/api/jobs\"",
+        "<option>echo</option><option>flaky</option>",
+    ] {
+        assert!(list.text.contains(part), "{part} in {}", list.text);
+    }
     let bad = page(&host, &token, "/jobs?state=lost");
     assert_eq!(bad.status, 422, "{}", bad.text);
 
@@ -208,6 +215,12 @@ fn pages_show_jobs_with_their_filters_and_escape_what_they_show() {
     assert!(
         !viewer.text.contains("hx-post"),
         "a read token sees no buttons"
+    );
+    let viewers_list = page(&host, made["token"].as_str().unwrap(), "/jobs");
+    assert_eq!(viewers_list.status, 200);
+    assert!(
+        !viewers_list.text.contains("id=\"submit\""),
+        "a read token gets no form to submit jobs"
     );
 }
 

@@ -11,6 +11,7 @@ mod agents;
 mod alerts;
 mod bad_input;
 mod browser;
+mod browser_job;
 mod browser_pages;
 mod browser_recurring;
 mod cli;

@@ -1,11 +1,12 @@
 //! `/jobs`: the job list, newest first, filtered in the query string (so a view can be
-//! shared) and paged by cursor; `/jobs/{id}`: one job with its arguments, result or
+//! shared) and paged by cursor, with (for admins) a form to submit a job, which posts to
+//! the API, and bulk actions; `/jobs/{id}`: one job with its arguments, result or
 //! error, history, progress, usage and log, and (for admins) retry, cancel and delete.
 
-use super::{Layout, is_admin, render};
+use super::{Layout, age, is_admin, render};
 use crate::api::{ApiError, AppState, Caller, SessionCsrf, search_text};
 use crate::engine::bulk::{BulkAction, MAX_BULK};
-use crate::model::{Job, JobId, JobState, now_ms, rfc3339};
+use crate::model::{Job, JobId, JobState, Millis, now_ms, rfc3339};
 use crate::store::JobFilter;
 use askama::Template;
 use axum::Extension;
@@ -26,6 +27,8 @@ struct JobsPage {
     matching: Option<Matching>,
     /// The bulk actions: their names and labels.
     actions: [(&'static str, &'static str); 3],
+    /// The loaded plugins, which the submit form offers.
+    plugins: Vec<String>,
     /// Every state, with whether the filter picks it.
     states: Vec<(&'static str, bool)>,
     filter: Filter,
@@ -181,6 +184,14 @@ pub(super) async fn list(
     } else {
         None
     };
+    let mut plugins: Vec<String> = state
+        .registry
+        .list()
+        .into_iter()
+        .filter(|plugin| plugin.current.is_some())
+        .map(|plugin| plugin.name)
+        .collect();
+    plugins.sort();
     let states = JobState::ALL
         .map(|s| (s.as_str(), Some(s) == store_filter.state))
         .to_vec();
@@ -189,6 +200,7 @@ pub(super) async fn list(
         states,
         admin,
         matching,
+        plugins,
         actions: [
             ("retry", "Retry"),
             ("cancel", "Cancel"),
@@ -236,6 +248,17 @@ struct JobView {
 struct ProgressView {
     percent: u8,
     message: String,
+    /// About how long the run still needs, in words, while it runs.
+    eta: Option<String>,
+}
+
+/// About how long a run that started `elapsed` ms ago and is `percent` done still needs,
+/// if it kept its pace: `None` before it has measured any pace, or once done.
+fn remaining(elapsed: Millis, percent: u8) -> Option<Millis> {
+    let percent = i64::from(percent);
+    (1..100)
+        .contains(&percent)
+        .then(|| elapsed.max(0) * (100 - percent) / percent)
 }
 
 /// One state change.
@@ -287,6 +310,11 @@ pub(super) async fn detail(
         agent: job.agent_id,
         usage,
         progress: job.progress.map(|p| ProgressView {
+            eta: job
+                .started_at
+                .filter(|_| job.state == JobState::Processing)
+                .and_then(|started| remaining(now_ms() - started, p.percent))
+                .map(age),
             percent: p.percent,
             message: p.message,
         }),
@@ -388,4 +416,19 @@ pub(super) async fn bulk(
 )]
 struct BulkResult {
     line: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_left_follows_the_pace_so_far() {
+        assert_eq!(remaining(10_000, 25), Some(30_000));
+        assert_eq!(remaining(10_000, 50), Some(10_000));
+        assert_eq!(remaining(9_900, 99), Some(100));
+        assert_eq!(remaining(10_000, 0), None, "no pace measured yet");
+        assert_eq!(remaining(10_000, 100), None, "done");
+        assert_eq!(remaining(-5, 50), Some(0), "a clock step back is no time");
+    }
 }

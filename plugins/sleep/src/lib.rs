@@ -4,7 +4,9 @@
 //! budget, that bounds a long sleep. On `wasm32-wasip2`, `std::thread::sleep` waits on a
 //! pollable from the WASI monotonic clock, which the host implements.
 //!
-//! Args (a JSON object): `ms` (integer, required): how long to sleep, in milliseconds.
+//! Args (a JSON object): `ms` (integer, required): how long to sleep, in milliseconds;
+//! `steps` (integer, optional, 1 to 1000): sleep in that many equal parts, reporting
+//! progress and logging a line after each, so a running job's progress and log move.
 //!
 //! Result: `{"slept_ms": ms}`.
 
@@ -17,6 +19,7 @@ mod bindings {
 }
 
 use bindings::orchestra::plugin::log::{Level, log};
+use bindings::orchestra::plugin::progress::report;
 use bindings::{Guest, JobContext, JobError};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -33,7 +36,29 @@ impl Guest for Sleep {
             JobError::Fatal("bad args: `ms` (a non-negative integer) is required".into())
         })?;
 
-        std::thread::sleep(Duration::from_millis(ms));
+        let steps = match args.get("steps") {
+            None => 1,
+            Some(steps) => steps
+                .as_u64()
+                .filter(|n| (1..=MAX_STEPS).contains(n))
+                .ok_or_else(|| {
+                    JobError::Fatal(format!("bad args: `steps` must be 1 to {MAX_STEPS}"))
+                })?,
+        };
+        for step in 1..=steps {
+            std::thread::sleep(Duration::from_millis(ms / steps));
+            if steps > 1 {
+                let percent = u8::try_from(step * 100 / steps).unwrap_or(100);
+                let message = format!("step {step} of {steps}");
+                log(Level::Info, &format!("sleep: {message}"));
+                if let Err(e) = report(percent, &message) {
+                    log(Level::Warn, &format!("sleep: progress refused: {e}"));
+                }
+            }
+        }
         Ok(json!({ "slept_ms": ms }).to_string())
     }
 }
+
+/// Most parts a sleep may be cut into.
+const MAX_STEPS: u64 = 1000;

@@ -135,6 +135,23 @@ impl Browser {
         }
     }
 
+    /// The text of the element matching `selector` now, if there is one (and it was not
+    /// swapped out while read).
+    pub(crate) fn text(&self, selector: &str) -> Option<String> {
+        self.with(|c| async move {
+            let found = c.find(Locator::Css(selector)).await.ok()?;
+            found.text().await.ok()
+        })
+    }
+
+    /// The attribute `name` of the element matching `selector` now, if both exist.
+    pub(crate) fn attribute(&self, selector: &str, name: &str) -> Option<String> {
+        self.with(|c| async move {
+            let found = c.find(Locator::Css(selector)).await.ok()?;
+            found.attr(name).await.ok().flatten()
+        })
+    }
+
     /// Whether an element matches the CSS `selector` now.
     pub(crate) fn has(&self, selector: &str) -> bool {
         self.with(|c| async move { c.find(Locator::Css(selector)).await.is_ok() })

@@ -17,6 +17,7 @@ mod cli;
 mod continuations;
 mod crash;
 mod dashboard;
+mod dashboard_links;
 mod dashboard_pages;
 mod dashboard_recurring;
 mod event_walk;

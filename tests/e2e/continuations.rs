@@ -28,7 +28,17 @@ fn a_continuation_waits_for_its_parent() {
     let host = host();
     let parent = host.submit("sleep", json!({"ms": 500}));
     let child = continuation(&host, &[&parent], "success");
-    assert_eq!(state(&host.job(&child)), "awaiting");
+    let waiting = host.job(&child);
+    assert_eq!(state(&waiting), "awaiting");
+    assert_eq!(ids(&waiting["parents"]), [parent.as_str()], "{waiting}");
+    assert_eq!(waiting["continuations"], json!([]), "{waiting}");
+    let first = host.job(&parent);
+    assert_eq!(ids(&first["continuations"]), [child.as_str()], "{first}");
+    assert_eq!(first["parents"], json!([]));
+    assert!(
+        first["batch_id"].is_null() && first["workflow_run"].is_null(),
+        "{first}"
+    );
     let parent = host.wait_for_state(&parent, &["succeeded"], TIMEOUT);
     let child = host.wait_for_state(&child, &["succeeded"], TIMEOUT);
     assert!(
@@ -84,14 +94,23 @@ fn bad_continuations_are_refused() {
     assert_eq!(list["jobs"], json!([]), "nothing was stored");
 }
 
-fn batch(host: &Orchestra, body: &Value) -> String {
+/// The ids of a list of jobs with their states.
+fn ids(jobs: &Value) -> Vec<&str> {
+    let jobs = jobs.as_array().expect("a list of jobs");
+    jobs.iter()
+        .map(|job| job["id"].as_str().expect("an id"))
+        .collect()
+}
+
+/// Creates a batch, asserting 201; returns its id.
+pub(crate) fn batch(host: &Orchestra, body: &Value) -> String {
     let (status, answer) = host.post("/api/batches", body);
     assert_eq!(status, 201, "{answer}");
     answer["id"].as_str().expect("a batch id").to_owned()
 }
 
 /// Polls the batch until its state is `wanted` and its callbacks are finished.
-fn wait_for_batch(host: &Orchestra, id: &str, wanted: &str) -> Value {
+pub(crate) fn wait_for_batch(host: &Orchestra, id: &str, wanted: &str) -> Value {
     crate::common::wait_until(&format!("batch {id} to be {wanted}"), TIMEOUT, || {
         let (status, batch) = host.get(&format!("/api/batches/{id}"));
         assert_eq!(status, 200, "{batch}");
@@ -148,6 +167,19 @@ fn a_batch_with_a_failure_fails_and_skips_its_success_callback() {
     assert_eq!(done["counts"]["failed"], 1, "{done}");
     assert_eq!(done["on_success"]["state"], "cancelled", "{done}");
     assert_eq!(done["on_complete"]["state"], "succeeded", "{done}");
+    let jobs = ids(&done["jobs"]);
+    let callbacks = [&done["on_success"]["id"], &done["on_complete"]["id"]];
+    let mut callbacks: Vec<&str> = callbacks.iter().filter_map(|id| id.as_str()).collect();
+    callbacks.sort();
+    let member = host.job(jobs[0]);
+    assert_eq!(member["batch_id"], id, "{member}");
+    assert_eq!(ids(&member["continuations"]), callbacks, "{member}");
+    let callback = host.job(callbacks[0]);
+    assert_eq!(ids(&callback["parents"]), jobs, "{callback}");
+    assert!(
+        callback["batch_id"].is_null(),
+        "a callback is none of the batch's jobs"
+    );
 }
 
 #[test]

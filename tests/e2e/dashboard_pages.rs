@@ -8,14 +8,14 @@ use serde_json::json;
 use std::time::Duration;
 
 /// A `read` token made by the admin.
-fn read_token(host: &Orchestra) -> String {
+pub(crate) fn read_token(host: &Orchestra) -> String {
     let (status, made) = host.post("/api/tokens", &json!({"role": "read", "name": "viewer"}));
     assert_eq!(status, 201, "{made}");
     made["token"].as_str().unwrap().to_owned()
 }
 
 /// `text` as the pages escape it.
-fn escaped(text: &str) -> String {
+pub(crate) fn escaped(text: &str) -> String {
     text.replace('&', "&#38;")
         .replace('<', "&#60;")
         .replace('>', "&#62;")
@@ -24,7 +24,7 @@ fn escaped(text: &str) -> String {
 }
 
 /// The table row of `id` in `html`.
-fn row<'a>(html: &'a str, id: &str) -> &'a str {
+pub(crate) fn row<'a>(html: &'a str, id: &str) -> &'a str {
     let start = html
         .find(&format!("<tr id=\"{id}\""))
         .unwrap_or_else(|| panic!("a row {id} in {html}"));

@@ -18,6 +18,7 @@ mod cli;
 mod continuations;
 mod crash;
 mod dashboard;
+mod dashboard_links;
 mod dashboard_pages;
 mod dashboard_recurring;
 mod event_walk;

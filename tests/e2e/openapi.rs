@@ -532,6 +532,9 @@ fn batches(api: &mut Api) {
         .map(|job| job.as_str().expect("a job id").to_owned())
         .collect();
     api.host.wait_for_all(&jobs, &["succeeded"], TIMEOUT);
+    let member = expect(200, api.get(&format!("/api/jobs/{}", jobs[0])));
+    assert_eq!(member["batch_id"], batch, "{member}");
+    assert_eq!(member["continuations"].as_array().map(Vec::len), Some(1));
     expect(200, api.get(&format!("/api/batches/{batch}")));
     expect(200, api.post_empty(&format!("/api/batches/{batch}/cancel")));
     let empty = expect(422, api.post("/api/batches", json!({"jobs": []})));
@@ -611,7 +614,10 @@ fn workflows(api: &mut Api) {
             Err(run.to_string())
         }
     });
-    expect(200, api.get(&format!("/api/workflow-runs/{run}")));
+    let done = expect(200, api.get(&format!("/api/workflow-runs/{run}")));
+    let fetch = done["steps"][0]["job_id"].as_str().expect("fetch's job");
+    let job = expect(200, api.get(&format!("/api/jobs/{fetch}")));
+    assert_eq!(job["workflow_run"]["run_id"], run, "{job}");
     expect(
         409,
         api.post_empty(&format!("/api/workflow-runs/{run}/cancel")),
@@ -889,6 +895,14 @@ fn a_wrong_answer_fails_validation() {
             }),
         ),
         ("a count as text", wrong(&|j| j["log_count"] = json!("3"))),
+        (
+            "a parent without its state",
+            wrong(&|j| j["parents"] = json!([{"id": id}])),
+        ),
+        (
+            "a batch that is no id",
+            wrong(&|j| j["batch_id"] = json!(7)),
+        ),
     ] {
         let problems = contract.problems("GET", &path, &answer(200, body));
         assert!(!problems.is_empty(), "{what} passed validation");

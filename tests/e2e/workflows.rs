@@ -17,13 +17,13 @@ fn host() -> Orchestra {
 }
 
 /// Stores workflow `id`, asserting 201.
-fn put_workflow(host: &Orchestra, id: &str, definition: &Value) {
+pub(crate) fn put_workflow(host: &Orchestra, id: &str, definition: &Value) {
     let (status, body) = host.put(&format!("/api/workflows/{id}"), definition);
     assert_eq!(status, 201, "PUT workflow {id} answered {status}: {body}");
 }
 
 /// Starts a run of `id` with `parameters`; returns the run's id.
-fn start_run(host: &Orchestra, id: &str, parameters: Value) -> String {
+pub(crate) fn start_run(host: &Orchestra, id: &str, parameters: Value) -> String {
     let (status, body) = host.post(
         &format!("/api/workflows/{id}/runs"),
         &json!({ "parameters": parameters }),
@@ -43,7 +43,7 @@ fn run(host: &Orchestra, id: &str) -> Value {
 }
 
 /// Waits until run `id` is in `state`, and returns it.
-fn wait_for_run(host: &Orchestra, id: &str, state: &str) -> Value {
+pub(crate) fn wait_for_run(host: &Orchestra, id: &str, state: &str) -> Value {
     wait_until(&format!("run {id} to be {state}"), TIMEOUT, || {
         let run = run(host, id);
         if run["state"] == state {
@@ -122,6 +122,11 @@ fn stages_run_in_order_with_parallel_steps_and_conditions() {
         fetch["args"],
         json!({"changed": true}),
         "the bool stays a bool"
+    );
+    assert_eq!(
+        fetch["workflow_run"],
+        json!({"run_id": id, "step_id": "fetch"}),
+        "{fetch}"
     );
     let report = step_job(&host, &done, "report");
     assert_eq!(report["args"]["title"], "report for orchestra done");

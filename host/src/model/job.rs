@@ -1,4 +1,4 @@
-//! Jobs: their ids, states, errors, progress, usage, logs and history.
+//! Jobs: their ids, states, errors, progress, usage, logs, history and links.
 
 use super::rules::DEFAULT_MAX_ATTEMPTS;
 use super::{JsonText, Millis, rfc3339};
@@ -316,12 +316,63 @@ pub struct Job {
     pub usage: Option<Usage>,
 }
 
-/// A job with its history and the end of its log, as `GET /api/jobs/{id}` shows it.
+/// A job named by another, with its state: a parent, a continuation, a batch's job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobRef {
+    /// The job.
+    #[schema(value_type = Uuid)]
+    pub id: JobId,
+    /// Its state.
+    pub state: JobState,
+}
+
+/// The step of a workflow run a job was started for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StepRef {
+    /// The run.
+    #[schema(value_type = Uuid)]
+    pub run_id: JobId,
+    /// The step's id in the run's workflow.
+    pub step_id: String,
+}
+
+/// Most parents, and most continuations, a job's [`JobLinks`] name.
+pub const MAX_LINKED_JOBS: usize = 100;
+
+/// What a job is linked to: the jobs it waits for and that wait for it, its batch and
+/// its workflow run. Linked jobs no longer stored (deleted) are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobLinks {
+    /// The jobs it waits (or waited) for, oldest first; at most [`MAX_LINKED_JOBS`]
+    /// (100), the oldest.
+    pub parents: Vec<JobRef>,
+    /// The jobs that wait (or waited) for it: its continuations, batch callbacks among
+    /// them; oldest first, at most [`MAX_LINKED_JOBS`] (100), the oldest.
+    pub continuations: Vec<JobRef>,
+    /// The batch it is one of the jobs of; `null` if none.
+    #[schema(value_type = Option<Uuid>)]
+    pub batch_id: Option<JobId>,
+    /// The workflow run step it runs; `null` if none.
+    pub workflow_run: Option<StepRef>,
+}
+
+impl JobLinks {
+    /// Whether the job is linked to nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &JobLinks::default()
+    }
+}
+
+/// A job with its history, the end of its log and its links, as `GET /api/jobs/{id}`
+/// shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobDetail {
     /// The job.
     #[serde(flatten)]
     pub job: Job,
+    /// What it is linked to.
+    #[serde(flatten)]
+    pub links: JobLinks,
     /// Every state change, oldest first.
     pub history: Vec<Transition>,
     /// The latest log lines (a bounded number), in reading order; the whole log is read

@@ -419,8 +419,8 @@ pub trait JobStore:
     /// [`Error::NotFound`]; [`Error::Conflict`] while it is `processing`.
     async fn delete(&self, id: JobId, now: Millis) -> Result<Changes>;
 
-    /// One job with its history, its latest [`DETAIL_LOG_LINES`] log lines and its log's
-    /// line counts.
+    /// One job with its history, its latest [`DETAIL_LOG_LINES`] log lines, its log's
+    /// line counts and its links (see [`crate::model::JobLinks`]).
     async fn get(&self, id: JobId) -> Result<Option<JobDetail>>;
 
     /// A page of a job's log, in reading order (by attempt, then as written); `None` for

@@ -1,12 +1,13 @@
 //! `/jobs`: the job list, newest first, filtered in the query string (so a view can be
 //! shared) and paged by cursor, with (for admins) a form to submit a job, which posts to
 //! the API, and bulk actions; `/jobs/{id}`: one job with its arguments, result or
-//! error, history, progress, usage and log, and (for admins) retry, cancel and delete.
+//! error, history, progress, usage and log, links to its parents, continuations, batch
+//! and workflow run, and (for admins) retry, cancel and delete.
 
-use super::{Layout, age, is_admin, render};
+use super::{Layout, age, is_admin, not_found, path_id, render};
 use crate::api::{ApiError, AppState, Caller, SessionCsrf, search_text};
 use crate::engine::bulk::{BulkAction, MAX_BULK};
-use crate::model::{Job, JobId, JobState, Millis, now_ms, rfc3339};
+use crate::model::{Job, JobId, JobLinks, JobState, Millis, now_ms, rfc3339};
 use crate::store::JobFilter;
 use askama::Template;
 use axum::Extension;
@@ -223,6 +224,8 @@ struct JobPage {
     history: Vec<Step>,
     /// Log lines, formatted.
     logs: Vec<String>,
+    /// Its parents, continuations, batch and workflow run step.
+    links: JobLinks,
 }
 
 /// What the job page shows of a job.
@@ -269,7 +272,7 @@ struct Step {
 }
 
 /// `value` as indented JSON.
-fn pretty(value: &serde_json::Value) -> String {
+pub(super) fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
@@ -280,14 +283,12 @@ pub(super) async fn detail(
     csrf: Option<Extension<SessionCsrf>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id: JobId = id
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("no job {}", crate::model::names::shown(&id))))?;
     let detail = state
         .store
-        .get(id)
+        .get(path_id(&id, "job")?)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+        .ok_or_else(|| not_found("job", &id))?;
+    let id = detail.job.id;
     let job = detail.job;
     let usage = job.usage.map(|u| {
         format!(
@@ -352,6 +353,7 @@ pub(super) async fn detail(
         job: view,
         history: history.collect(),
         logs: logs.collect(),
+        links: detail.links,
     };
     render(&page)
 }

@@ -6,7 +6,10 @@
 //!
 //! - `login.rs`: the login page, which sets the session cookie;
 //! - `overview.rs`: `/`, counts, throughput, queues, agents and open alert incidents;
-//! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`;
+//! - `jobs.rs`: `/jobs` (the list and its filters) and `/jobs/{id}`, which links to the
+//!   job's parents, continuations, batch and workflow run;
+//! - `batches.rs`: `/batches/{id}`, a batch's jobs and callbacks with their states;
+//! - `workflow_runs.rs`: `/workflow-runs/{id}`, a run's stages as columns of steps;
 //! - `recurring.rs`: `/recurring`, recurring jobs and their schedules;
 //! - `queues.rs`: `/queues`, every queue with pause and resume for admins;
 //! - `plugins.rs`: `/plugins`, every plugin with its version, limits and load error;
@@ -18,6 +21,7 @@
 mod agents;
 mod alerts;
 mod assets;
+mod batches;
 mod chart;
 mod jobs;
 mod login;
@@ -25,10 +29,12 @@ mod overview;
 mod plugins;
 mod queues;
 mod recurring;
+mod workflow_runs;
 
 use crate::api::{ApiError, AppState, Caller, SessionCsrf};
-use crate::model::Millis;
+use crate::model::names::shown;
 use crate::model::token::Role;
+use crate::model::{JobId, Millis};
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -41,6 +47,8 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs", get(jobs::list))
         .route("/jobs/bulk", axum::routing::post(jobs::bulk))
         .route("/jobs/{id}", get(jobs::detail))
+        .route("/batches/{id}", get(batches::page))
+        .route("/workflow-runs/{id}", get(workflow_runs::page))
         .route("/queues", get(queues::page))
         .route("/plugins", get(plugins::page))
         .route("/agents", get(agents::page))
@@ -121,6 +129,16 @@ impl Layout {
 /// Whether `caller` may change things (and so sees the buttons that do).
 fn is_admin(caller: &Caller) -> bool {
     caller.role == Role::Admin
+}
+
+/// A page's 404: no `what` (job, batch, workflow run) with the path's `id`.
+fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::NotFound(format!("no {what} {}", shown(id)))
+}
+
+/// The id in a page's path; one that is no id names nothing, so it is [`not_found`] too.
+fn path_id(id: &str, what: &str) -> Result<JobId, ApiError> {
+    id.parse().map_err(|_| not_found(what, id))
 }
 
 /// `template` rendered as an HTML answer.

@@ -5,16 +5,9 @@ use crate::model::{Job, JobId, JobState, StoredLogLine};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// A job and its state: `POST /api/jobs/{id}/retry`, and each job and callback of
-/// `GET /api/batches/{id}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
-pub(crate) struct JobRef {
-    /// The job.
-    #[schema(value_type = Uuid)]
-    pub(crate) id: JobId,
-    /// Its state.
-    pub(crate) state: JobState,
-}
+/// A job and its state: `POST /api/jobs/{id}/retry`, each job and callback of
+/// `GET /api/batches/{id}`, and a job's parents and continuations.
+pub(crate) use crate::model::JobRef;
 
 /// `POST /api/jobs`: the job stored (201), or the one already holding its `unique_key`
 /// (200).

@@ -7,7 +7,7 @@
 
 use super::rows::{self, JOB_COLUMNS, JobRow, TransitionRow, convert};
 use super::writer::Command;
-use super::{SqliteStore, batch, continuations, logs};
+use super::{SqliteStore, batch, continuations, links, logs};
 use crate::model::{Job, JobDetail, JobId, JobState, LogLine, Millis, Progress, Transition};
 use crate::store::changes::{ChangeSink, Changed, Changes, JobChange};
 use crate::store::{
@@ -479,6 +479,7 @@ impl JobStore for SqliteStore {
         let log_counts = logs::counts(&mut conn, id).await?;
         Ok(Some(JobDetail {
             job: Job::try_from(row)?,
+            links: links::of(&mut conn, id).await?,
             history: convert::<_, Transition>(history)?,
             logs: logs::latest(&mut conn, id, DETAIL_LOG_LINES).await?,
             log_count: log_counts.iter().map(|c| c.count).sum(),

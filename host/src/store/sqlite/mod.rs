@@ -42,6 +42,7 @@ mod faults;
 mod file;
 mod jobs;
 mod journal;
+mod links;
 mod locks;
 mod logs;
 mod queues;

@@ -10,7 +10,8 @@ mod tokens;
 use super::agents::{Acquired, ExecRecord, NewTask, TaskFilter};
 use super::*;
 use crate::model::{
-    ErrorKind, JobError, JobState, JsonText, LogLine, Progress, StoredLogLine, Usage, new_job_id,
+    ErrorKind, JobError, JobLinks, JobRef, JobState, JsonText, LogLine, MAX_LINKED_JOBS, Progress,
+    StepRef, StoredLogLine, Usage, new_job_id,
 };
 use alerts::*;
 use changes::*;
@@ -1263,6 +1264,87 @@ async fn check_cancelling_a_workflow_run(store: &dyn JobStore) {
     assert!(after.enqueued.is_empty(), "a cancelled run starts nothing");
 }
 
+/// The links `get` reads with job `id`.
+async fn links_of(store: &dyn JobStore, id: JobId) -> JobLinks {
+    store.get(id).await.unwrap().expect("the job exists").links
+}
+
+async fn check_a_job_is_read_with_its_links(store: &dyn JobStore) {
+    let plain = add(store, new_job("default", 0)).await;
+    assert!(links_of(store, plain.id).await.is_empty());
+    let mut parents = vec![
+        add(store, new_job("default", 0)).await.id,
+        add(store, new_job("default", 0)).await.id,
+    ];
+    parents.sort();
+    let child = add(store, continuation(&parents, AwaitOn::Success)).await;
+    let waiting = JobRef {
+        id: child.id,
+        state: JobState::Awaiting,
+    };
+    let enqueued = |id| JobRef {
+        id,
+        state: JobState::Enqueued,
+    };
+    let links = links_of(store, child.id).await;
+    assert_eq!(
+        links.parents,
+        parents.iter().copied().map(enqueued).collect::<Vec<_>>()
+    );
+    assert_eq!(links_of(store, parents[0]).await.continuations, [waiting]);
+
+    let jobs = vec![new_job("default", 0)];
+    let member = jobs[0].id;
+    let callback = continuation(&[member], AwaitOn::Finish);
+    let batch = NewBatch {
+        id: new_job_id(),
+        description: String::new(),
+        on_success: None,
+        on_complete: Some(callback.clone()),
+        jobs,
+    };
+    let batch_id = batch.id;
+    store.create_batch(batch, NOW).await.unwrap();
+    let links = links_of(store, member).await;
+    assert_eq!(links.batch_id, Some(batch_id));
+    assert_eq!(
+        links.continuations.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [callback.id]
+    );
+    assert_eq!(
+        links_of(store, callback.id).await.parents,
+        [enqueued(member)]
+    );
+
+    let run = start_run(store).await;
+    let step_job = store.advance_workflow_run(run, NOW).await.unwrap().enqueued[0];
+    let links = links_of(store, step_job).await;
+    let step = StepRef {
+        run_id: run,
+        step_id: "a".into(),
+    };
+    assert_eq!(links.workflow_run, Some(step));
+    assert_eq!(links.batch_id, None);
+
+    let hub = add(store, new_job("default", 0)).await;
+    let mut children = Vec::new();
+    for _ in 0..=MAX_LINKED_JOBS {
+        children.push(
+            add(store, continuation(&[hub.id], AwaitOn::Finish))
+                .await
+                .id,
+        );
+    }
+    children.sort();
+    let named: Vec<JobId> = links_of(store, hub.id)
+        .await
+        .continuations
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(named, children[..MAX_LINKED_JOBS], "the oldest, capped");
+}
+
 /// Runs every check on a fresh store from `open`.
 macro_rules! conformance {
     ($open:expr, $($check:ident),* $(,)?) => {
@@ -1643,6 +1725,7 @@ mod sqlite {
         check_continuations_of_finished_or_missing_parents,
         check_batches_run_their_callbacks_once,
         check_cancelling_a_batch,
+        check_a_job_is_read_with_its_links,
         check_recurring_jobs_fire_once_per_occurrence,
         check_missed_recurring_occurrences_run_once_or_never,
         check_paused_recurring_jobs_do_not_fire_and_resume_from_now,

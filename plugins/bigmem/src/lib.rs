@@ -7,17 +7,9 @@
 //! Args (a JSON object): `index` (integer, optional, default 0): which byte of the
 //! static to set and read back. Result: `{"value": 1}`.
 
-mod bindings {
-    //! Bindings generated from `wit/world.wit`, and the component's export of [`Bigmem`].
-    #![allow(unsafe_code, missing_docs, unreachable_pub, clippy::too_many_arguments)]
-    wit_bindgen::generate!({ world: "task-handler", path: "../../wit" });
-    use super::Bigmem;
-    export!(Bigmem);
-}
-
-use bindings::orchestra::plugin::log::{Level, log};
-use bindings::{Guest, JobContext, JobError};
-use serde_json::{Map, Value, json};
+use orchestra_plugin::{Error, Handler, Job, log};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Bytes of the static.
@@ -29,16 +21,25 @@ static BIG: [AtomicU8; SIZE] = [const { AtomicU8::new(0) }; SIZE];
 /// The handler exported to the host.
 struct Bigmem;
 
-impl Guest for Bigmem {
-    fn handle(job: JobContext) -> Result<String, JobError> {
-        log(Level::Info, &format!("bigmem: attempt {}", job.attempt));
-        let args: Map<String, Value> = serde_json::from_str(&job.args)
-            .map_err(|e| JobError::Fatal(format!("bad args: {e}")))?;
-        let index = args.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let byte = BIG
-            .get(index)
-            .ok_or_else(|| JobError::Fatal(format!("bad args: index {index} is past {SIZE}")))?;
+/// What a job asks for.
+#[derive(Deserialize)]
+struct Args {
+    /// Which byte of the static to set and read back.
+    #[serde(default)]
+    index: u64,
+}
+
+impl Handler for Bigmem {
+    fn handle(job: Job) -> Result<impl Serialize, Error> {
+        log::info!("bigmem: attempt {}", job.attempt());
+        let Args { index } = job.args()?;
+        let byte = usize::try_from(index)
+            .ok()
+            .and_then(|index| BIG.get(index))
+            .ok_or_else(|| Error::bad_args(format!("index {index} is past {SIZE}")))?;
         byte.store(1, Ordering::Relaxed);
-        Ok(json!({ "value": byte.load(Ordering::Relaxed) }).to_string())
+        Ok(json!({ "value": byte.load(Ordering::Relaxed) }))
     }
 }
+
+orchestra_plugin::export!(Bigmem);

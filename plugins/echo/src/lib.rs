@@ -1,55 +1,50 @@
 //! `echo`: the smallest useful Orchestra plugin, and the one to copy when writing a new one.
 //!
 //! It returns its arguments unchanged as the job's result, and shows the whole plugin
-//! surface:
+//! surface, through the `orchestra-plugin` crate (`sdk/rust`):
 //!
-//! - generating bindings from `wit/world.wit` with `wit_bindgen::generate!` and exporting
-//!   the handler with `export!` (both kept in a private `bindings` module, the only place
-//!   that needs `unsafe` code);
-//! - implementing `Guest::handle`, which receives a `JobContext` and returns the result as
-//!   JSON text or a `JobError`;
-//! - reporting progress through the `progress` import, logging through the `log` import,
-//!   and printing to stdout, which the host also captures into the job's log.
+//! - implementing `Handler::handle`, which receives a `Job` and returns the job's result
+//!   (any value serde can write as JSON) or an `Error`, and exporting the handler with
+//!   `orchestra_plugin::export!`;
+//! - reading the args with `job.args()`, which fails the job at once when they do not fit;
+//! - reporting progress with `progress`, logging with `log::info!`, and printing to stdout,
+//!   which the host also captures into the job's log.
+//!
+//! To start a plugin, copy this crate and rename it: a `cdylib` that depends on
+//! `orchestra-plugin` and `serde` (and here `serde_json`, for `RawValue`); outside this
+//! workspace, give them versions or paths instead of `workspace = true`. Build it with
+//! `cargo build --release --target wasm32-wasip2` and drop the `NAME.wasm` it makes into
+//! the host's plugin folder; `sdk/rust/README.md` walks through it.
 //!
 //! Args: any JSON value. Result: the same JSON text. Invalid JSON fails the job at once
-//! with `JobError::Fatal`.
+//! (fatal).
 
-mod bindings {
-    //! Bindings generated from `wit/world.wit`, and the component's export of [`Echo`].
-    #![allow(unsafe_code, missing_docs, unreachable_pub, clippy::too_many_arguments)]
-    wit_bindgen::generate!({ world: "task-handler", path: "../../wit" });
-    use super::Echo;
-    export!(Echo);
-}
-
-use bindings::orchestra::plugin::log::{Level, log};
-use bindings::orchestra::plugin::progress::report;
-use bindings::{Guest, JobContext, JobError};
+use orchestra_plugin::{Error, Handler, Job, log, progress};
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 /// The handler exported to the host.
 struct Echo;
 
-impl Guest for Echo {
-    fn handle(job: JobContext) -> Result<String, JobError> {
-        log(Level::Info, &format!("echo: attempt {}", job.attempt));
+impl Handler for Echo {
+    fn handle(job: Job) -> Result<impl Serialize, Error> {
+        log::info!("echo: attempt {}", job.attempt());
         progress(0, "checking args");
 
-        // The result must be JSON text, so refuse args that are not.
-        if let Err(e) = serde_json::from_str::<serde_json::Value>(&job.args) {
-            return Err(JobError::Fatal(format!("bad args: {e}")));
-        }
+        // The result must be JSON text, so refuse args that are not; a `RawValue` keeps
+        // them as they are, to be returned unchanged.
+        let args: Box<RawValue> = job.args()?;
         progress(50, "args are valid JSON");
 
         // Guest stdout goes to the job's log too.
-        println!("echo: job {} echoes {} bytes", job.id, job.args.len());
+        println!(
+            "echo: job {} echoes {} bytes",
+            job.id(),
+            job.raw_args().len()
+        );
         progress(100, "done");
-        Ok(job.args)
+        Ok(args)
     }
 }
 
-/// Reports progress; the host refuses only out-of-range input, so a refusal is just logged.
-fn progress(percent: u8, message: &str) {
-    if let Err(e) = report(percent, message) {
-        log(Level::Warn, &format!("echo: progress refused: {e}"));
-    }
-}
+orchestra_plugin::export!(Echo);

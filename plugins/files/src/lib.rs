@@ -3,7 +3,7 @@
 //! A plugin sees no filesystem except the job's repository, mounted read-write at `/repo`
 //! when the job is granted it. Ordinary `std::fs` calls work there; anything else fails
 //! with an io error (the path does not exist, or access is denied), which this plugin
-//! returns as `JobError::Fatal` with the error's text.
+//! returns as a fatal `Error` with the error's text (`?` would make it retryable).
 //!
 //! Args (a JSON object; at least one of):
 //!
@@ -26,16 +26,8 @@
 //! Result: `{"written": len}` (bytes written) and/or `{"content": "..."}` (the text read)
 //! and/or `{"ops": [...]}` (per operation, `"ok"` or `"error: ..."`).
 
-mod bindings {
-    //! Bindings generated from `wit/world.wit`, and the component's export of [`Files`].
-    #![allow(unsafe_code, missing_docs, unreachable_pub, clippy::too_many_arguments)]
-    wit_bindgen::generate!({ world: "task-handler", path: "../../wit" });
-    use super::Files;
-    export!(Files);
-}
-
-use bindings::orchestra::plugin::log::{Level, log};
-use bindings::{Guest, JobContext, JobError};
+use orchestra_plugin::{Error, Handler, Job, log};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::io::Write;
 
@@ -47,40 +39,47 @@ const FILL_CHUNK: usize = 64 << 10;
 /// The handler exported to the host.
 struct Files;
 
-impl Guest for Files {
-    fn handle(job: JobContext) -> Result<String, JobError> {
-        log(Level::Info, &format!("files: attempt {}", job.attempt));
-        let args: Map<String, Value> = serde_json::from_str(&job.args)
-            .map_err(|e| JobError::Fatal(format!("bad args: {e}")))?;
-        let write = string_arg(&args, "write")?;
-        let read = string_arg(&args, "read")?;
-        let ops = args.get("ops").map(|ops| ops.as_array());
-        if write.is_none() && read.is_none() && ops.is_none() {
-            return Err(JobError::Fatal(
-                "bad args: give `write` (text), `read` (a path) or `ops` (a list)".into(),
+/// What a job asks for.
+#[derive(Deserialize)]
+struct Args {
+    /// Text to write to [`OUT_PATH`].
+    write: Option<String>,
+    /// A path to read, after the write.
+    read: Option<String>,
+    /// Operations to try in order, each checked when its turn comes.
+    ops: Option<Vec<Value>>,
+    /// Whether the first failed operation fails the job.
+    #[serde(default)]
+    give_up: bool,
+}
+
+impl Handler for Files {
+    fn handle(job: Job) -> Result<impl Serialize, Error> {
+        log::info!("files: attempt {}", job.attempt());
+        let args: Args = job.args()?;
+        if args.write.is_none() && args.read.is_none() && args.ops.is_none() {
+            return Err(Error::bad_args(
+                "give `write` (text), `read` (a path) or `ops` (a list)",
             ));
         }
 
         let mut result = Map::new();
-        if let Some(text) = write {
-            std::fs::write(OUT_PATH, text)
-                .map_err(|e| JobError::Fatal(format!("cannot write {OUT_PATH}: {e}")))?;
+        if let Some(text) = args.write {
+            std::fs::write(OUT_PATH, &text)
+                .map_err(|e| Error::fatal(format!("cannot write {OUT_PATH}: {e}")))?;
             result.insert("written".into(), text.len().into());
         }
-        if let Some(path) = read {
-            let content = std::fs::read_to_string(path)
-                .map_err(|e| JobError::Fatal(format!("cannot read {path}: {e}")))?;
+        if let Some(path) = args.read {
+            let content = std::fs::read_to_string(&path)
+                .map_err(|e| Error::fatal(format!("cannot read {path}: {e}")))?;
             result.insert("content".into(), content.into());
         }
-        if let Some(ops) = ops {
-            let ops =
-                ops.ok_or_else(|| JobError::Fatal("bad args: `ops` must be a list".into()))?;
-            let give_up = args.get("give_up").and_then(Value::as_bool) == Some(true);
+        if let Some(ops) = args.ops {
             let mut outcomes = Vec::new();
-            for op in ops {
+            for op in &ops {
                 let outcome = run_op(op)?;
-                if let (true, Err(e)) = (give_up, &outcome) {
-                    return Err(JobError::Fatal(format!("{op}: {e}")));
+                if let (true, Err(e)) = (args.give_up, &outcome) {
+                    return Err(Error::fatal(format!("{op}: {e}")));
                 }
                 outcomes.push(Value::from(match outcome {
                     Ok(()) => "ok".to_owned(),
@@ -89,21 +88,21 @@ impl Guest for Files {
             }
             result.insert("ops".into(), outcomes.into());
         }
-        Ok(Value::Object(result).to_string())
+        Ok(result)
     }
 }
 
-/// Runs one operation of `ops`: `Err(JobError)` for a malformed one, else its io outcome.
-fn run_op(op: &Value) -> Result<std::io::Result<()>, JobError> {
+/// Runs one operation of `ops`: `Err` for a malformed one, else its io outcome.
+fn run_op(op: &Value) -> Result<std::io::Result<()>, Error> {
     let field = |name: &str| {
         op.get(name)
             .and_then(Value::as_str)
-            .ok_or_else(|| JobError::Fatal(format!("bad args: {op} needs a string `{name}`")))
+            .ok_or_else(|| Error::bad_args(format!("{op} needs a string `{name}`")))
     };
     let number = |name: &str| {
         op.get(name)
             .and_then(Value::as_u64)
-            .ok_or_else(|| JobError::Fatal(format!("bad args: {op} needs a number `{name}`")))
+            .ok_or_else(|| Error::bad_args(format!("{op} needs a number `{name}`")))
     };
     let open = |path: &str| std::fs::OpenOptions::new().write(true).open(path);
     Ok(match field("op")? {
@@ -132,7 +131,7 @@ fn run_op(op: &Value) -> Result<std::io::Result<()>, JobError> {
         "mkdir" => std::fs::create_dir(field("path")?),
         "remove_file" => std::fs::remove_file(field("path")?),
         "remove_dir" => std::fs::remove_dir(field("path")?),
-        other => return Err(JobError::Fatal(format!("bad args: unknown op `{other}`"))),
+        other => return Err(Error::bad_args(format!("unknown op `{other}`"))),
     })
 }
 
@@ -149,13 +148,4 @@ fn fill(path: &str, bytes: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The string argument `name`, if given; any other type is bad args.
-fn string_arg<'a>(args: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, JobError> {
-    match args.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(JobError::Fatal(format!(
-            "bad args: `{name}` must be a string"
-        ))),
-    }
-}
+orchestra_plugin::export!(Files);

@@ -1,8 +1,8 @@
 //! `flood`: a plugin that writes as much as it can, to show that a guest cannot hold the
 //! host with its output or its result.
 //!
-//! It writes to its standard output stream directly (`wasi:io/streams`), so it can do
-//! what a careless or hostile guest does: one write far larger than the stream granted,
+//! It writes to its standard output stream directly (`wasi:io/streams`, through the
+//! `wasip2` crate), so it can do what a careless or hostile guest does: one write far larger than the stream granted,
 //! and writes without end.
 //!
 //! Args (a JSON object, every field optional, applied in this order):
@@ -15,65 +15,62 @@
 //! - `result_bytes` (integer): the result is a JSON string of that many bytes, quotes
 //!   included (at least 2); without it the result is `{}`.
 
-mod bindings {
-    //! Bindings generated from `wit/world.wit` plus the WASI output stream, and the
-    //! component's export of [`Flood`].
-    #![allow(unsafe_code, missing_docs, unreachable_pub, clippy::too_many_arguments)]
-    wit_bindgen::generate!({
-        inline: "
-            package orchestra:flood;
-            world flood {
-                import wasi:cli/stdout@0.2.0;
-                include orchestra:plugin/task-handler@0.2.0;
-            }
-        ",
-        path: ["../../wit", "wit/io.wit", "wit/cli.wit"],
-        world: "flood",
-        generate_all,
-    });
-    use super::Flood;
-    export!(Flood);
-}
-
-use bindings::orchestra::plugin::log::{Level, log};
-use bindings::wasi::cli::stdout::get_stdout;
-use bindings::wasi::io::streams::OutputStream;
-use bindings::{Guest, JobContext, JobError};
-use serde_json::{Map, Value};
+use orchestra_plugin::{Error, Handler, Job, log};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use wasip2::cli::stdout::get_stdout;
+use wasip2::io::streams::OutputStream;
 
 /// The handler exported to the host.
 struct Flood;
 
-impl Guest for Flood {
-    fn handle(job: JobContext) -> Result<String, JobError> {
-        log(Level::Info, &format!("flood: attempt {}", job.attempt));
-        let args: Map<String, Value> = serde_json::from_str(&job.args)
-            .map_err(|e| JobError::Fatal(format!("bad args: {e}")))?;
-        let number = |name: &str| args.get(name).and_then(Value::as_u64);
+/// What a job asks for.
+#[derive(Deserialize)]
+struct Args {
+    /// Newline bytes to write at once.
+    newlines: Option<u64>,
+    /// Lines to print.
+    lines: Option<u64>,
+    /// Bytes per printed line.
+    #[serde(default = "default_width")]
+    width: u64,
+    /// Whether to write until the host stops the run.
+    #[serde(default)]
+    forever: bool,
+    /// Bytes of the result.
+    result_bytes: Option<u64>,
+}
+
+/// The width of a printed line when the args do not say.
+fn default_width() -> u64 {
+    80
+}
+
+impl Handler for Flood {
+    fn handle(job: Job) -> Result<impl Serialize, Error> {
+        log::info!("flood: attempt {}", job.attempt());
+        let args: Args = job.args()?;
         let stdout = get_stdout();
-        if let Some(n) = number("newlines") {
+        if let Some(n) = args.newlines {
             let outcome = match stdout.write(&vec![b'\n'; n as usize]) {
                 Ok(()) => "accepted".to_owned(),
                 Err(e) => format!("refused: {e:?}"),
             };
-            log(
-                Level::Info,
-                &format!("flood: a write of {n} newlines was {outcome}"),
-            );
+            log::info!("flood: a write of {n} newlines was {outcome}");
         }
-        if let Some(lines) = number("lines") {
-            let width = number("width").unwrap_or(80) as usize;
-            let line = "x".repeat(width);
+        if let Some(lines) = args.lines {
+            let line = "x".repeat(args.width as usize);
             for _ in 0..lines {
                 println!("{line}");
             }
         }
-        if args.get("forever").and_then(Value::as_bool) == Some(true) {
+        if args.forever {
             flood_forever(&stdout);
         }
-        Ok(match number("result_bytes") {
-            Some(n) => format!("\"{}\"", "x".repeat((n as usize).saturating_sub(2))),
-            None => "{}".to_owned(),
+        // A JSON string of `n` bytes holds `n - 2` between its quotes.
+        Ok(match args.result_bytes {
+            Some(n) => Value::from("x".repeat((n as usize).saturating_sub(2))),
+            None => json!({}),
         })
     }
 }
@@ -91,3 +88,5 @@ fn flood_forever(stdout: &OutputStream) {
         }
     }
 }
+
+orchestra_plugin::export!(Flood);

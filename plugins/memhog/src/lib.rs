@@ -14,35 +14,30 @@
 //!
 //! Result: `{"mb": mb}`.
 
-mod bindings {
-    //! Bindings generated from `wit/world.wit`, and the component's export of [`Memhog`].
-    #![allow(unsafe_code, missing_docs, unreachable_pub, clippy::too_many_arguments)]
-    wit_bindgen::generate!({ world: "task-handler", path: "../../wit" });
-    use super::Memhog;
-    export!(Memhog);
-}
-
-use bindings::orchestra::plugin::log::{Level, log};
-use bindings::{Guest, JobContext, JobError};
-use serde_json::{Map, Value, json};
+use orchestra_plugin::{Error, Handler, Job, log};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::hint::black_box;
 
 /// The handler exported to the host.
 struct Memhog;
 
-impl Guest for Memhog {
-    fn handle(job: JobContext) -> Result<String, JobError> {
-        log(Level::Info, &format!("memhog: attempt {}", job.attempt));
-        let args: Map<String, Value> = serde_json::from_str(&job.args)
-            .map_err(|e| JobError::Fatal(format!("bad args: {e}")))?;
-        let mb = args.get("mb").and_then(Value::as_u64).ok_or_else(|| {
-            JobError::Fatal("bad args: `mb` (a non-negative integer) is required".into())
-        })?;
+/// What a job asks for.
+#[derive(Deserialize)]
+struct Args {
+    /// How many MiB to allocate.
+    mb: u64,
+}
+
+impl Handler for Memhog {
+    fn handle(job: Job) -> Result<impl Serialize, Error> {
+        log::info!("memhog: attempt {}", job.attempt());
+        let Args { mb } = job.args()?;
         // A wasm32 address space is 4 GiB, so larger sizes cannot even be expressed.
         let bytes = usize::try_from(mb)
             .ok()
             .and_then(|mb| mb.checked_mul(1 << 20))
-            .ok_or_else(|| JobError::Fatal(format!("bad args: {mb} MiB is too large")))?;
+            .ok_or_else(|| Error::bad_args(format!("{mb} MiB is too large")))?;
 
         let mut buf: Vec<u8> = Vec::new();
         buf.reserve_exact(bytes);
@@ -51,6 +46,8 @@ impl Guest for Memhog {
             page[0].write(1);
         }
         black_box(&mut buf);
-        Ok(json!({ "mb": mb }).to_string())
+        Ok(json!({ "mb": mb }))
     }
 }
+
+orchestra_plugin::export!(Memhog);

@@ -10,55 +10,46 @@
 //!
 //! Result: `{"slept_ms": ms}`.
 
-mod bindings {
-    //! Bindings generated from `wit/world.wit`, and the component's export of [`Sleep`].
-    #![allow(unsafe_code, missing_docs, unreachable_pub, clippy::too_many_arguments)]
-    wit_bindgen::generate!({ world: "task-handler", path: "../../wit" });
-    use super::Sleep;
-    export!(Sleep);
-}
-
-use bindings::orchestra::plugin::log::{Level, log};
-use bindings::orchestra::plugin::progress::report;
-use bindings::{Guest, JobContext, JobError};
-use serde_json::{Map, Value, json};
+use orchestra_plugin::{Error, Handler, Job, log, progress};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::time::Duration;
 
 /// The handler exported to the host.
 struct Sleep;
 
-impl Guest for Sleep {
-    fn handle(job: JobContext) -> Result<String, JobError> {
-        log(Level::Info, &format!("sleep: attempt {}", job.attempt));
-        let args: Map<String, Value> = serde_json::from_str(&job.args)
-            .map_err(|e| JobError::Fatal(format!("bad args: {e}")))?;
-        let ms = args.get("ms").and_then(Value::as_u64).ok_or_else(|| {
-            JobError::Fatal("bad args: `ms` (a non-negative integer) is required".into())
-        })?;
+/// What a job asks for.
+#[derive(Deserialize)]
+struct Args {
+    /// How long to sleep, in milliseconds.
+    ms: u64,
+    /// How many equal parts to sleep in (1 when not given).
+    steps: Option<u64>,
+}
 
-        let steps = match args.get("steps") {
-            None => 1,
-            Some(steps) => steps
-                .as_u64()
-                .filter(|n| (1..=MAX_STEPS).contains(n))
-                .ok_or_else(|| {
-                    JobError::Fatal(format!("bad args: `steps` must be 1 to {MAX_STEPS}"))
-                })?,
-        };
+/// Most parts a sleep may be cut into.
+const MAX_STEPS: u64 = 1000;
+
+impl Handler for Sleep {
+    fn handle(job: Job) -> Result<impl Serialize, Error> {
+        log::info!("sleep: attempt {}", job.attempt());
+        let Args { ms, steps } = job.args()?;
+        let steps = steps.unwrap_or(1);
+        if !(1..=MAX_STEPS).contains(&steps) {
+            return Err(Error::bad_args(format!("`steps` must be 1 to {MAX_STEPS}")));
+        }
+
         for step in 1..=steps {
             std::thread::sleep(Duration::from_millis(ms / steps));
             if steps > 1 {
                 let percent = u8::try_from(step * 100 / steps).unwrap_or(100);
                 let message = format!("step {step} of {steps}");
-                log(Level::Info, &format!("sleep: {message}"));
-                if let Err(e) = report(percent, &message) {
-                    log(Level::Warn, &format!("sleep: progress refused: {e}"));
-                }
+                log::info!("sleep: {message}");
+                progress(percent, &message);
             }
         }
-        Ok(json!({ "slept_ms": ms }).to_string())
+        Ok(json!({ "slept_ms": ms }))
     }
 }
 
-/// Most parts a sleep may be cut into.
-const MAX_STEPS: u64 = 1000;
+orchestra_plugin::export!(Sleep);

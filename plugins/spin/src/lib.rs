@@ -10,33 +10,25 @@
 //!
 //! Result: `{"iterations": n, "value": x}`, with `x` the generator's final state.
 
-mod bindings {
-    //! Bindings generated from `wit/world.wit`, and the component's export of [`Spin`].
-    #![allow(unsafe_code, missing_docs, unreachable_pub, clippy::too_many_arguments)]
-    wit_bindgen::generate!({ world: "task-handler", path: "../../wit" });
-    use super::Spin;
-    export!(Spin);
-}
-
-use bindings::orchestra::plugin::log::{Level, log};
-use bindings::{Guest, JobContext, JobError};
-use serde_json::{Map, Value, json};
+use orchestra_plugin::{Error, Handler, Job, log};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::hint::black_box;
 
 /// The handler exported to the host.
 struct Spin;
 
-impl Guest for Spin {
-    fn handle(job: JobContext) -> Result<String, JobError> {
-        log(Level::Info, &format!("spin: attempt {}", job.attempt));
-        let args: Map<String, Value> = serde_json::from_str(&job.args)
-            .map_err(|e| JobError::Fatal(format!("bad args: {e}")))?;
-        let iterations = match args.get("iterations") {
-            None => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| {
-                JobError::Fatal("bad args: `iterations` must be a non-negative integer".into())
-            })?),
-        };
+/// What a job asks for.
+#[derive(Deserialize)]
+struct Args {
+    /// Steps to run; without it, the loop never ends.
+    iterations: Option<u64>,
+}
+
+impl Handler for Spin {
+    fn handle(job: Job) -> Result<impl Serialize, Error> {
+        log::info!("spin: attempt {}", job.attempt());
+        let Args { iterations } = job.args()?;
 
         let mut value: u64 = 1;
         let mut done: u64 = 0;
@@ -49,6 +41,8 @@ impl Guest for Spin {
             );
             done += 1;
         }
-        Ok(json!({ "iterations": done, "value": value }).to_string())
+        Ok(json!({ "iterations": done, "value": value }))
     }
 }
+
+orchestra_plugin::export!(Spin);

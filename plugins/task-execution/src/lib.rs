@@ -26,32 +26,17 @@
 //! - the command timed out: fatal, with its partial output;
 //! - the command could not be started: fatal.
 
-mod bindings {
-    //! Bindings generated from `wit/world.wit`, and the component's export of
-    //! [`TaskExecution`].
-    #![allow(unsafe_code, missing_docs, unreachable_pub, clippy::too_many_arguments)]
-    wit_bindgen::generate!({ world: "task-handler", path: "../../wit" });
-    use super::TaskExecution;
-    export!(TaskExecution);
-}
+use orchestra_plugin::agent::{self, ExecError, ExecResult};
+use orchestra_plugin::{Error, Handler, Job, log, progress};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Duration;
 
-use bindings::orchestra::plugin::agent::{self, ExecError, ExecResult};
-use bindings::orchestra::plugin::log::{Level, log};
-use bindings::orchestra::plugin::progress::report;
-use bindings::{Guest, JobContext, JobError};
-use serde_json::{Map, Value, json};
-
-/// This plugin's defaults, embedded in the module as the `orchestra-manifest` custom
-/// section for the host to read (a `task_execution.toml` beside the module overrides it
-/// field by field). An unavailable agent is retried after a minute, three attempts in
-/// all; 60 s of the plugin's own time is plenty, since time spent waiting for the command
-/// does not count against it.
-// `link_section` is an unsafe attribute because a section can clash with what the linker
-// lays out; a custom section is only data that nothing executes or reads at run time.
-#[allow(unsafe_code)]
-#[used]
-#[unsafe(link_section = "orchestra-manifest")]
-static MANIFEST: [u8; 64] = *b"max_attempts = 3\nretry_delays_seconds = [60]\ntimeout_ms = 60000\n";
+// This plugin's defaults, embedded in the module for the host to read (a
+// `task_execution.toml` beside the module overrides them field by field). An unavailable
+// agent is retried after a minute, three attempts in all; 60 s of the plugin's own time is
+// plenty, since time spent waiting for the command does not count against it.
+orchestra_plugin::manifest!("max_attempts = 3\nretry_delays_seconds = [60]\ntimeout_ms = 60000\n");
 
 /// Timeout of a command whose args do not say.
 const DEFAULT_TIMEOUT_SECONDS: u32 = 1200;
@@ -66,115 +51,107 @@ const TAIL_BYTES: usize = 4096;
 struct TaskExecution;
 
 /// What the job asks for.
+#[derive(Deserialize)]
 struct Task {
+    /// The task the job runs, for the result.
     task_id: String,
+    /// What the agent runs.
     command: String,
-    timeout_seconds: u32,
+    /// How long the command may run ([`DEFAULT_TIMEOUT_SECONDS`] when not given).
+    timeout_seconds: Option<u32>,
 }
 
-impl Guest for TaskExecution {
-    fn handle(job: JobContext) -> Result<String, JobError> {
+impl Handler for TaskExecution {
+    fn handle(job: Job) -> Result<impl Serialize, Error> {
         progress(5, "validating task");
-        let task = parse_args(&job.args).map_err(|e| JobError::Fatal(format!("bad args: {e}")))?;
+        let task: Task = job.args()?;
+        let timeout_seconds = check(&task)?;
 
         let Some(agent) = agent::info() else {
-            return Err(JobError::Fatal("job is not bound to an agent".into()));
+            return Err(Error::fatal("job is not bound to an agent"));
         };
         progress(15, &format!("agent {} acquired", agent.name));
-        log(
-            Level::Info,
-            &format!(
-                "task {} (attempt {} of {}): agent {} ({}) in {}",
-                task.task_id,
-                job.attempt,
-                job.max_attempts,
-                agent.name,
-                agent.id,
-                agent.repository_path
-            ),
+        log::info!(
+            "task {} (attempt {} of {}): agent {} ({}) in {}",
+            task.task_id,
+            job.attempt(),
+            job.max_attempts(),
+            agent.name,
+            agent.id,
+            agent.repository_path
         );
 
         progress(25, "running command");
-        let outcome = agent::exec(&task.command, task.timeout_seconds * 1000);
+        let timeout = Duration::from_secs(timeout_seconds.into());
+        let outcome = agent::exec(&task.command, timeout);
         progress(90, "processing results");
-        let result = conclude(&task, outcome)?;
+        let result = conclude(&task.task_id, timeout_seconds, outcome)?;
         progress(100, "done");
         Ok(result)
     }
 }
 
-/// Reads and checks the job's args.
-fn parse_args(args: &str) -> Result<Task, String> {
-    let args: Map<String, Value> = serde_json::from_str(args).map_err(|e| e.to_string())?;
-    let task_id = match args.get("task_id").and_then(Value::as_str) {
-        Some(id) if !id.trim().is_empty() => id.to_owned(),
-        _ => return Err("`task_id` (a non-empty string) is required".into()),
-    };
-    let command = match args.get("command").and_then(Value::as_str) {
-        Some(command) if !command.trim().is_empty() => command.to_owned(),
-        _ => return Err("`command` (a non-empty string) is required".into()),
-    };
-    let chars = command.chars().count();
-    if chars > MAX_COMMAND_CHARS {
-        return Err(format!(
-            "`command` must be at most {MAX_COMMAND_CHARS} characters, got {chars}"
+/// Checks what serde cannot: the task's id and command are not blank, the command is not
+/// too long, and its timeout is in range. Returns the timeout, in seconds.
+fn check(task: &Task) -> Result<u32, Error> {
+    if task.task_id.trim().is_empty() {
+        return Err(Error::bad_args(
+            "`task_id` (a non-empty string) is required",
         ));
     }
-    let timeout_seconds = match args.get("timeout_seconds") {
-        None | Some(Value::Null) => DEFAULT_TIMEOUT_SECONDS,
-        Some(value) => value
-            .as_u64()
-            .filter(|s| (1..=u64::from(MAX_TIMEOUT_SECONDS)).contains(s))
-            .map(|s| s as u32)
-            .ok_or_else(|| {
-                format!("`timeout_seconds` must be an integer from 1 to {MAX_TIMEOUT_SECONDS}")
-            })?,
-    };
-    Ok(Task {
-        task_id,
-        command,
-        timeout_seconds,
-    })
+    if task.command.trim().is_empty() {
+        return Err(Error::bad_args(
+            "`command` (a non-empty string) is required",
+        ));
+    }
+    let chars = task.command.chars().count();
+    if chars > MAX_COMMAND_CHARS {
+        return Err(Error::bad_args(format!(
+            "`command` must be at most {MAX_COMMAND_CHARS} characters, got {chars}"
+        )));
+    }
+    match task.timeout_seconds {
+        None => Ok(DEFAULT_TIMEOUT_SECONDS),
+        Some(seconds) if (1..=MAX_TIMEOUT_SECONDS).contains(&seconds) => Ok(seconds),
+        Some(_) => Err(Error::bad_args(format!(
+            "`timeout_seconds` must be an integer from 1 to {MAX_TIMEOUT_SECONDS}"
+        ))),
+    }
 }
 
 /// Turns the command's outcome into the job's result or error.
-fn conclude(task: &Task, outcome: Result<ExecResult, ExecError>) -> Result<String, JobError> {
+fn conclude(
+    task_id: &str,
+    timeout_seconds: u32,
+    outcome: Result<ExecResult, ExecError>,
+) -> Result<Value, Error> {
     match outcome {
         Ok(done) if done.exit_code == Some(0) => {
-            log(
-                Level::Info,
-                &format!("command exited with code 0 after {} ms", done.duration_ms),
-            );
+            log::info!("command exited with code 0 after {} ms", done.duration_ms);
             Ok(json!({
-                "task_id": task.task_id,
+                "task_id": task_id,
                 "exit_code": 0,
                 "duration_ms": done.duration_ms,
                 "stdout_tail": tail(&done.stdout),
-            })
-            .to_string())
+            }))
         }
         Ok(done) => {
             let how = match done.exit_code {
                 Some(code) => format!("command exited with code {code}"),
                 None => "command was killed by a signal".to_owned(),
             };
-            Err(JobError::Fatal(format!(
+            Err(Error::fatal(format!(
                 "{how} after {} ms; output: {}",
                 done.duration_ms,
                 output_tail(&done)
             )))
         }
-        Err(ExecError::AgentUnavailable(why)) => {
-            Err(JobError::Retryable(format!("agent unavailable: {why}")))
-        }
-        Err(ExecError::Timeout(partial)) => Err(JobError::Fatal(format!(
-            "command timed out after {} s; partial output: {}",
-            task.timeout_seconds,
+        Err(ExecError::Timeout(partial)) => Err(Error::fatal(format!(
+            "command timed out after {timeout_seconds} s; partial output: {}",
             output_tail(&partial)
         ))),
-        Err(ExecError::SpawnFailure(why)) => Err(JobError::Fatal(format!(
-            "command could not be started: {why}"
-        ))),
+        // An unavailable agent is retryable, a command that could not start fatal.
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -201,12 +178,4 @@ fn tail(text: &str) -> &str {
     &text[start..]
 }
 
-/// Reports progress; the host refuses only out-of-range input, so a refusal is just logged.
-fn progress(percent: u8, message: &str) {
-    if let Err(e) = report(percent, message) {
-        log(
-            Level::Warn,
-            &format!("task-execution: progress refused: {e}"),
-        );
-    }
-}
+orchestra_plugin::export!(TaskExecution);

@@ -13,10 +13,11 @@ use super::{Error, Limits};
 pub fn check_fits(module: &[u8], limits: &Limits) -> Result<(), Error> {
     let initial = initial_memory_bytes(module);
     if initial > limits.memory_bytes as u64 {
+        let needed = initial.div_ceil(1 << 20);
         return Err(Error::Limits(format!(
-            "its initial memory of {} bytes ({} MiB) is above its memory_mb of {} MiB",
-            initial,
-            initial.div_ceil(1 << 20),
+            "it needs at least {needed} MiB: its initial memory of {initial} bytes is above \
+             its memory_mb of {} MiB; give it memory_mb = {needed} or more in its manifest \
+             (within the operator's max_memory_mb)",
             limits.memory_bytes >> 20
         )));
     }
@@ -60,7 +61,9 @@ mod tests {
         // 16 pages of 64 KiB: exactly 1 MiB.
         assert!(check_fits(&module_with_memory(16), &limits).is_ok());
         let error = check_fits(&module_with_memory(17), &limits).unwrap_err();
-        assert!(error.to_string().contains("memory_mb of 1 MiB"), "{error}");
+        let error = error.to_string();
+        assert!(error.contains("needs at least 2 MiB"), "{error}");
+        assert!(error.contains("memory_mb of 1 MiB"), "{error}");
     }
 
     #[test]

@@ -107,7 +107,8 @@ pub struct Host {
 }
 
 impl Host {
-    /// Opens the store, loads the plugin folder, starts the scheduler and the API.
+    /// Opens the store, reads the plugin folder (its modules compile in the background),
+    /// starts the scheduler and the API.
     ///
     /// # Errors
     /// The database, plugin folder or listen address cannot be used, or a recurring job
@@ -132,10 +133,12 @@ impl Host {
         );
         let events = EventBus::default();
         tokio::spawn(publish_plugin_changes(loader.changes(), events.clone()));
+        // Reads the folder only: every module found is known (its jobs accepted) at once,
+        // and compiles in the background while the API serves.
         let first_scan = loader.clone();
         tokio::task::spawn_blocking(move || first_scan.scan())
             .await
-            .map_err(|e| io("loading plugins")(std::io::Error::other(e)))?;
+            .map_err(|e| io("reading the plugin folder")(std::io::Error::other(e)))?;
         recurring::declare(store.as_ref(), &registry, &config.recurring).await?;
         alerts::declare(store.as_ref(), &config.alerts).await?;
         store.put_recurring(cleanup_schedule(), now_ms()).await?;

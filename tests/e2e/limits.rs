@@ -201,14 +201,28 @@ fn components_that_can_never_run_are_reported_at_load() {
         error.contains("initial memory") && error.contains("memory_mb of 16 MiB"),
         "{bigmem:#}"
     );
+    let needed: u64 = error
+        .split("needs at least ")
+        .nth(1)
+        .and_then(|rest| rest.split(" MiB").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the message names the MiB needed: {error}"));
+    assert!(needed > 16 && needed <= 64, "{error}");
+    assert!(
+        error.contains(&format!("memory_mb = {needed}")),
+        "the fix: {error}"
+    );
     assert!(bigmem["digest"].is_null(), "not loaded: {bigmem:#}");
     let unlinked = host
-        .wait_for_plugin("unlinked", "reported", |p| p.is_some())
+        .wait_for_plugin("unlinked", "reported", |p| {
+            p.is_some_and(|p| p["status"] == "failed")
+        })
         .expect("listed");
     let error = unlinked["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("imports what the host does not provide")
-            && error.contains("orchestra:plugin/lug"),
+            && error.contains("orchestra:plugin/lug")
+            && error.contains("the host provides orchestra:plugin@0.2.0"),
         "{unlinked:#}"
     );
     assert!(unlinked["digest"].is_null(), "not loaded: {unlinked:#}");

@@ -1,8 +1,9 @@
 //! The watched plugin folder: modules added, replaced, broken or removed while the host
-//! runs, manifests that do not parse, and manifests embedded in modules.
+//! runs, manifests that do not parse, manifests embedded in modules, modules compiled
+//! in the background, and the compiled-module cache.
 
 use crate::alerts::next_event;
-use crate::common::{Options, Orchestra, TIMEOUT, module_digest, state};
+use crate::common::{Options, Orchestra, TIMEOUT, module_digest, plugin_module, state};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -174,11 +175,7 @@ fn a_removed_module_is_refused() {
 
 /// The compiled modules in a host's own cache, with their modification times.
 fn cached_modules(host: &Orchestra) -> Vec<(String, std::time::SystemTime)> {
-    let cache = host
-        .plugin_dir()
-        .parent()
-        .expect("a host folder")
-        .join("cache");
+    let cache = host.cache_dir();
     let mut files: Vec<_> = std::fs::read_dir(&cache)
         .unwrap_or_else(|e| panic!("reading {}: {e}", cache.display()))
         .map(|entry| {
@@ -234,4 +231,113 @@ fn changes_to_the_plugin_folder_are_events() {
     host.remove_plugin("second");
     let removed = next_event(&events, "plugin.removed");
     assert_eq!(removed["plugin"], "second", "{removed}");
+}
+
+/// `echo` made distinct (so it compiles anew, under another digest) by a custom section
+/// named for `tag` at its end.
+fn distinct_echo(tag: &str) -> Vec<u8> {
+    let mut module = std::fs::read(plugin_module("echo")).expect("reading echo");
+    let name = format!("distinct-{tag}");
+    assert!(name.len() < 0x40, "one-byte lengths");
+    module.extend_from_slice(&[0, name.len() as u8 + 1, name.len() as u8]);
+    module.extend_from_slice(name.as_bytes());
+    module
+}
+
+#[test]
+fn the_api_answers_while_plugins_compile_and_their_jobs_wait() {
+    const COPIES: usize = 32;
+    let mut options = Options::new().own_cache();
+    for n in 0..COPIES {
+        options = options.plugin_file(&format!("echo{n}.wasm"), distinct_echo(&n.to_string()));
+    }
+    // `try_start` returns once `/healthz` answers, without waiting for the plugins.
+    let host = Orchestra::try_start(options).unwrap_or_else(|why| panic!("{why}"));
+    let listed = host.plugins();
+    assert_eq!(
+        listed.len(),
+        COPIES,
+        "every module is known at once: {listed:?}"
+    );
+    let compiling: Vec<String> = listed
+        .iter()
+        .filter(|p| p["status"] == "compiling")
+        .map(|p| p["name"].as_str().expect("a name").to_owned())
+        .collect();
+    assert!(
+        !compiling.is_empty(),
+        "the API opened before {COPIES} modules compiled: {listed:?}"
+    );
+    let args = json!({"waited": true});
+    let jobs: Vec<(String, String)> = compiling
+        .iter()
+        .map(|plugin| (plugin.clone(), host.submit(plugin, args.clone())))
+        .collect();
+    let (status, _) = host.get("/plugins");
+    assert_eq!(status, 200, "the dashboard answers too");
+
+    host.wait_compiled();
+    let mut waited = 0;
+    for (plugin, id) in &jobs {
+        let job = host.wait_for_state(id, &["succeeded"], TIMEOUT);
+        assert_eq!(job["result"], args, "{job:#}");
+        assert_eq!(
+            job["attempt"], 1,
+            "no attempt failed while compiling: {job:#}"
+        );
+        let loaded = host.plugin(plugin).expect("listed");
+        assert_eq!(loaded["status"], "loaded", "{loaded}");
+        let loaded_at = loaded["loaded_at"].as_str().expect("loaded_at");
+        let started_at = job["started_at"].as_str().expect("started_at");
+        assert!(
+            started_at >= loaded_at,
+            "ran after loading: {job:#} {loaded}"
+        );
+        if job["created_at"].as_str().expect("created_at") < loaded_at {
+            waited += 1;
+        }
+    }
+    assert!(waited > 0, "some job was accepted before its plugin loaded");
+}
+
+/// The digests of the modules compiled in a host's own cache.
+fn cached_digests(host: &Orchestra) -> Vec<String> {
+    cached_modules(host)
+        .into_iter()
+        .map(|(name, _)| name.split('-').next().expect("a digest").to_owned())
+        .collect()
+}
+
+#[test]
+fn the_cache_keeps_only_modules_still_in_the_folder() {
+    let host = Orchestra::start(
+        Options::new()
+            .own_cache()
+            .plugin_as("echo", "hot")
+            .plugin_as("echo", "twin")
+            .plugin("spin"),
+    );
+    let (echo, sleep, spin) = (
+        module_digest("echo"),
+        module_digest("sleep"),
+        module_digest("spin"),
+    );
+    let mut both = vec![echo.clone(), spin.clone()];
+    both.sort();
+    assert_eq!(cached_digests(&host), both);
+
+    host.install_plugin("sleep", "hot");
+    wait_for_digest(&host, "hot", &sleep);
+    let mut now = vec![echo.clone(), sleep.clone(), spin.clone()];
+    now.sort();
+    assert_eq!(cached_digests(&host), now, "twin still has echo's module");
+
+    host.remove_plugin("twin");
+    host.wait_for_plugin("twin", "unlisted", |p| p.is_none());
+    let mut now = vec![sleep.clone(), spin];
+    now.sort();
+    assert_eq!(cached_digests(&host), now, "no plugin has echo's module");
+    host.remove_plugin("spin");
+    host.wait_for_plugin("spin", "unlisted", |p| p.is_none());
+    assert_eq!(cached_digests(&host), [sleep], "only hot's module is left");
 }

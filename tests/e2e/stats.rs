@@ -39,6 +39,7 @@ fn generate(db: &Path, day: i64) {
                     owner: "history".into(),
                     lease_until: at + HOUR,
                     parked_agents: Vec::new(),
+                    waiting_plugins: Vec::new(),
                 };
                 let claimed = store.claim(&params, at + h).await.unwrap().remove(0);
                 let (id, lease) = (claimed.job.id, claimed.lease);

@@ -136,16 +136,16 @@ impl SubmitJob {
                 "on needs after: the jobs to wait for",
             ));
         }
-        let plugin = state
+        let settings = state
             .registry
             .require(&self.plugin)
             .map_err(invalid("plugin"))?;
         let priority =
             validate_priority(self.priority.unwrap_or(0)).map_err(invalid("priority"))?;
         let max_attempts =
-            validate_max_attempts(self.max_attempts.unwrap_or(plugin.settings.max_attempts))
+            validate_max_attempts(self.max_attempts.unwrap_or(settings.max_attempts))
                 .map_err(invalid("max_attempts"))?;
-        let queue = self.queue.unwrap_or_else(|| plugin.settings.queue.clone());
+        let queue = self.queue.unwrap_or(settings.queue);
         validate_queue_name(&queue).map_err(invalid("queue"))?;
         let run_at = run_at(self.delay_seconds, self.run_at.as_deref(), now)?;
         if let Some(key) = &self.unique_key {

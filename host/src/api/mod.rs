@@ -37,7 +37,9 @@ pub(crate) use recurring::PreviewQuery;
 pub use session::{LOGIN_PAGE, login_cookie};
 
 pub(crate) use queues::every_queue;
-pub(crate) use responses::{AlertView, BatchView, IncidentView, PluginView, QueueView, Retry};
+pub(crate) use responses::{
+    AlertView, BatchView, IncidentView, PluginState, PluginView, QueueView, Retry,
+};
 
 use crate::engine::Scheduler;
 use crate::plugins::Registry;

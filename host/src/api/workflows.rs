@@ -93,8 +93,8 @@ fn step_queues(state: &AppState, definition: &Definition) -> Vec<String> {
             Some(queue) => queue.clone(),
             None => state
                 .registry
-                .get(&step.plugin)
-                .map_or_else(|| DEFAULT_QUEUE.to_owned(), |p| p.settings.queue.clone()),
+                .settings(&step.plugin)
+                .map_or_else(|| DEFAULT_QUEUE.to_owned(), |settings| settings.queue),
         })
         .collect()
 }
@@ -121,7 +121,7 @@ async fn put(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     checked(&id)?;
-    let definition = Definition::parse(&body, |plugin| state.registry.get(plugin).is_some())
+    let definition = Definition::parse(&body, |plugin| state.registry.settings(plugin).is_some())
         .map_err(|e| ApiError::invalid(definition_field(&e, &body), e.to_string()))?;
     let warning = unserved_warning(
         &state.scheduler,

@@ -8,7 +8,7 @@ use super::output::{FLUSH_EVERY, RunOutput};
 use crate::events::Ids;
 use crate::model::retry::RetryPolicy;
 use crate::model::{ErrorKind, Job, JobError, JobId, JsonText, Millis, Usage, now_ms};
-use crate::plugins::Plugin;
+use crate::plugins::{Plugin, Registry};
 use crate::runtime::{RunInput, RunOutcome, RunReport};
 use crate::store::{AfterFailure, Changes, Claimed, Completion, Error, Failure, LeaseId};
 use std::path::Path;
@@ -127,7 +127,7 @@ async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphor
         None => Ended::Ran(RunReport {
             outcome: RunOutcome::Failed(JobError::new(
                 ErrorKind::Retryable,
-                format!("plugin `{}` is not loaded", job.plugin),
+                not_loaded(&shared.registry, &job.plugin),
             )),
             usage: Usage::default(),
         }),
@@ -165,6 +165,16 @@ async fn run_and_record(shared: &Shared, claimed: Claimed, permit: OwnedSemaphor
     if job.agent_id.is_some() {
         // The agent was let go with the outcome: publish its new status.
         agents::sync(shared).await;
+    }
+}
+
+/// Why a job of `plugin` has no version to run: its module could not be loaded (and
+/// why), or none is in the plugin folder. (Jobs of a plugin still compiling are not
+/// claimed.)
+fn not_loaded(registry: &Registry, plugin: &str) -> String {
+    match registry.status(plugin).and_then(|status| status.error) {
+        Some(error) => format!("plugin `{plugin}` could not be loaded: {error}"),
+        None => format!("plugin `{plugin}` is not loaded"),
     }
 }
 

@@ -278,6 +278,7 @@ async fn claim(shared: &Shared, limit: usize) -> Vec<Claimed> {
         owner: shared.config.owner.clone(),
         lease_until: now_ms() + shared.config.lease.as_millis() as Millis,
         parked_agents: shared.agents.parked(),
+        waiting_plugins: shared.registry.waiting(),
     };
     match shared.store.claim(&params, now_ms()).await {
         Ok(claimed) => {

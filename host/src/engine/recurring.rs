@@ -114,10 +114,10 @@ impl RecurringSpec {
             let message = format!("id `{own}` in the body differs from `{id}` in the path");
             return Err(Invalid::of("id")(message).into());
         }
-        let plugin = registry
+        let settings = registry
             .require(&self.plugin)
             .map_err(Invalid::of("plugin"))?;
-        self.with_settings(id, &plugin.settings)
+        self.with_settings(id, &settings)
     }
 
     /// The definition, with the defaults of a plugin that has `settings`.

@@ -54,13 +54,11 @@ pub fn with_plugin_defaults(
 ) -> Result<Definition, String> {
     for stage in &mut definition.stages {
         for step in &mut stage.steps {
-            let plugin = registry
+            let settings = registry
                 .require(&step.plugin)
                 .map_err(|e| format!("step `{}` (stage `{}`): {e}", step.id, stage.name))?;
-            step.queue
-                .get_or_insert_with(|| plugin.settings.queue.clone());
-            step.max_attempts
-                .get_or_insert(plugin.settings.max_attempts);
+            step.max_attempts.get_or_insert(settings.max_attempts);
+            step.queue.get_or_insert(settings.queue);
         }
     }
     Ok(definition)

@@ -4,9 +4,15 @@
 //! File events wake the loader (debounced, since copies land in pieces); a poll every
 //! second catches whatever events miss. A file is reread only when its size or
 //! modification time changed, and recompiled only when its digest did.
+//!
+//! A scan only reads: a new or changed module is registered as compiling at once (its
+//! manifest already read), and compiled in the background, as many at a time as the
+//! machine has cores, so that a large module never holds up the others or the API.
+//! When a module leaves the folder (replaced or removed), its compiled entries leave the
+//! runtime's cache, unless another plugin of the folder has the same module.
 
 use super::manifest::{self, Manifest, Settings};
-use super::{Plugin, Registry};
+use super::{Compiling, Plugin, Registry};
 use crate::model::limits::Maxima;
 use crate::model::names::MAX_NAME_CHARS;
 use crate::model::now_ms;
@@ -16,7 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Quiet time after a file event before the folder is read.
@@ -70,8 +76,19 @@ pub struct Loader {
     /// The operator's ceilings on every plugin's limits.
     maxima: Maxima,
     seen: Mutex<HashMap<String, Seen>>,
+    /// The digest of each plugin's module as last read from the folder.
+    digests: Mutex<HashMap<String, String>>,
+    /// One permit per module compiled at once.
+    compilers: Arc<Semaphore>,
     /// Every change made, for whoever listens.
     changes: broadcast::Sender<Change>,
+}
+
+/// A module to compile for a plugin.
+struct Compile {
+    name: String,
+    bytes: Vec<u8>,
+    compiling: Compiling,
 }
 
 fn stamp(path: &Path) -> Stamp {
@@ -135,6 +152,10 @@ impl Loader {
             registry,
             maxima,
             seen: Mutex::default(),
+            digests: Mutex::default(),
+            compilers: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
             changes: broadcast::channel(CHANGES_KEPT).0,
         })
     }
@@ -145,14 +166,25 @@ impl Loader {
         self.changes.subscribe()
     }
 
-    /// Tells listeners of `change` (none listening is fine).
+    /// Logs `change` and tells listeners of it (none listening is fine).
     fn tell(&self, change: Change) {
+        match &change {
+            Change::Loaded { name, digest } => {
+                tracing::info!(plugin = %name, %digest, "plugin loaded");
+            }
+            Change::Failed { name, error } => {
+                tracing::warn!(plugin = %name, %error, "plugin failed to load");
+            }
+            Change::Removed { name } => tracing::info!(plugin = %name, "plugin unloaded"),
+        }
         let _ = self.changes.send(change);
     }
 
-    /// Reads the folder and applies every change; compiles, so call it off the async
-    /// threads. Returns how many plugins changed.
-    pub fn scan(&self) -> usize {
+    /// Reads the folder and applies every change: removals at once, new and changed
+    /// modules registered as compiling and compiled in the background (on the tokio
+    /// runtime this is called from). Reads files, so call it off the async threads.
+    /// Returns how many plugins changed.
+    pub fn scan(self: &Arc<Self>) -> usize {
         let names = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
@@ -173,8 +205,8 @@ impl Loader {
             .collect();
         for gone in previous.iter().filter(|name| !names.contains(name)) {
             self.seen.lock().expect("loader lock poisoned").remove(gone);
+            self.note_digest(gone, None);
             self.registry.remove(gone);
-            tracing::info!(plugin = %gone, "plugin unloaded");
             self.tell(Change::Removed { name: gone.clone() });
             changed += 1;
         }
@@ -191,66 +223,111 @@ impl Loader {
             }
             seen.insert(name.clone(), now);
             drop(seen);
-            if self.load(&name, &wasm, &toml) {
-                changed += 1;
+            match self.read(&name, &wasm, &toml) {
+                Ok(None) => {}
+                Ok(Some(compile)) => {
+                    tracing::info!(plugin = %name, digest = %compile.compiling.digest, "plugin compiling");
+                    self.registry.compiling(&name, compile.compiling.clone());
+                    tokio::spawn(self.clone().compile(compile));
+                    changed += 1;
+                }
+                Err(error) => {
+                    self.registry.set_error(&name, error.clone());
+                    self.tell(Change::Failed { name, error });
+                    changed += 1;
+                }
             }
         }
         changed
     }
 
-    /// Loads one plugin; returns whether the registry changed.
-    fn load(&self, name: &str, wasm: &Path, toml: &Path) -> bool {
-        match self.read(name, wasm, toml) {
-            Ok(None) => false,
-            Ok(Some(plugin)) => {
-                tracing::info!(plugin = %name, digest = %plugin.digest, "plugin loaded");
-                let digest = plugin.digest.clone();
-                self.registry.insert(plugin);
-                self.tell(Change::Loaded {
-                    name: name.to_owned(),
-                    digest,
-                });
-                true
-            }
-            Err(error) => {
-                tracing::warn!(plugin = %name, %error, "plugin failed to load");
-                self.registry.set_error(name, error.clone());
-                self.tell(Change::Failed {
-                    name: name.to_owned(),
-                    error,
-                });
-                true
-            }
+    /// Records that `name`'s module in the folder is now `digest` (`None`: gone), and
+    /// drops the compiled entries of the module it replaces if no plugin has it any more.
+    fn note_digest(&self, name: &str, digest: Option<&str>) {
+        let mut digests = self.digests.lock().expect("loader lock poisoned");
+        let old = match digest {
+            Some(digest) => digests.insert(name.to_owned(), digest.to_owned()),
+            None => digests.remove(name),
+        };
+        let stale = old.filter(|old| {
+            Some(old.as_str()) != digest && !digests.values().any(|other| other == old)
+        });
+        drop(digests);
+        if let Some(stale) = stale {
+            self.runtime.evict(&stale);
         }
     }
 
-    /// Reads and compiles a plugin; `None` when nothing that matters changed.
-    fn read(&self, name: &str, wasm: &Path, toml: &Path) -> Result<Option<Plugin>, String> {
+    /// Reads a plugin's module and manifest; `None` when nothing that matters changed.
+    fn read(&self, name: &str, wasm: &Path, toml: &Path) -> Result<Option<Compile>, String> {
         let bytes =
             std::fs::read(wasm).map_err(|e| format!("cannot read {}: {e}", wasm.display()))?;
-        let settings = settings(wasm, &bytes, toml, &self.maxima)?;
         let digest = digest(&bytes);
+        self.note_digest(name, Some(&digest));
+        let settings = settings(wasm, &bytes, toml, &self.maxima)?;
+        let compiling = Compiling { digest, settings };
         let unchanged = self.registry.status(name).is_some_and(|status| {
-            status.error.is_none()
-                && status
-                    .current
-                    .is_some_and(|c| c.digest == digest && c.settings == settings)
+            status.compiling.as_ref() == Some(&compiling)
+                || (status.error.is_none()
+                    && status.compiling.is_none()
+                    && status.current.is_some_and(|c| {
+                        c.digest == compiling.digest && c.settings == compiling.settings
+                    }))
         });
-        if unchanged {
-            return Ok(None);
+        Ok((!unchanged).then(|| Compile {
+            name: name.to_owned(),
+            bytes,
+            compiling,
+        }))
+    }
+
+    /// Compiles one module when a compiler is free, and makes it the plugin's version,
+    /// unless it was replaced or removed meanwhile.
+    async fn compile(self: Arc<Self>, compile: Compile) {
+        let _permit = self
+            .compilers
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the compile semaphore is never closed");
+        let Compile {
+            name,
+            bytes,
+            compiling,
+        } = compile;
+        let (loader, plugin, built) = (self.clone(), name.clone(), compiling.clone());
+        let outcome = tokio::task::spawn_blocking(move || loader.build(plugin, &bytes, built))
+            .await
+            .unwrap_or_else(|e| Err(format!("compiling panicked: {e}")));
+        let change = match &outcome {
+            Ok(plugin) => Change::Loaded {
+                name: name.clone(),
+                digest: plugin.digest.clone(),
+            },
+            Err(error) => Change::Failed {
+                name: name.clone(),
+                error: error.clone(),
+            },
+        };
+        if self.registry.finish(&name, &compiling, outcome) {
+            self.tell(change);
         }
-        check_fits(&bytes, &settings.limits).map_err(|e| e.to_string())?;
+    }
+
+    /// Checks and compiles plugin `name`'s module.
+    fn build(&self, name: String, bytes: &[u8], compiling: Compiling) -> Result<Plugin, String> {
+        check_fits(bytes, &compiling.settings.limits).map_err(|e| e.to_string())?;
         let prepared = self
             .runtime
-            .prepare(&bytes, &digest)
+            .prepare(bytes, &compiling.digest)
             .map_err(|e| e.to_string())?;
-        Ok(Some(Plugin {
-            name: name.to_owned(),
-            digest,
+        Ok(Plugin {
+            name,
+            digest: compiling.digest,
             loaded_at: now_ms(),
-            settings,
+            settings: compiling.settings,
             prepared,
-        }))
+        })
     }
 
     /// Watches the folder until `shutdown`, applying changes as they come.

@@ -58,6 +58,30 @@ impl ComponentCache {
         Ok(component)
     }
 
+    /// Removes the compiled entries of `digest`, for this engine and any other (each
+    /// one's file name starts with the digest); a component already loaded from one
+    /// keeps working, its mapping outliving the file.
+    pub(super) fn remove(&self, digest: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let prefix = format!("{digest}-");
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".cwasm") {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(entry = %name, "compiled module removed from the cache")
+                    }
+                    Err(e) => {
+                        tracing::warn!(entry = %name, error = %e, "could not remove a cache entry")
+                    }
+                }
+            }
+        }
+    }
+
     /// Writes to a temporary file and renames it, so a reader never maps a partial file.
     fn store(&self, path: &Path, component: &Component) -> wasmtime::Result<()> {
         std::fs::create_dir_all(&self.dir)?;

@@ -58,7 +58,11 @@ pub enum Error {
     #[error("module does not compile: {0}")]
     Compile(String),
     /// The component imports something the host does not provide.
-    #[error("module imports what the host does not provide: {0}")]
+    #[error(
+        "module imports what the host does not provide ({0}); the host provides \
+         orchestra:plugin@0.2.0 (and @0.1.0) and WASI 0.2 (wasi:cli, wasi:clocks, \
+         wasi:filesystem, wasi:io, wasi:random, wasi:sockets) only"
+    )]
     Imports(String),
     /// The component does not implement the `task-handler` world.
     #[error("module does not implement world orchestra:plugin/task-handler: {0}")]
@@ -256,6 +260,12 @@ impl Runtime {
             .map_err(|e| Error::Imports(format!("{e:#}")))?;
         let pre = TaskHandlerPre::new(pre).map_err(|e| Error::World(format!("{e:#}")))?;
         Ok(Prepared { pre })
+    }
+
+    /// Drops the compiled entries of the module `digest` from the on-disk cache: it left
+    /// the plugin folder. Versions already prepared from it keep running.
+    pub fn evict(&self, digest: &str) {
+        self.cache.remove(digest);
     }
 
     /// Runs one attempt of a job under `limits`, with `repo` (if any) at `/repo`.

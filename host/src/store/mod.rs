@@ -212,6 +212,8 @@ pub struct ClaimParams {
     pub lease_until: Millis,
     /// Agents that take no work now (offline or in error): jobs bound to them wait.
     pub parked_agents: Vec<String>,
+    /// Plugins whose module is still compiling: their jobs wait.
+    pub waiting_plugins: Vec<String>,
 }
 
 /// A job handed to a worker, with the lease that guards its completion.

@@ -1,9 +1,9 @@
-//! `/plugins`: every plugin found, loaded or not: its version (digest and load time),
+//! `/plugins`: every plugin found, loaded, compiling or not: its version (digest and load time),
 //! limits, the limits lowered to the operator's maxima, retries and queue, and its
 //! load error, shown first and prominently.
 
 use super::{Layout, render};
-use crate::api::{ApiError, AppState, Caller, PluginView, Retry, SessionCsrf};
+use crate::api::{ApiError, AppState, Caller, PluginState, PluginView, Retry, SessionCsrf};
 use askama::Template;
 use axum::Extension;
 use axum::extract::State;

@@ -176,6 +176,8 @@ pub(crate) struct Options {
     plugins: Vec<(String, String)>,
     /// `(plugin name, NAME.toml text)`.
     manifests: Vec<(String, String)>,
+    /// `(file name, bytes)` written into the plugin folder as they are.
+    files: Vec<(String, Vec<u8>)>,
     /// The settings file's text (`--config`), if any.
     config: Option<String>,
     /// The database file, if not `o.db` in the host's folder.
@@ -194,6 +196,7 @@ impl Default for Options {
             no_auth: false,
             plugins: Vec::new(),
             manifests: Vec::new(),
+            files: Vec::new(),
             config: None,
             db: None,
         }
@@ -244,6 +247,12 @@ impl Options {
     /// Installs the example plugin `module` as `name.wasm`.
     pub(crate) fn plugin_as(mut self, module: &str, name: &str) -> Self {
         self.plugins.push((module.to_owned(), name.to_owned()));
+        self
+    }
+
+    /// Writes `bytes` into the plugin folder as `file` before the host starts.
+    pub(crate) fn plugin_file(mut self, file: &str, bytes: Vec<u8>) -> Self {
+        self.files.push((file.to_owned(), bytes));
         self
     }
 
@@ -394,10 +403,28 @@ pub(crate) struct Orchestra {
 }
 
 impl Orchestra {
-    /// Starts a host with `options` on a free port and waits until `/healthz` answers;
-    /// panics with the host's log if it does not.
+    /// Starts a host with `options` on a free port and waits until `/healthz` answers
+    /// and its plugins have compiled; panics with the host's log if it does not.
     pub(crate) fn start(options: Options) -> Orchestra {
-        Orchestra::try_start(options).unwrap_or_else(|why| panic!("{why}"))
+        let host = Orchestra::try_start(options).unwrap_or_else(|why| panic!("{why}"));
+        host.wait_compiled();
+        host
+    }
+
+    /// Waits until no plugin is listed as `compiling`.
+    pub(crate) fn wait_compiled(&self) {
+        wait_until("the plugins to compile", TIMEOUT, || {
+            let compiling: Vec<Value> = self
+                .plugins()
+                .into_iter()
+                .filter(|p| p["status"] == "compiling")
+                .collect();
+            if compiling.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{compiling:?}"))
+            }
+        });
     }
 
     /// Like [`Orchestra::start`], but a host that exits before it is ready is an `Err`
@@ -421,6 +448,9 @@ impl Orchestra {
         }
         for (name, toml) in host.options.manifests.clone() {
             host.write_manifest(&name, &toml);
+        }
+        for (file, bytes) in host.options.files.clone() {
+            host.write_plugin_file(&file, &bytes);
         }
         if let Some(toml) = &host.options.config {
             fs::write(config_file(host.dir.path()), toml).expect("writing the settings file");
@@ -455,6 +485,7 @@ impl Orchestra {
         if let Err(why) = self.wait_ready() {
             panic!("{why}");
         }
+        self.wait_compiled();
     }
 
     fn spawn(&mut self) {
@@ -564,6 +595,11 @@ impl Orchestra {
     /// The plugin folder.
     pub(crate) fn plugin_dir(&self) -> PathBuf {
         self.dir.path().join("plugins")
+    }
+
+    /// The compiled-plugin cache of a host started with [`Options::own_cache`].
+    pub(crate) fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
     }
 
     /// Installs (or replaces, atomically) the example plugin `module` as `name.wasm`.

@@ -31,7 +31,7 @@ pub(crate) use queues::{QueueConcurrency, QueueList, QueuePaused, QueueView};
 pub(crate) use recurring::{RecurringList, RecurringPreview, RecurringTriggered, RecurringView};
 pub(crate) use session::SessionView;
 pub(crate) use stats::SeriesAnswer;
-pub(crate) use status::{Health, PluginList, PluginView, Retry};
+pub(crate) use status::{Health, PluginList, PluginState, PluginView, Retry};
 pub(crate) use tasks::{CancelledTask, SubmittedTask, TaskList, TaskView};
 pub(crate) use tokens::{MadeToken, TokenList, TokenView};
 pub(crate) use workflows::{RunStarted, RunView, WorkflowView};

@@ -23,12 +23,28 @@ pub(crate) struct PluginList {
 pub(crate) struct PluginView {
     /// Its name.
     pub(crate) name: String,
+    /// Where its latest module is.
+    pub(crate) status: PluginState,
     /// Why its latest module or manifest could not be loaded; `null` if it could.
     pub(crate) error: Option<String>,
     /// The version jobs run; its fields are absent when none is loaded.
     #[serde(flatten)]
     #[schema(schema_with = loaded_fields)]
     pub(crate) loaded: Option<LoadedPlugin>,
+}
+
+/// Where a plugin's latest module is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PluginState {
+    /// Being compiled: its jobs are accepted and wait for it, or run the version loaded
+    /// before it.
+    Compiling,
+    /// Loaded: new jobs run it (or, when `error` is set, the version loaded before the
+    /// module that failed).
+    Loaded,
+    /// Refused (`error` says why), and no version loaded: its jobs fail with the error.
+    Failed,
 }
 
 /// The loaded version of a [`PluginView`].
@@ -104,8 +120,14 @@ pub(crate) struct Health {
 
 impl From<PluginStatus> for PluginView {
     fn from(status: PluginStatus) -> PluginView {
+        let state = match (&status.compiling, &status.current) {
+            (Some(_), _) => PluginState::Compiling,
+            (None, Some(_)) => PluginState::Loaded,
+            (None, None) => PluginState::Failed,
+        };
         PluginView {
             name: status.name,
+            status: state,
             error: status.error,
             loaded: status.current.as_deref().map(LoadedPlugin::from),
         }
@@ -154,12 +176,13 @@ mod tests {
     fn a_plugin_not_loaded_shows_only_its_name_and_error() {
         let view = PluginView {
             name: "broken".into(),
+            status: PluginState::Failed,
             error: Some("no manifest".into()),
             loaded: None,
         };
         assert_eq!(
             serde_json::to_value(&view).unwrap(),
-            json!({"name": "broken", "error": "no manifest"})
+            json!({"name": "broken", "status": "failed", "error": "no manifest"})
         );
     }
 

@@ -373,6 +373,7 @@ async fn series_query(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Resul
         owner: "bench".into(),
         lease_until: now + hour,
         parked_agents: Vec::new(),
+        waiting_plugins: Vec::new(),
     };
     for at in (from..now).step_by(hour as usize) {
         let jobs = (0..SERIES_PLUGINS).map(|n| {

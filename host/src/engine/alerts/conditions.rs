@@ -319,6 +319,7 @@ mod tests {
         let status = |name: &str, error: Option<String>| PluginStatus {
             name: name.into(),
             current: None,
+            compiling: None,
             error,
         };
         let all = [status("good", None), status("bad", Some("x".repeat(2000)))];

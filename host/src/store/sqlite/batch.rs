@@ -694,19 +694,28 @@ fn fail_jobs(script: &mut Script, failures: &[(JobId, LeaseId, Failure, Millis, 
     ));
 }
 
-/// The condition that leaves out jobs bound to `parked` agents (none if there are none).
-fn unparked(script: &mut Script, parked: &[String]) -> String {
-    if parked.is_empty() {
-        return String::new();
+/// The conditions that leave out jobs bound to parked agents and jobs of plugins still
+/// compiling (none if there are none).
+fn waiting_left_out(script: &mut Script, params: &ClaimParams) -> String {
+    let mut list = |names: &[String]| -> String {
+        let names: Vec<&str> = names
+            .iter()
+            .map(|name| script.param(Bind::Text(name.clone())))
+            .collect();
+        names.join(", ")
+    };
+    let mut sql = String::new();
+    if !params.parked_agents.is_empty() {
+        let agents = list(&params.parked_agents);
+        sql.push_str(&format!(
+            " AND (agent_id IS NULL OR agent_id NOT IN ({agents}))"
+        ));
     }
-    let agents: Vec<&str> = parked
-        .iter()
-        .map(|agent| script.param(Bind::Text(agent.clone())))
-        .collect();
-    format!(
-        " AND (agent_id IS NULL OR agent_id NOT IN ({}))",
-        agents.join(", ")
-    )
+    if !params.waiting_plugins.is_empty() {
+        let plugins = list(&params.waiting_plugins);
+        sql.push_str(&format!(" AND plugin NOT IN ({plugins})"));
+    }
+    sql
 }
 
 /// One statement claims from every queue: each queue's candidates come from its own
@@ -755,7 +764,7 @@ fn claim_jobs(
              ORDER BY priority DESC, run_at, id LIMIT ",
             script.param(Bind::Int(sql_int(precedence as u64))),
             script.param(Bind::Text(queue.clone())),
-            unparked(script, &params.parked_agents),
+            waiting_left_out(script, params),
         ));
         match controls.get(queue).and_then(|c| c.concurrency) {
             None => sql.push_str(script.param(Bind::Int(limit))),

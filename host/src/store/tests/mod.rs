@@ -47,6 +47,7 @@ fn claim_params(queues: &[&str], limit: u32) -> ClaimParams {
         owner: OWNER.into(),
         lease_until: NOW + 30_000,
         parked_agents: Vec::new(),
+        waiting_plugins: Vec::new(),
     }
 }
 
@@ -1480,6 +1481,21 @@ async fn check_jobs_of_parked_agents_wait(store: &dyn JobStore) {
     assert_eq!(claimed[0].job.id, parked.id);
 }
 
+async fn check_jobs_of_compiling_plugins_wait(store: &dyn JobStore) {
+    let compiling = add(store, new_job("default", 10)).await;
+    let mut other = new_job("default", 0);
+    other.plugin = "other".into();
+    let other = add(store, other).await;
+    let mut params = claim_params(&["default"], 10);
+    params.waiting_plugins = vec![compiling.plugin.clone(), "third".into()];
+    let claimed = store.claim(&params, NOW).await.unwrap();
+    let ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!(ids, vec![other.id], "the compiling plugin's job waits");
+    params.waiting_plugins.clear();
+    let claimed = store.claim(&params, NOW).await.unwrap();
+    assert_eq!(claimed[0].job.id, compiling.id);
+}
+
 async fn check_agents_are_defined_replaced_and_deleted(store: &dyn JobStore) {
     use crate::model::agent::{AgentStatus, Health};
     store.create_agent(agent_spec("a1", 1), NOW).await.unwrap();
@@ -1738,6 +1754,7 @@ mod sqlite {
         check_agent_locks_respect_concurrency_and_go_with_their_job,
         check_agents_are_defined_replaced_and_deleted,
         check_jobs_of_parked_agents_wait,
+        check_jobs_of_compiling_plugins_wait,
         check_tasks_are_stored_with_their_job_and_move_between_agents,
         check_every_write_reports_the_jobs_it_moved,
         check_finishing_a_parent_reports_what_its_continuations_did,

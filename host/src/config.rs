@@ -10,6 +10,7 @@ use crate::model::agent::AgentSpec;
 use crate::model::alert::AlertSpec;
 use crate::model::limits::MAX_MEMORY_BYTES;
 use crate::model::limits::Maxima;
+use crate::model::outbound;
 use crate::model::rules::{MAX_ATTEMPTS_LIMIT, validate_queue_name};
 use crate::store::Durability;
 use clap::Args;
@@ -112,6 +113,15 @@ pub struct ServeArgs {
     /// Most bytes per run a plugin may ask to write under /repo, in MiB [default: 1024].
     #[arg(long, env = "ORCHESTRA_MAX_DISK_QUOTA_MB")]
     pub max_disk_quota_mb: Option<u64>,
+    /// Hosts plugins may send HTTP requests to, at most: scheme://host[:port] patterns
+    /// (`*.example.com`, `*`), comma-separated; a plugin reaches only those of its own
+    /// `allowed_outbound_hosts` these allow too [default: none].
+    #[arg(
+        long = "allowed-outbound-host",
+        env = "ORCHESTRA_ALLOWED_OUTBOUND_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_outbound_hosts: Option<Vec<String>>,
     /// Settings file (TOML with the same names, snake_case).
     #[arg(long, env = "ORCHESTRA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -125,6 +135,7 @@ struct FileConfig {
     db: Option<PathBuf>,
     no_auth: Option<bool>,
     allowed_hosts: Option<Vec<String>>,
+    allowed_outbound_hosts: Option<Vec<String>>,
     metrics_listen: Option<SocketAddr>,
     plugins: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
@@ -275,6 +286,13 @@ fn maxima(args: &ServeArgs, file: &FileConfig) -> Result<Maxima, String> {
             args.max_disk_quota_mb.or(file.max_disk_quota_mb),
             default.disk_quota_mb,
             u64::MAX >> 20,
+        )?,
+        outbound_hosts: outbound::parse_all(
+            "allowed_outbound_hosts",
+            args.allowed_outbound_hosts
+                .as_ref()
+                .or(file.allowed_outbound_hosts.as_ref())
+                .map_or(&[], Vec::as_slice),
         )?,
     })
 }
@@ -467,7 +485,11 @@ mod tests {
     fn maxima_come_from_flags_and_file_and_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("orchestra.toml");
-        std::fs::write(&file, "max_fuel = 5000\nmax_log_mb = 2\n").unwrap();
+        std::fs::write(
+            &file,
+            "max_fuel = 5000\nmax_log_mb = 2\nallowed_outbound_hosts = [\"https://*.example.com\"]\n",
+        )
+        .unwrap();
         let args = ServeArgs {
             max_fuel: Some(7000),
             max_disk_quota_mb: Some(10),
@@ -479,6 +501,21 @@ mod tests {
         assert_eq!(maxima.log_mb, 2);
         assert_eq!(maxima.disk_quota_mb, 10);
         assert_eq!(maxima.result_mb, Maxima::default().result_mb);
+        let outbound: Vec<String> = maxima
+            .outbound_hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(outbound, ["https://*.example.com:443"], "from the file");
+        let bad_host = Config::resolve(ServeArgs {
+            allowed_outbound_hosts: Some(vec!["example.com".into()]),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(
+            bad_host.contains("allowed_outbound_hosts: `example.com`"),
+            "{bad_host}"
+        );
         for bad in [
             ServeArgs {
                 max_memory_mb: Some(5000),

@@ -127,7 +127,7 @@ impl Host {
                 config.plugins.clone(),
                 runtime.clone(),
                 registry.clone(),
-                config.maxima,
+                config.maxima.clone(),
             )
             .map_err(io(format!("plugin folder {}", config.plugins.display())))?,
         );

@@ -29,6 +29,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod openapi;
+mod outbound;
 mod output;
 mod queues;
 mod recurring;

@@ -1,6 +1,7 @@
 //! What one run may use, the host's defaults, and the operator's ceilings on what a
 //! plugin may ask for.
 
+use super::outbound::HostPattern;
 use std::time::Duration;
 
 /// Default fuel per run (about a second or two of guest CPU).
@@ -19,7 +20,7 @@ pub const MAX_MEMORY_BYTES: usize = 4 << 30;
 pub const DEFAULT_DISK_QUOTA_BYTES: u64 = 1 << 30;
 
 /// What one run may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Fuel budget.
     pub fuel: u64,
@@ -33,6 +34,8 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Most bytes the run may write under `/repo`.
     pub disk_quota_bytes: u64,
+    /// Where the run may send HTTP requests: nowhere by default.
+    pub outbound_hosts: Vec<HostPattern>,
 }
 
 impl Default for Limits {
@@ -44,12 +47,13 @@ impl Default for Limits {
             log_bytes: DEFAULT_LOG_BYTES,
             memory_bytes: DEFAULT_MEMORY_BYTES,
             disk_quota_bytes: DEFAULT_DISK_QUOTA_BYTES,
+            outbound_hosts: Vec::new(),
         }
     }
 }
 
 /// The operator's ceilings on the limits a plugin may ask for, in manifest units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Maxima {
     /// Most fuel per run.
     pub fuel: u64,
@@ -65,6 +69,8 @@ pub struct Maxima {
     pub log_mb: u64,
     /// Most bytes written under `/repo` per run, in MiB.
     pub disk_quota_mb: u64,
+    /// The hosts any plugin may reach at most: none by default.
+    pub outbound_hosts: Vec<HostPattern>,
 }
 
 impl Default for Maxima {
@@ -77,6 +83,7 @@ impl Default for Maxima {
             result_mb: 16,
             log_mb: 64,
             disk_quota_mb: 1024,
+            outbound_hosts: Vec::new(),
         }
     }
 }

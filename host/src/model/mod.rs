@@ -5,6 +5,7 @@
 //! - [`agent`]: agents and tasks.
 //! - [`alert`]: alert rules, their incidents, and webhook signatures.
 //! - [`limits`]: what a run may use, and the operator's ceilings.
+//! - [`outbound`]: the hosts a run may send HTTP requests to.
 //! - [`rules`]: priorities, queue names and attempts.
 //! - [`invalid`]: a value refused, with its field.
 //! - [`names`]: length limits of ids and names, and how a bad one is quoted back.
@@ -21,6 +22,7 @@ pub mod job;
 pub mod json;
 pub mod limits;
 pub mod names;
+pub mod outbound;
 pub mod repository;
 pub mod retry;
 pub mod rules;

@@ -15,14 +15,18 @@
 //! max_attempts = 5              # default for jobs that do not say
 //! retry_delays_seconds = [10, 60, 300]   # else polynomial backoff with jitter
 //! queue = "long-running"        # default queue for its jobs
+//! allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:8080"]
 //! ```
 //!
 //! The result is then held to the operator's [`Maxima`]: a limit above its maximum is
-//! lowered to it, and the settings say which were.
+//! lowered to it, and the settings say which were; of `allowed_outbound_hosts` (none by
+//! default), a run may reach only what the operator's list of the same name allows too,
+//! and the settings name the patterns it cuts.
 
 use crate::model::DEFAULT_QUEUE;
 use crate::model::limits::MAX_MEMORY_BYTES;
 use crate::model::limits::{Limits, Maxima};
+use crate::model::outbound;
 use crate::model::retry::RetryPolicy;
 use crate::model::rules::{DEFAULT_MAX_ATTEMPTS, validate_max_attempts, validate_queue_name};
 use serde::{Deserialize, Serialize};
@@ -47,6 +51,7 @@ pub struct Manifest {
     max_attempts: Option<u32>,
     retry_delays_seconds: Option<Vec<u64>>,
     queue: Option<String>,
+    allowed_outbound_hosts: Option<Vec<String>>,
 }
 
 /// A limit a plugin asked for above the operator's maximum, which it gets instead.
@@ -73,6 +78,9 @@ pub struct Settings {
     pub queue: String,
     /// The limits lowered to the operator's maxima.
     pub clamped: Vec<Clamp>,
+    /// The plugin's `allowed_outbound_hosts` patterns that the operator's list does not
+    /// allow whole.
+    pub outbound_refused: Vec<String>,
 }
 
 impl Default for Settings {
@@ -83,6 +91,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             queue: DEFAULT_QUEUE.to_owned(),
             clamped: Vec::new(),
+            outbound_refused: Vec::new(),
         }
     }
 }
@@ -116,6 +125,9 @@ impl Settings {
         );
         self.max_attempts = u32::try_from(attempts).unwrap_or(max.max_attempts);
         self.clamped = clamps;
+        let (allowed, refused) = outbound::capped(&limits.outbound_hosts, &max.outbound_hosts);
+        self.limits.outbound_hosts = allowed;
+        self.outbound_refused = refused;
         self
     }
 }
@@ -164,6 +176,7 @@ impl Manifest {
             max_attempts: over.max_attempts.or(self.max_attempts),
             retry_delays_seconds: over.retry_delays_seconds.or(self.retry_delays_seconds),
             queue: over.queue.or(self.queue),
+            allowed_outbound_hosts: over.allowed_outbound_hosts.or(self.allowed_outbound_hosts),
         }
     }
 
@@ -215,6 +228,9 @@ impl Manifest {
         if let Some(queue) = &self.queue {
             validate_queue_name(queue)?;
             settings.queue = queue.clone();
+        }
+        if let Some(hosts) = &self.allowed_outbound_hosts {
+            settings.limits.outbound_hosts = outbound::parse_all("allowed_outbound_hosts", hosts)?;
         }
         Ok(settings)
     }
@@ -342,6 +358,7 @@ mod tests {
             result_mb: 1,
             log_mb: 1,
             disk_quota_mb: 100,
+            outbound_hosts: Vec::new(),
         };
         let settings = asked.clamped_to(&max);
         assert_eq!(settings.limits.fuel, 1000);
@@ -376,6 +393,31 @@ mod tests {
         );
         let within = parse("fuel = 10").unwrap().clamped_to(&Maxima::default());
         assert!(within.clamped.is_empty(), "{:?}", within.clamped);
+    }
+
+    #[test]
+    fn outbound_hosts_are_parsed_and_capped_by_the_operators() {
+        let asked = parse(
+            "allowed_outbound_hosts = [\"http://127.0.0.1:8080\", \"https://api.example.com\"]",
+        )
+        .unwrap();
+        assert_eq!(asked.limits.outbound_hosts.len(), 2);
+        let max = Maxima {
+            outbound_hosts: outbound::parse_all("x", &["http://127.0.0.1:8080".into()]).unwrap(),
+            ..Maxima::default()
+        };
+        let settings = asked.clamped_to(&max);
+        let allowed: Vec<String> = settings
+            .limits
+            .outbound_hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(allowed, ["http://127.0.0.1:8080"]);
+        assert_eq!(settings.outbound_refused, ["https://api.example.com:443"]);
+        let error = parse("allowed_outbound_hosts = [\"api.example.com\"]").unwrap_err();
+        assert!(error.contains("allowed_outbound_hosts"), "{error}");
+        assert_eq!(Settings::default().limits.outbound_hosts, []);
     }
 
     #[test]

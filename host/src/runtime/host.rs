@@ -8,6 +8,7 @@ use super::bindings::orchestra::plugin::{agent, log, progress, types};
 use super::bindings::v0_1::orchestra::plugin as v0_1;
 use super::deadline::Deadline;
 use super::memory::MemoryLimiter;
+use super::outbound::Outbound;
 use super::output::SharedSink;
 use super::repo_guard::RepoGuard;
 use super::{AgentInfo, ExecError, ExecResult, RunHost};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Longest progress message a guest may report, in characters.
 pub const MAX_PROGRESS_MESSAGE_CHARS: usize = 500;
@@ -36,6 +38,9 @@ pub(super) struct RunState {
     pub(super) host: Arc<dyn RunHost>,
     /// The rules of the repository mount, when the run has one.
     pub(super) repo: Option<RepoGuard>,
+    pub(super) http: WasiHttpCtx,
+    /// Which outgoing HTTP requests are sent, and what was refused.
+    pub(super) outbound: Outbound,
 }
 
 impl WasiView for RunState {
@@ -43,6 +48,17 @@ impl WasiView for RunState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RunState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.outbound.deadline = self.deadline.at();
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }

@@ -14,6 +14,7 @@ mod disk_quota;
 mod host;
 mod inspect;
 mod memory;
+mod outbound;
 mod output;
 mod repo_fs;
 mod repo_guard;
@@ -29,6 +30,7 @@ use bindings::orchestra::plugin::types::{JobContext, JobError as GuestError};
 use cache::ComponentCache;
 use deadline::Deadline;
 use host::RunState;
+use outbound::Outbound;
 use output::{LineSink, OutputCapture};
 use repo_guard::RepoGuard;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,7 @@ use wasmtime::{
     UpdateDeadline,
 };
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 /// How often the epoch advances: the granularity of deadlines and time slices.
 const TICK: Duration = Duration::from_millis(10);
@@ -227,6 +230,7 @@ impl Runtime {
         spawn_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
         repo_fs::add_to_linker(&mut linker).map_err(engine_error)?;
         bindings::TaskHandler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(engine_error)?;
@@ -292,6 +296,11 @@ impl Runtime {
             Err(error) => return report(RunOutcome::Failed(error), started, 0, 0),
         };
         let (deadline, expiry) = Deadline::new(started + limits.timeout);
+        let outbound = Outbound::new(
+            limits.outbound_hosts.clone(),
+            sink.clone(),
+            limits.memory_bytes,
+        );
         let state = RunState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -300,6 +309,8 @@ impl Runtime {
             sink,
             host,
             repo: guard,
+            http: WasiHttpCtx::new(),
+            outbound,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -371,6 +382,10 @@ impl Runtime {
             Some(guard) if guard.quota.refused() => over_quota(outcome, guard.quota.limit()),
             _ => outcome,
         };
+        let outcome = match &state.outbound.refused {
+            Some(refusal) => with_refusal(outcome, refusal),
+            None => outcome,
+        };
         report(outcome, started, fuel_used, state.limiter.peak)
     }
 }
@@ -415,6 +430,18 @@ fn over_quota(outcome: RunOutcome, quota: u64) -> RunOutcome {
                     quota, error.message
                 ),
             )
+        }
+        outcome => outcome,
+    }
+}
+
+/// A failure of a run that was refused an outgoing request names the refusal: the guest
+/// may have given up because of it.
+fn with_refusal(outcome: RunOutcome, refusal: &str) -> RunOutcome {
+    match outcome {
+        RunOutcome::Failed(mut error) => {
+            error.message = format!("{}; {refusal}", error.message);
+            RunOutcome::Failed(error)
         }
         outcome => outcome,
     }

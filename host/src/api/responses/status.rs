@@ -61,6 +61,11 @@ pub(crate) struct LoadedPlugin {
     /// The limits lowered to the operator's maxima.
     #[schema(inline)]
     pub(crate) clamped: Vec<Clamp>,
+    /// Where its runs may send HTTP requests: its `allowed_outbound_hosts` within the
+    /// operator's, as `scheme://host:port` patterns.
+    pub(crate) allowed_outbound_hosts: Vec<String>,
+    /// Its `allowed_outbound_hosts` patterns the operator's list does not allow whole.
+    pub(crate) outbound_refused: Vec<String>,
     /// Attempts for jobs that do not say.
     pub(crate) max_attempts: u32,
     /// When failed attempts are retried.
@@ -142,6 +147,10 @@ impl From<&Plugin> for LoadedPlugin {
             loaded_at: rfc3339::format(plugin.loaded_at),
             limits: PluginLimits::from(&settings.limits),
             clamped: settings.clamped.clone(),
+            allowed_outbound_hosts: (settings.limits.outbound_hosts.iter())
+                .map(ToString::to_string)
+                .collect(),
+            outbound_refused: settings.outbound_refused.clone(),
             max_attempts: settings.max_attempts,
             retry: match &settings.retry {
                 RetryPolicy::Delays(delays) => Retry::Delays {

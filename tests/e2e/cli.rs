@@ -1,8 +1,10 @@
 //! The command line: `orchestra enqueue` submits over HTTP and says what went wrong;
-//! `orchestra token` makes, lists and revokes API tokens.
+//! `orchestra token` makes, lists and revokes API tokens; `orchestra plugin check` loads a
+//! module and runs a dry job, `orchestra plugin new` writes a project that builds.
 
-use crate::common::{Options, Orchestra, TIMEOUT};
+use crate::common::{Options, Orchestra, TIMEOUT, plugin_module, workspace};
 use serde_json::{Value, json};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs `orchestra enqueue ARGS…` against `host`.
@@ -128,4 +130,161 @@ fn tokens_are_not_made_behind_a_running_host() {
         text(&refused.stderr).contains("SQLite is one host"),
         "the database is in use: {refused:?}"
     );
+}
+
+/// Runs `orchestra plugin ARGS…`.
+fn plugin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orchestra"))
+        .arg("plugin")
+        .args(args)
+        .output()
+        .expect("running orchestra plugin")
+}
+
+/// Runs `orchestra plugin check FILE ARGS…`.
+fn check(file: &Path, args: &[&str]) -> Output {
+    let file = file.to_str().expect("a UTF-8 path");
+    plugin(&[&["check", file], args].concat())
+}
+
+#[test]
+fn plugin_check_runs_a_dry_job_and_prints_what_a_job_would_show() {
+    let out = check(&plugin_module("echo"), &["--args", r#"{"hello":"world"}"#]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for shown in [
+        "plugin echo loads",
+        "contract: orchestra:plugin@0.2.0",
+        "fuel 10000000000, timeout_ms 300000, memory_mb 256",
+        "max_attempts 3",
+        "queue default",
+        "progress 50%: args are valid JSON",
+        "log info: echo: attempt 1",
+        "log stdout: echo: job dry-run echoes 17 bytes",
+        r#"succeeded: {"hello":"world"}"#,
+        "usage: ",
+    ] {
+        assert!(stdout.contains(shown), "`{shown}` missing in:\n{stdout}");
+    }
+}
+
+#[test]
+fn plugin_check_fails_with_the_dry_jobs_error() {
+    let out = check(&plugin_module("flaky"), &["--args", r#"{"fatal":true}"#]);
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("contract: orchestra:plugin@0.1.0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("failed (fatal): "), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("the dry job failed with fatal (a job would fail at once)"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn plugin_check_refuses_what_the_host_would_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not a component").unwrap();
+    let out = check(&junk, &[]);
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("junk.wasm does not load: module does not compile"),
+        "{stderr}"
+    );
+
+    let small = dir.path().join("small.toml");
+    std::fs::write(&small, "memory_mb = 16\n").unwrap();
+    let small = small.to_str().unwrap();
+    let out = check(&plugin_module("bigmem"), &["--manifest", small]);
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("it needs at least 33 MiB") && stderr.contains("memory_mb of 16 MiB"),
+        "{stderr}"
+    );
+    let out = check(&plugin_module("echo"), &["--args", "{nope"]);
+    assert!(text(&out.stderr).contains("--args is not JSON"), "{out:?}");
+}
+
+#[test]
+fn plugin_new_writes_a_project_that_tests_builds_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("hello");
+    let project_arg = project.to_str().unwrap();
+    let out = plugin(&[
+        "new",
+        "hello-plugin",
+        "--lang",
+        "rust",
+        "--dir",
+        project_arg,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    // The project's own builds share a target folder, which keeps its dependencies.
+    let target = workspace().join("target/plugin-new");
+    let cargo = |args: &[&str]| {
+        let out = Command::new(env!("CARGO"))
+            .args(args)
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_NET_OFFLINE", "true")
+            .output()
+            .expect("running cargo");
+        assert!(out.status.success(), "cargo {args:?}: {out:?}");
+        out
+    };
+    let tested = cargo(&["test"]);
+    assert!(
+        text(&tested.stdout).contains("test result: ok. 2 passed"),
+        "{tested:?}"
+    );
+    cargo(&["build", "--release", "--target", "wasm32-wasip2"]);
+    let module = target.join("wasm32-wasip2/release/hello_plugin.wasm");
+    let out = check(&module, &["--args", r#"{"name":"world"}"#]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains(r#"succeeded: {"text":"hello, world"}"#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("max_attempts 3"), "{stdout}");
+    let out = check(&module, &["--args", r#"{"name":""}"#]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("failed (retryable): the name is empty"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn plugin_new_refuses_bad_names_occupied_folders_and_a_missing_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_str().unwrap();
+    let out = plugin(&["new", "no spaces", "--lang", "rust", "--dir", base]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot name a plugin"),
+        "{out:?}"
+    );
+
+    std::fs::write(dir.path().join("keep"), "mine").unwrap();
+    let out = plugin(&["new", "ok", "--lang", "rust", "--dir", base]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("is not empty"), "{out:?}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let fresh = dir.path().join("fresh");
+    let fresh = fresh.to_str().unwrap();
+    let nosdk = &["new", "ok", "--lang", "rust", "--dir", fresh, "--sdk", base];
+    let out = plugin(nosdk);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no SDK crate at"), "{out:?}");
+
+    let out = plugin(&["new", "ok", "--lang", "python", "--dir", fresh]);
+    assert!(!out.status.success(), "only rust is offered: {out:?}");
 }

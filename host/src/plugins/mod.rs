@@ -6,6 +6,7 @@
 //! its module, [`Compiling`] until the module is ready, so jobs for it are accepted at
 //! once and wait.
 
+pub mod load;
 pub mod manifest;
 pub mod watch;
 

@@ -11,12 +11,10 @@
 //! When a module leaves the folder (replaced or removed), its compiled entries leave the
 //! runtime's cache, unless another plugin of the folder has the same module.
 
-use super::manifest::{self, Manifest, Settings};
-use super::{Compiling, Plugin, Registry};
+use super::load::{is_plugin_name, load, settings};
+use super::{Compiling, Registry};
 use crate::model::limits::Maxima;
-use crate::model::names::MAX_NAME_CHARS;
-use crate::model::now_ms;
-use crate::runtime::{Runtime, check_fits, digest};
+use crate::runtime::{Runtime, digest};
 use notify::{RecursiveMode, Watcher};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -96,41 +94,13 @@ fn stamp(path: &Path) -> Stamp {
     Some((meta.len(), meta.modified().ok()?))
 }
 
-/// A plugin name is the module's file stem: 1 to [`MAX_NAME_CHARS`] letters, digits, `-`
-/// and `_`.
+/// A plugin name is the module's file stem (see [`is_plugin_name`]).
 fn plugin_name(path: &Path) -> Option<String> {
     if path.extension()? != "wasm" {
         return None;
     }
     let stem = path.file_stem()?.to_str()?;
-    let valid = !stem.is_empty()
-        && stem.len() <= MAX_NAME_CHARS
-        && stem
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    valid.then(|| stem.to_owned())
-}
-
-/// A plugin's settings: its embedded manifest, overridden field by field by `toml`,
-/// held to the operator's `maxima`.
-fn settings(wasm: &Path, bytes: &[u8], toml: &Path, maxima: &Maxima) -> Result<Settings, String> {
-    let invalid_embedded = |e| format!("invalid manifest embedded in {}: {e}", wasm.display());
-    let embedded = match manifest::embedded(bytes).map_err(invalid_embedded)? {
-        Some(text) => Manifest::parse(&text).map_err(invalid_embedded)?,
-        None => Manifest::default(),
-    };
-    let file = match std::fs::read_to_string(toml) {
-        Ok(text) => Manifest::parse(&text)
-            .map_err(|e| format!("invalid manifest {}: {e}", toml.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
-        Err(e) => return Err(format!("cannot read {}: {e}", toml.display())),
-    };
-    // Each layer is valid alone, and validation is per field, so the merge is valid too.
-    embedded
-        .overridden_by(file)
-        .settings()
-        .map(|settings| settings.clamped_to(maxima))
-        .map_err(|e| format!("invalid manifest for {}: {e}", wasm.display()))
+    is_plugin_name(stem).then(|| stem.to_owned())
 }
 
 impl Loader {
@@ -296,9 +266,10 @@ impl Loader {
             compiling,
         } = compile;
         let (loader, plugin, built) = (self.clone(), name.clone(), compiling.clone());
-        let outcome = tokio::task::spawn_blocking(move || loader.build(plugin, &bytes, built))
-            .await
-            .unwrap_or_else(|e| Err(format!("compiling panicked: {e}")));
+        let outcome =
+            tokio::task::spawn_blocking(move || load(&loader.runtime, plugin, &bytes, built))
+                .await
+                .unwrap_or_else(|e| Err(format!("compiling panicked: {e}")));
         let change = match &outcome {
             Ok(plugin) => Change::Loaded {
                 name: name.clone(),
@@ -312,22 +283,6 @@ impl Loader {
         if self.registry.finish(&name, &compiling, outcome) {
             self.tell(change);
         }
-    }
-
-    /// Checks and compiles plugin `name`'s module.
-    fn build(&self, name: String, bytes: &[u8], compiling: Compiling) -> Result<Plugin, String> {
-        check_fits(bytes, &compiling.settings.limits).map_err(|e| e.to_string())?;
-        let prepared = self
-            .runtime
-            .prepare(bytes, &compiling.digest)
-            .map_err(|e| e.to_string())?;
-        Ok(Plugin {
-            name,
-            digest: compiling.digest,
-            loaded_at: now_ms(),
-            settings: compiling.settings,
-            prepared,
-        })
     }
 
     /// Watches the folder until `shutdown`, applying changes as they come.
@@ -366,6 +321,7 @@ impl Loader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::names::MAX_NAME_CHARS;
 
     #[test]
     fn plugin_names_come_from_wasm_file_stems() {

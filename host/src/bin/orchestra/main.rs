@@ -1,8 +1,10 @@
 //! The `orchestra` command: `serve` runs a host, `enqueue` submits a job over HTTP,
-//! `token` manages API tokens, `bench` measures the host.
+//! `token` manages API tokens, `bench` measures the host, `plugin` checks and starts
+//! plugins.
 
 mod bench;
 mod bench_list;
+mod plugin;
 mod token;
 
 use anyhow::Context;
@@ -31,6 +33,9 @@ enum Command {
     Token(token::TokenArgs),
     /// Measure throughput and latency on a fresh temporary database.
     Bench(BenchArgs),
+    /// Check a plugin's module with a dry job, or start a new plugin project.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Enqueue(args) => tokio::task::spawn_blocking(move || enqueue(args)).await??,
         Command::Token(args) => token::run(args).await?,
         Command::Bench(args) => bench::run(args).await?,
+        Command::Plugin(command) => plugin::run(command).await?,
     }
     Ok(())
 }

@@ -4,24 +4,13 @@
 //! and run; Cancel is for admins only, and an id that names nothing is a 404.
 
 use crate::access::send;
-use crate::common::{Options, Orchestra};
+use crate::common::Orchestra;
 use crate::continuations::{batch, wait_for_batch};
 use crate::dashboard::page;
 use crate::dashboard_pages::{escaped, read_token, row};
+pub(crate) use crate::workflows::host;
 use crate::workflows::{put_workflow, start_run, wait_for_run};
 use serde_json::{Value, json};
-
-/// A host with the plugins these tests use; no worker serves the queue `held`, so jobs
-/// sent there wait.
-pub(crate) fn host() -> Orchestra {
-    Orchestra::start(
-        Options::new()
-            .workers(4)
-            .plugin("echo")
-            .plugin("flaky")
-            .plugin("sleep"),
-    )
-}
 
 /// A finished batch: one job succeeds, one fails, so its success callback is
 /// cancelled and its completion callback runs. Returns it as the API shows it.

@@ -235,7 +235,7 @@ fn changes_to_the_plugin_folder_are_events() {
 
 /// `echo` made distinct (so it compiles anew, under another digest) by a custom section
 /// named for `tag` at its end.
-fn distinct_echo(tag: &str) -> Vec<u8> {
+pub(crate) fn distinct_echo(tag: &str) -> Vec<u8> {
     let mut module = std::fs::read(plugin_module("echo")).expect("reading echo");
     let name = format!("distinct-{tag}");
     assert!(name.len() < 0x40, "one-byte lengths");

@@ -4,6 +4,7 @@
 use crate::common::agents::Workspace;
 use crate::common::{Orchestra, TIMEOUT, has_log, history_has, time_ms, wait_until};
 use crate::events::until;
+use crate::reload::distinct_echo;
 use serde_json::{Value, json};
 use std::fs;
 use std::time::Duration;
@@ -315,4 +316,30 @@ fn a_killed_hosts_task_frees_the_agent_and_runs_again() {
             .then_some(())
             .ok_or(agent.to_string())
     });
+}
+
+#[test]
+fn a_task_is_accepted_while_the_task_plugin_compiles_and_runs_once_it_is_ready() {
+    let ws = Workspace::new();
+    // Modules named before `task_execution` compile first, so it is still compiling
+    // when the task arrives.
+    let mut options = ws.options().own_cache();
+    for n in 0..16 {
+        options = options.plugin_file(&format!("echo{n}.wasm"), distinct_echo(&n.to_string()));
+    }
+    let host = Orchestra::try_start(options).unwrap_or_else(|why| panic!("{why}"));
+    host.register_agent(&ws.shell_agent("shell"));
+    let (task, _, _) = host.submit_task(&json!({
+        "command": "echo compiled", "repository_path": ws.repo(),
+    }));
+    let plugin = host.plugin("task_execution").expect("listed");
+    assert_eq!(
+        plugin["status"], "compiling",
+        "the task was accepted while its plugin compiled: {plugin}"
+    );
+    let done = host.wait_for_task(&task, &["succeeded"], TIMEOUT);
+    assert_eq!(
+        done["attempt"], 1,
+        "no attempt failed while compiling: {done:#}"
+    );
 }

@@ -5,8 +5,9 @@
 use crate::common::{Options, Orchestra, TIMEOUT, time_ms, wait_until};
 use serde_json::{Value, json};
 
-/// A host with the plugins these tests use.
-fn host() -> Orchestra {
+/// A host with the plugins these tests use (echo, flaky, sleep); no worker serves the
+/// queue `held`, so jobs sent there wait.
+pub(crate) fn host() -> Orchestra {
     Orchestra::start(
         Options::new()
             .workers(4)

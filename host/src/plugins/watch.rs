@@ -155,11 +155,12 @@ impl Loader {
     /// runtime this is called from). Reads files, so call it off the async threads.
     /// Returns how many plugins changed.
     pub fn scan(self: &Arc<Self>) -> usize {
+        // By name, so plugins load in the same order on every start.
         let names = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
                 .filter_map(|e| plugin_name(&e.path()))
-                .collect::<Vec<_>>(),
+                .collect::<std::collections::BTreeSet<_>>(),
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot read plugin folder");
                 return 0;
@@ -173,7 +174,7 @@ impl Loader {
             .keys()
             .cloned()
             .collect();
-        for gone in previous.iter().filter(|name| !names.contains(name)) {
+        for gone in previous.iter().filter(|name| !names.contains(*name)) {
             self.seen.lock().expect("loader lock poisoned").remove(gone);
             self.note_digest(gone, None);
             self.registry.remove(gone);

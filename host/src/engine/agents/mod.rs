@@ -144,7 +144,7 @@ pub enum TaskError {
     /// No registered agent serves the task's repository.
     #[error("no registered agent serves repository {0}")]
     NoAgent(String),
-    /// The task plugin is not loaded.
+    /// The task plugin is neither loaded nor compiling.
     #[error("plugin `{TASK_PLUGIN}` is not loaded: tasks cannot run")]
     NoPlugin,
     /// The store failed.
@@ -297,9 +297,9 @@ impl Scheduler {
     /// [`TaskError::NoAgent`], [`TaskError::NoPlugin`], or the store failed.
     pub async fn submit_task(&self, request: TaskRequest) -> Result<TaskSubmitted, TaskError> {
         let shared = &self.shared;
-        let plugin = shared
+        let settings = shared
             .registry
-            .get(TASK_PLUGIN)
+            .settings(TASK_PLUGIN)
             .ok_or(TaskError::NoPlugin)?;
         let agents = shared.store.agents().await?;
         let serving: Vec<&Agent> = agents
@@ -320,7 +320,7 @@ impl Scheduler {
         let args = serde_json::json!({"task_id": task_id, "command": request.command});
         let job = NewJob {
             priority: request.priority.job_priority(),
-            max_attempts: plugin.settings.max_attempts,
+            max_attempts: settings.max_attempts,
             run_at: request.run_at,
             agent_id: Some(agent.spec.id.clone()),
             ..NewJob::new(TASK_PLUGIN, JsonText::from_value(&args), &queue)

@@ -48,10 +48,16 @@ fn exercise(name: &str) {
     assert_eq!(job["progress"]["percent"], 100, "{job:#}");
     assert_eq!(job["progress"]["message"], "step 4 of 4", "{job:#}");
     for step in 1..=4 {
-        assert!(has_log(&job, "info", &format!("step {step} done")), "{job:#}");
+        assert!(
+            has_log(&job, "info", &format!("step {step} done")),
+            "{job:#}"
+        );
     }
     assert!(has_log(&job, "info", "attempt 1 of 1"), "{job:#}");
-    assert!(has_log(&job, "stdout", "greeting ada"), "stdout is logged: {job:#}");
+    assert!(
+        has_log(&job, "stdout", "greeting ada"),
+        "stdout is logged: {job:#}"
+    );
 
     let job = finished(&retried);
     assert_eq!(state(&job), "failed", "{job:#}");
@@ -63,7 +69,10 @@ fn exercise(name: &str) {
     assert_eq!(state(&job), "failed", "{job:#}");
     assert_eq!(job["attempt"], 1, "not retried: {job:#}");
     assert_eq!(error_kind(&job), Some("fatal"), "{job:#}");
-    assert_eq!(job["error"]["message"], "attempt 1 failed fatally, as asked");
+    assert_eq!(
+        job["error"]["message"],
+        "attempt 1 failed fatally, as asked"
+    );
 
     let job = finished(&spun);
     assert_eq!(state(&job), "failed", "{job:#}");

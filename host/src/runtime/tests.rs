@@ -402,7 +402,10 @@ async fn a_python_component_runs_in_the_one_slot_of_an_engine_for_one_run() {
     };
     let result: Value = serde_json::from_str(&result).expect("JSON");
     assert_eq!(result, json!({"text": "hello, ada", "attempt": 1}));
-    assert_eq!(*agent.progress.lock().unwrap(), [(100, "step 1 of 1".into())]);
+    assert_eq!(
+        *agent.progress.lock().unwrap(),
+        [(100, "step 1 of 1".into())]
+    );
 }
 
 #[tokio::test]

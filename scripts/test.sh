@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every test, on a fresh machine with only the Rust toolchain: installs what the tests
-# need (the wasm32-wasip2 target; Debian's Chromium and ChromeDriver for the browser
-# tests), builds the example plugins, runs the plugin SDK's unit tests (natively, apart from
-# the host's build) and `cargo test`.
+# Every test, on a fresh machine with Rust, Python 3 (with venv) and Node (with npm):
+# installs what the tests need (Debian's Chromium and ChromeDriver for the browser tests),
+# builds the example plugins (scripts/plugins.sh, which installs their toolchains), runs
+# the plugin SDKs' unit tests (natively, apart from the host's build) and `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +12,8 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
-rustup target add wasm32-wasip2
-cargo plugins
+bash scripts/plugins.sh
 cargo test -p orchestra-plugin
+(cd sdk/python && python3 -m unittest --quiet)
+(cd sdk/js && node --test)
 cargo test "$@"

@@ -1,10 +1,11 @@
 //! The command line: `orchestra enqueue` submits over HTTP and says what went wrong;
 //! `orchestra token` makes, lists and revokes API tokens; `orchestra plugin check` loads a
-//! module and runs a dry job, `orchestra plugin new` writes a project that builds.
+//! module and runs a dry job, `orchestra plugin new` writes a Rust, Python or JavaScript
+//! project that tests, builds and checks.
 
 use crate::common::{Options, Orchestra, TIMEOUT, plugin_module, workspace};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs `orchestra enqueue ARGS…` against `host`.
@@ -212,19 +213,9 @@ fn plugin_check_refuses_what_the_host_would_not_load() {
 }
 
 #[test]
-fn plugin_new_writes_a_project_that_tests_builds_and_checks() {
+fn plugin_new_writes_a_rust_project_that_tests_builds_and_checks() {
     let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("hello");
-    let project_arg = project.to_str().unwrap();
-    let out = plugin(&[
-        "new",
-        "hello-plugin",
-        "--lang",
-        "rust",
-        "--dir",
-        project_arg,
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    let project = new_project(dir.path(), "hello-plugin", "rust");
     // The project's own builds share a target folder, which keeps its dependencies.
     let target = workspace().join("target/plugin-new");
     let cargo = |args: &[&str]| {
@@ -245,7 +236,20 @@ fn plugin_new_writes_a_project_that_tests_builds_and_checks() {
     );
     cargo(&["build", "--release", "--target", "wasm32-wasip2"]);
     let module = target.join("wasm32-wasip2/release/hello_plugin.wasm");
-    let out = check(&module, &["--args", r#"{"name":"world"}"#]);
+    assert_greets(&module);
+    let out = check(&module, &["--args", r#"{"name":""}"#]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("failed (retryable): the name is empty"),
+        "{out:?}"
+    );
+}
+
+/// Asserts that `plugin check` loads `module`, a project `plugin new` wrote, and that its
+/// dry job greets a name. (Each check of a Python or JavaScript module compiles it anew:
+/// their failures are left to the projects' own tests.)
+fn assert_greets(module: &Path) {
+    let out = check(module, &["--args", r#"{"name":"world"}"#]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(
@@ -253,11 +257,86 @@ fn plugin_new_writes_a_project_that_tests_builds_and_checks() {
         "{stdout}"
     );
     assert!(stdout.contains("max_attempts 3"), "{stdout}");
-    let out = check(&module, &["--args", r#"{"name":""}"#]);
-    assert!(!out.status.success(), "{out:?}");
+}
+
+#[test]
+fn plugin_new_writes_a_python_project_that_tests_builds_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = new_project(dir.path(), "hello-py", "python");
+    run_in(
+        &project,
+        None,
+        &["python3", "-m", "unittest"],
+        "Ran 2 tests",
+    );
+    let venv = toolchain("target/venv/bin");
+    run_in(
+        &project,
+        Some(&venv),
+        &["sh", "build.sh"],
+        "Component built",
+    );
+    assert_greets(&project.join("hello-py.wasm"));
+}
+
+#[test]
+fn plugin_new_writes_a_javascript_project_that_tests_builds_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = new_project(dir.path(), "hello-js", "js");
+    run_in(&project, None, &["node", "--test"], "# pass 2");
+    let node = toolchain("target/node/node_modules/.bin");
+    run_in(
+        &project,
+        Some(&node),
+        &["npm", "run", "build"],
+        "componentize-js",
+    );
+    assert_greets(&project.join("hello-js.wasm"));
+}
+
+/// Writes a `lang` project for the plugin `name` with `plugin new` in `dir`/`name`.
+fn new_project(dir: &Path, name: &str, lang: &str) -> PathBuf {
+    let project = dir.join(name);
+    let out = plugin(&[
+        "new",
+        name,
+        "--lang",
+        lang,
+        "--dir",
+        project.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    project
+}
+
+/// A toolchain folder scripts/plugins.sh installs (shared, so nothing is downloaded here).
+fn toolchain(path: &str) -> PathBuf {
+    let dir = workspace().join(path);
     assert!(
-        text(&out.stdout).contains("failed (retryable): the name is empty"),
-        "{out:?}"
+        dir.is_dir(),
+        "run scripts/plugins.sh first: {} is missing",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs `command` in `dir`, with `bin` first on the `PATH` when given; asserts that it
+/// succeeds and that its output shows `shown`.
+fn run_in(dir: &Path, bin: Option<&Path>, command: &[&str], shown: &str) {
+    let mut path =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect::<Vec<_>>();
+    path.splice(0..0, bin.map(Path::to_owned));
+    let out = Command::new(command[0])
+        .args(&command[1..])
+        .current_dir(dir)
+        .env("PATH", std::env::join_paths(path).expect("a PATH"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    let output = text(&out.stdout) + &text(&out.stderr);
+    assert!(out.status.success(), "{command:?} failed: {output}");
+    assert!(
+        output.contains(shown),
+        "`{shown}` missing from {command:?}: {output}"
     );
 }
 
@@ -285,6 +364,17 @@ fn plugin_new_refuses_bad_names_occupied_folders_and_a_missing_sdk() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no SDK crate at"), "{out:?}");
 
-    let out = plugin(&["new", "ok", "--lang", "python", "--dir", fresh]);
-    assert!(!out.status.success(), "only rust is offered: {out:?}");
+    let out = plugin(&[
+        "new", "ok", "--lang", "python", "--dir", fresh, "--sdk", base,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--sdk names the Rust SDK"),
+        "{out:?}"
+    );
+    let out = plugin(&["new", "ok", "--lang", "go", "--dir", fresh]);
+    assert!(
+        !out.status.success(),
+        "rust, python and js are offered: {out:?}"
+    );
 }

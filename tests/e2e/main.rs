@@ -1,7 +1,7 @@
 //! End-to-end tests that start the real `orchestra` binary.
 //!
 //! Every test starts its own host (own temporary database, plugin folder and port) and
-//! talks to it over HTTP only. Build the plugins first: `cargo plugins`. Run with
+//! talks to it over HTTP only. Build the plugins first: `bash scripts/plugins.sh`. Run with
 //! `cargo test -p orchestra --test e2e -- --test-threads 2`.
 
 mod common;
@@ -31,6 +31,7 @@ mod metrics;
 mod openapi;
 mod outbound;
 mod output;
+mod polyglot;
 mod queues;
 mod recurring;
 mod reload;

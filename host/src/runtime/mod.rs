@@ -53,6 +53,9 @@ const YIELD_FUEL: u64 = 50_000_000;
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;
 /// Bytes of each pooled table kept resident: tables of real guests are small.
 const KEEP_TABLE_RESIDENT_BYTES: usize = 64 << 10;
+/// Core instances pooled per run: a componentize-py component instantiates 14 core
+/// modules (a Rust one 3, a componentize-js one 4).
+const CORE_INSTANCES_PER_RUN: u32 = 16;
 
 /// Runtime errors: a module that cannot become a runnable plugin.
 #[derive(Debug, thiserror::Error)]
@@ -525,7 +528,7 @@ fn engine_error(e: wasmtime::Error) -> Error {
 fn engine_config(max_instances: u32) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(max_instances)
-        .total_core_instances(max_instances * 5)
+        .total_core_instances(max_instances * CORE_INSTANCES_PER_RUN)
         .total_memories(max_instances * 2)
         .total_tables(max_instances * 5)
         .total_stacks(max_instances)

@@ -1,6 +1,6 @@
-//! Runs built example plugins (`cargo plugins`) through the runtime with a fake
-//! [`RunHost`]: the `agent` import, its wall-clock rule, 0.1.0 components, and the disk
-//! quota of a repository mount.
+//! Runs built example plugins (`scripts/plugins.sh`) through the runtime with a fake
+//! [`RunHost`]: the `agent` import, its wall-clock rule, 0.1.0 and Python components, and
+//! the disk quota of a repository mount.
 
 use super::*;
 use serde_json::{Value, json};
@@ -383,6 +383,28 @@ async fn a_component_built_against_0_1_0_still_runs() {
         logs.iter()
             .any(|(level, message)| level == "info" && message == "flaky: attempt 1"),
         "its 0.1.0 log import reached the host: {logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_python_component_runs_in_the_one_slot_of_an_engine_for_one_run() {
+    // The 14 core instances of a componentize-py component fit one run's share of the pool.
+    let runtime = Runtime::new(cache_dir(), 1).expect("an engine");
+    let hello = prepare(&runtime, "hello_python");
+    let agent = Arc::new(FakeAgent::replying(Ok(exited(Some(0), "", ""))));
+    let host: Arc<dyn RunHost> = agent.clone();
+    let args = json!({"name": "ada", "steps": 1});
+    let report = runtime
+        .run(&hello, &input(args), &Limits::default(), None, host)
+        .await;
+    let RunOutcome::Succeeded(result) = report.outcome else {
+        panic!("the run failed: {:?}", report.outcome)
+    };
+    let result: Value = serde_json::from_str(&result).expect("JSON");
+    assert_eq!(result, json!({"text": "hello, ada", "attempt": 1}));
+    assert_eq!(
+        *agent.progress.lock().unwrap(),
+        [(100, "step 1 of 1".into())]
     );
 }
 

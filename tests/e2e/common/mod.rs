@@ -36,14 +36,14 @@ pub(crate) fn workspace() -> &'static Path {
         .expect("the host crate lies inside the workspace")
 }
 
-/// The built example plugin `name` (`cargo plugins` puts it there).
+/// The built example plugin `name` (`scripts/plugins.sh` puts it there).
 pub(crate) fn plugin_module(name: &str) -> PathBuf {
     let path = workspace()
         .join("target/wasm32-wasip2/plugin")
         .join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
-        "build the plugins first: cargo plugins ({} is missing)",
+        "build the plugins first: bash scripts/plugins.sh ({} is missing)",
         path.display()
     );
     path

@@ -9,6 +9,7 @@
 use super::batch;
 use super::file::FileCheck;
 use super::journal;
+use super::search::Indexer;
 use super::stats::Pending;
 use crate::model::{JobId, LogLine, Millis, Progress};
 use crate::store::changes::{ChangeSink, Changed, Changes};
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands applied in one transaction.
@@ -83,12 +85,14 @@ pub(super) enum Command {
 }
 
 /// Runs the writer until every sender is gone or a `Close` arrives. A group is
-/// acknowledged only while `file` is still the database's file.
+/// acknowledged only while `file` is still the database's file. While no command waits,
+/// it indexes jobs for search, a chunk at a time.
 pub(super) async fn run(
     mut conn: SqliteConnection,
     mut rx: mpsc::UnboundedReceiver<Command>,
     file: Arc<FileCheck>,
     sink: Sink,
+    mut search: Indexer,
 ) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     // Writes a storage fault held back, to go with the next group.
@@ -96,6 +100,13 @@ pub(super) async fn run(
     // Runs counted for the rollup, written with a later group.
     let mut stats = Pending::default();
     loop {
+        if search.due() && rx.is_empty() && !rx.is_closed() {
+            if stats.deadline().is_some_and(|due| due <= Instant::now()) {
+                write_stats(&mut stats, &mut conn, &file).await;
+            }
+            search.step(&mut conn).await;
+            continue;
+        }
         let received = match stats.deadline() {
             None => rx.recv_many(&mut pending, MAX_BATCH).await,
             Some(due) => {
@@ -144,6 +155,7 @@ pub(super) async fn run(
             }
         }
         carried = group.flush(&mut conn, &file, &sink, &mut stats).await;
+        search.written();
     }
 }
 

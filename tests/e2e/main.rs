@@ -35,6 +35,7 @@ mod queues;
 mod recurring;
 mod reload;
 mod sandbox;
+mod search;
 mod sessions;
 mod stats;
 mod storage;

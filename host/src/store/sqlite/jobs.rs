@@ -500,7 +500,8 @@ impl JobStore for SqliteStore {
     }
 
     async fn list(&self, filter: &JobFilter) -> Result<Page> {
-        let mut query = page_query(filter);
+        let by_index = self.use_index(filter, search::PAGE_CANDIDATES).await?;
+        let mut query = page_query(filter, by_index);
         let rows: Vec<JobRow> = query.build_query_as().fetch_all(&self.readers).await?;
         let mut jobs = convert::<_, Job>(rows)?;
         let next_cursor = if jobs.len() > filter.limit as usize {
@@ -513,7 +514,8 @@ impl JobStore for SqliteStore {
     }
 
     async fn count(&self, filter: &JobFilter, most: u64) -> Result<u64> {
-        let mut query = count_query(filter, most);
+        let by_index = self.use_index(filter, search::COUNT_CANDIDATES).await?;
+        let mut query = count_query(filter, most, by_index);
         let count: i64 = query.build_query_scalar().fetch_one(&self.readers).await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
@@ -587,11 +589,21 @@ impl JobStore for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Whether `filter`'s text is searched through the index (see [`search::use_index`]).
+    async fn use_index(&self, filter: &JobFilter, most: u32) -> Result<bool> {
+        match &filter.text {
+            Some(text) => Ok(search::use_index(&self.readers, text, most).await?),
+            None => Ok(false),
+        }
+    }
+}
+
 /// The query behind [`JobStore::list`]: `filter`'s page, newest first, with one job more
-/// to tell whether another page follows.
-fn page_query(filter: &JobFilter) -> QueryBuilder<'static, Sqlite> {
+/// to tell whether another page follows; its text searched `by_index` or not.
+fn page_query(filter: &JobFilter, by_index: bool) -> QueryBuilder<'static, Sqlite> {
     let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
-    matching(&mut query, filter);
+    matching(&mut query, filter, by_index);
     if let Some(before) = filter.before {
         query.push(" AND id < ").push_bind(before.to_string());
     }
@@ -601,10 +613,11 @@ fn page_query(filter: &JobFilter) -> QueryBuilder<'static, Sqlite> {
     query
 }
 
-/// The query behind [`JobStore::count`]: how many jobs match `filter`, up to `most`.
-fn count_query(filter: &JobFilter, most: u64) -> QueryBuilder<'static, Sqlite> {
+/// The query behind [`JobStore::count`]: how many jobs match `filter`, up to `most`; its
+/// text searched `by_index` or not.
+fn count_query(filter: &JobFilter, most: u64, by_index: bool) -> QueryBuilder<'static, Sqlite> {
     let mut query = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM jobs WHERE 1 = 1");
-    matching(&mut query, filter);
+    matching(&mut query, filter, by_index);
     query
         .push(" LIMIT ")
         .push_bind(i64::try_from(most).unwrap_or(i64::MAX))
@@ -612,16 +625,12 @@ fn count_query(filter: &JobFilter, most: u64) -> QueryBuilder<'static, Sqlite> {
     query
 }
 
-/// Adds `filter`'s conditions (but its cursor) to `query`. With a text the index serves,
-/// its candidates are the jobs read: the other conditions are kept off their indexes
-/// (`+column`), which would otherwise lead the planner to scan every job of a state or
-/// queue.
-fn matching(query: &mut QueryBuilder<'static, Sqlite>, filter: &JobFilter) {
-    let unindexed = if filter.text.as_deref().is_some_and(search::indexed) {
-        "+"
-    } else {
-        ""
-    };
+/// Adds `filter`'s conditions (but its cursor) to `query`. With its text searched
+/// `by_index`, the index's candidates are the jobs read: the other conditions are kept off
+/// their indexes (`+column`), which would otherwise lead the planner to scan every job of
+/// a state or queue.
+fn matching(query: &mut QueryBuilder<'static, Sqlite>, filter: &JobFilter, by_index: bool) {
+    let unindexed = if by_index { "+" } else { "" };
     let mut equal = |column: &str, value: String| {
         query
             .push(format_args!(" AND {unindexed}{column} = "))
@@ -640,7 +649,7 @@ fn matching(query: &mut QueryBuilder<'static, Sqlite>, filter: &JobFilter) {
         equal("agent_id", agent.clone());
     }
     if let Some(text) = &filter.text {
-        search::push_text(query, text);
+        search::push_text(query, text, by_index);
     }
 }
 
@@ -688,7 +697,7 @@ mod tests {
             },
         ];
         for filter in &filters {
-            for mut query in [page_query(filter), count_query(filter, 10_000)] {
+            for mut query in [page_query(filter, true), count_query(filter, 10_000, true)] {
                 let plan = plan(&store, &mut query).await;
                 assert!(plan.contains("VIRTUAL TABLE"), "{filter:?}:\n{plan}");
                 assert!(
@@ -697,8 +706,20 @@ mod tests {
                 );
             }
         }
-        let mut short = page_query(&text("ac"));
-        assert!(!plan(&store, &mut short).await.contains("VIRTUAL TABLE"));
+        let args = crate::model::JsonText::from_value(&serde_json::json!({"c": "acme"}));
+        store
+            .enqueue(NewJob::new("echo", args, "default"), 0)
+            .await
+            .unwrap();
+        for (searched, by_index) in [("ac", false), ("acme", true)] {
+            let chosen = store.use_index(&text(searched), 1).await.unwrap();
+            assert!(
+                !chosen,
+                "{searched}: no index for a short text or many candidates"
+            );
+            let chosen = store.use_index(&text(searched), 2).await.unwrap();
+            assert_eq!(chosen, by_index, "{searched}");
+        }
         store.close().await;
     }
 }

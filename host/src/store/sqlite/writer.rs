@@ -85,8 +85,8 @@ pub(super) enum Command {
 }
 
 /// Runs the writer until every sender is gone or a `Close` arrives. A group is
-/// acknowledged only while `file` is still the database's file. While no command waits,
-/// it indexes jobs for search, a chunk at a time.
+/// acknowledged only while `file` is still the database's file. Once no command has come
+/// for a while, it indexes jobs for search, a chunk at a time (see [`Indexer`]).
 pub(super) async fn run(
     mut conn: SqliteConnection,
     mut rx: mpsc::UnboundedReceiver<Command>,
@@ -100,21 +100,25 @@ pub(super) async fn run(
     // Runs counted for the rollup, written with a later group.
     let mut stats = Pending::default();
     loop {
-        if search.due() && rx.is_empty() && !rx.is_closed() {
+        let index_at = search.ready_at();
+        if index_at.is_some_and(|at| at <= Instant::now()) && rx.is_empty() && !rx.is_closed() {
             if stats.deadline().is_some_and(|due| due <= Instant::now()) {
                 write_stats(&mut stats, &mut conn, &file).await;
             }
             search.step(&mut conn).await;
             continue;
         }
-        let received = match stats.deadline() {
+        let wake = [stats.deadline(), index_at].into_iter().flatten().min();
+        let received = match wake {
             None => rx.recv_many(&mut pending, MAX_BATCH).await,
-            Some(due) => {
+            Some(at) => {
                 let next = rx.recv_many(&mut pending, MAX_BATCH);
-                match tokio::time::timeout_at(due.into(), next).await {
+                match tokio::time::timeout_at(at.into(), next).await {
                     Ok(received) => received,
                     Err(_idle) => {
-                        write_stats(&mut stats, &mut conn, &file).await;
+                        if stats.deadline().is_some_and(|due| due <= Instant::now()) {
+                            write_stats(&mut stats, &mut conn, &file).await;
+                        }
                         continue;
                     }
                 }

@@ -187,6 +187,15 @@ pub(crate) async fn start_host(
     let host = Host::start(&config)
         .await
         .map_err(|e: host::Error| anyhow::anyhow!(e))?;
+    // Modules compile in the background: time the host, not the compiler.
+    let loading = Instant::now();
+    while host.registry().get("echo").is_none() {
+        anyhow::ensure!(
+            loading.elapsed() < Duration::from_secs(120),
+            "echo did not load"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Ok(BenchHost {
         host,
         token: token.text,

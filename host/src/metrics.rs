@@ -1,6 +1,7 @@
 //! The host's metrics, in the Prometheus (OpenMetrics) text format through
 //! `prometheus-client`: what happened to jobs and runs, counted as it happens, and what
-//! the queues, agents, plugins and event stream look like, set when `/metrics` is read.
+//! the queues, agents, plugins, event stream and search index look like, set when
+//! `/metrics` is read.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -84,6 +85,7 @@ pub struct Metrics {
     agent_running: Family<AgentLabel, Gauge>,
     plugin_load_errors: Gauge,
     event_clients: Gauge,
+    search_backlog: Gauge,
     commit_writes: Histogram,
     commit_seconds: Histogram,
 }
@@ -106,6 +108,7 @@ impl Default for Metrics {
             agent_running: Family::default(),
             plugin_load_errors: Gauge::default(),
             event_clients: Gauge::default(),
+            search_backlog: Gauge::default(),
             // 1 to 1024 writes.
             commit_writes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             // 0.1 ms to about 1.7 s.
@@ -175,6 +178,11 @@ impl Default for Metrics {
             m.event_clients.clone(),
         );
         registry.register(
+            "search_backlog_jobs",
+            "Jobs waiting to be indexed for search",
+            m.search_backlog.clone(),
+        );
+        registry.register(
             "db_commit_writes",
             "Writes carried by each group commit",
             m.commit_writes.clone(),
@@ -226,6 +234,8 @@ pub struct Snapshot {
     pub plugin_load_errors: u64,
     /// Clients of the live event stream.
     pub event_clients: u64,
+    /// Jobs waiting to be indexed for search.
+    pub search_backlog: u64,
 }
 
 fn gauge(n: u64) -> i64 {
@@ -326,6 +336,7 @@ impl Metrics {
         }
         self.plugin_load_errors.set(gauge(now.plugin_load_errors));
         self.event_clients.set(gauge(now.event_clients));
+        self.search_backlog.set(gauge(now.search_backlog));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -366,6 +377,7 @@ mod tests {
             }],
             plugin_load_errors: 1,
             event_clients: 2,
+            search_backlog: 7,
         });
         for line in [
             r#"orchestra_jobs_total{plugin="echo",queue="default",event="created"} 2"#,
@@ -377,6 +389,7 @@ mod tests {
             r#"orchestra_agent_running_jobs{agent="a1"} 1"#,
             "orchestra_plugin_load_errors 1",
             "orchestra_event_stream_clients 2",
+            "orchestra_search_backlog_jobs 7",
             "orchestra_pickup_seconds_count 1",
             "orchestra_db_commit_writes_sum 8.0",
         ] {

@@ -36,6 +36,7 @@ mod queues;
 mod recurring;
 mod reload;
 mod sandbox;
+mod search;
 mod sessions;
 mod stats;
 mod storage;

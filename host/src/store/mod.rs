@@ -439,6 +439,10 @@ pub trait JobStore:
     /// further than `most`.
     async fn count(&self, filter: &JobFilter, most: u64) -> Result<u64>;
 
+    /// How many jobs wait to be indexed for searching by text (searches find them all the
+    /// same, only slower).
+    async fn search_backlog(&self) -> Result<u64>;
+
     /// Stores a batch's jobs and callbacks at once, all or none.
     ///
     /// # Errors

@@ -43,6 +43,11 @@ impl Reads {
         self.0.count(filter, most).await
     }
 
+    /// See [`JobStore::search_backlog`].
+    pub async fn search_backlog(&self) -> Result<u64> {
+        self.0.search_backlog().await
+    }
+
     /// See [`JobStore::batch`].
     pub async fn batch(&self, id: JobId) -> Result<Option<BatchInfo>> {
         self.0.batch(id).await

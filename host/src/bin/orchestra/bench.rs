@@ -52,6 +52,9 @@ pub(crate) struct BenchArgs {
     /// in the database.
     #[arg(long, default_value_t = 0)]
     pub list_jobs: usize,
+    /// Pad each job's args to about this many bytes of varied text (0: `{}`).
+    #[arg(long, default_value_t = 0)]
+    pub args_bytes: usize,
 }
 
 /// The figures of one run (or the medians of several).
@@ -184,6 +187,15 @@ pub(crate) async fn start_host(
     let host = Host::start(&config)
         .await
         .map_err(|e: host::Error| anyhow::anyhow!(e))?;
+    // Modules compile in the background: time the host, not the compiler.
+    let loading = Instant::now();
+    while host.registry().get("echo").is_none() {
+        anyhow::ensure!(
+            loading.elapsed() < Duration::from_secs(120),
+            "echo did not load"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Ok(BenchHost {
         host,
         token: token.text,
@@ -191,10 +203,26 @@ pub(crate) async fn start_host(
     })
 }
 
-fn echo_job() -> NewJob {
+/// The args of the `n`th job: `{}`, or `{"pad": …}` with about `bytes` bytes of text
+/// that differs from job to job (as real args do, for the search index).
+fn padded_args(bytes: usize, n: usize) -> serde_json::Value {
+    let mut pad = String::with_capacity(bytes + 16);
+    let mut word = n as u64;
+    while pad.len() < bytes {
+        word = word.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        pad.push_str(&format!("{:x} ", word >> 40));
+    }
+    if bytes == 0 {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ "pad": pad.trim_end() })
+    }
+}
+
+fn echo_job(args: &BenchArgs, n: usize) -> NewJob {
     NewJob::new(
         "echo",
-        JsonText::from_value(&serde_json::json!({})),
+        JsonText::from_value(&padded_args(args.args_bytes, n)),
         "default",
     )
 }
@@ -212,7 +240,7 @@ async fn end_to_end(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<
     let started = Instant::now();
     for chunk in (0..args.jobs).collect::<Vec<_>>().chunks(1000) {
         store
-            .enqueue_many(chunk.iter().map(|_| echo_job()).collect(), now_ms())
+            .enqueue_many(chunk.iter().map(|&n| echo_job(args, n)).collect(), now_ms())
             .await?;
     }
     // Count finishes with the scheduler's counters: no listener on the event bus, which
@@ -245,18 +273,22 @@ async fn http_enqueue(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Resul
     let url = format!("http://{}/api/jobs", bench.host.addr());
     let authorization = format!("Bearer {}", bench.token);
     let per_client = args.requests.div_ceil(HTTP_CLIENTS);
+    let bytes = args.args_bytes;
     let started = Instant::now();
     let clients: Vec<_> = (0..HTTP_CLIENTS)
-        .map(|_| {
+        .map(|client| {
             let url = url.clone();
             let authorization = authorization.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
                 let agent = ureq::Agent::new_with_defaults();
-                for _ in 0..per_client {
+                for n in 0..per_client {
+                    let job_args = padded_args(bytes, client * per_client + n);
                     let response = agent
                         .post(&url)
                         .header("authorization", &authorization)
-                        .send_json(serde_json::json!({"plugin": "echo", "queue": "unserved"}))?;
+                        .send_json(serde_json::json!(
+                            {"plugin": "echo", "queue": "unserved", "args": job_args}
+                        ))?;
                     anyhow::ensure!(
                         response.status() == 201,
                         "unexpected status {}",
@@ -279,8 +311,8 @@ async fn pickup(args: &BenchArgs, echo: &std::path::Path) -> anyhow::Result<(f64
     let bench = start_host(args, echo, 4).await?;
     let mut events = bench.host.scheduler().events().subscribe();
     let mut samples = Vec::with_capacity(args.pickups);
-    for _ in 0..args.pickups {
-        let job = echo_job();
+    for n in 0..args.pickups {
+        let job = echo_job(args, n);
         let id = job.id;
         let sent = Instant::now();
         bench.host.scheduler().submit(job, now_ms()).await?;

@@ -7,7 +7,7 @@
 
 use super::rows::{self, JOB_COLUMNS, JobRow, TransitionRow, convert};
 use super::writer::Command;
-use super::{SqliteStore, batch, continuations, links, logs};
+use super::{SqliteStore, batch, continuations, links, logs, search};
 use crate::model::{Job, JobDetail, JobId, JobState, LogLine, Millis, Progress, Transition};
 use crate::store::changes::{ChangeSink, Changed, Changes, JobChange};
 use crate::store::{
@@ -500,15 +500,8 @@ impl JobStore for SqliteStore {
     }
 
     async fn list(&self, filter: &JobFilter) -> Result<Page> {
-        let mut query: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
-        matching(&mut query, filter);
-        if let Some(before) = filter.before {
-            query.push(" AND id < ").push_bind(before.to_string());
-        }
-        query
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit) + 1);
+        let by_index = self.use_index(filter, search::PAGE_CANDIDATES).await?;
+        let mut query = page_query(filter, by_index);
         let rows: Vec<JobRow> = query.build_query_as().fetch_all(&self.readers).await?;
         let mut jobs = convert::<_, Job>(rows)?;
         let next_cursor = if jobs.len() > filter.limit as usize {
@@ -521,15 +514,14 @@ impl JobStore for SqliteStore {
     }
 
     async fn count(&self, filter: &JobFilter, most: u64) -> Result<u64> {
-        let mut query: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM jobs WHERE 1 = 1");
-        matching(&mut query, filter);
-        query
-            .push(" LIMIT ")
-            .push_bind(i64::try_from(most).unwrap_or(i64::MAX))
-            .push(")");
+        let by_index = self.use_index(filter, search::COUNT_CANDIDATES).await?;
+        let mut query = count_query(filter, most, by_index);
         let count: i64 = query.build_query_scalar().fetch_one(&self.readers).await?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn search_backlog(&self) -> Result<u64> {
+        Ok(search::backlog(&self.readers).await?)
     }
 
     async fn create_batch(&self, batch: NewBatch, now: Millis) -> Result<Changes> {
@@ -597,32 +589,137 @@ impl JobStore for SqliteStore {
     }
 }
 
-/// Adds `filter`'s conditions (but its cursor) to `query`.
-fn matching(query: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
+impl SqliteStore {
+    /// Whether `filter`'s text is searched through the index (see [`search::use_index`]).
+    async fn use_index(&self, filter: &JobFilter, most: u32) -> Result<bool> {
+        match &filter.text {
+            Some(text) => Ok(search::use_index(&self.readers, text, most).await?),
+            None => Ok(false),
+        }
+    }
+}
+
+/// The query behind [`JobStore::list`]: `filter`'s page, newest first, with one job more
+/// to tell whether another page follows; its text searched `by_index` or not.
+fn page_query(filter: &JobFilter, by_index: bool) -> QueryBuilder<'static, Sqlite> {
+    let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+    matching(&mut query, filter, by_index);
+    if let Some(before) = filter.before {
+        query.push(" AND id < ").push_bind(before.to_string());
+    }
+    query
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(filter.limit) + 1);
+    query
+}
+
+/// The query behind [`JobStore::count`]: how many jobs match `filter`, up to `most`; its
+/// text searched `by_index` or not.
+fn count_query(filter: &JobFilter, most: u64, by_index: bool) -> QueryBuilder<'static, Sqlite> {
+    let mut query = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM jobs WHERE 1 = 1");
+    matching(&mut query, filter, by_index);
+    query
+        .push(" LIMIT ")
+        .push_bind(i64::try_from(most).unwrap_or(i64::MAX))
+        .push(")");
+    query
+}
+
+/// Adds `filter`'s conditions (but its cursor) to `query`. With its text searched
+/// `by_index`, the index's candidates are the jobs read: the other conditions are kept off
+/// their indexes (`+column`), which would otherwise lead the planner to scan every job of
+/// a state or queue.
+fn matching(query: &mut QueryBuilder<'static, Sqlite>, filter: &JobFilter, by_index: bool) {
+    let unindexed = if by_index { "+" } else { "" };
+    let mut equal = |column: &str, value: String| {
+        query
+            .push(format_args!(" AND {unindexed}{column} = "))
+            .push_bind(value);
+    };
     if let Some(state) = filter.state {
-        query.push(" AND state = ").push_bind(state.as_str());
+        equal("state", state.as_str().to_owned());
     }
     if let Some(queue) = &filter.queue {
-        query.push(" AND queue = ").push_bind(queue.clone());
+        equal("queue", queue.clone());
     }
     if let Some(plugin) = &filter.plugin {
-        query.push(" AND plugin = ").push_bind(plugin.clone());
+        equal("plugin", plugin.clone());
     }
     if let Some(agent) = &filter.agent {
-        query.push(" AND agent_id = ").push_bind(agent.clone());
+        equal("agent_id", agent.clone());
     }
     if let Some(text) = &filter.text {
-        let escaped = text
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        query
-            .push(" AND (id LIKE ")
-            .push_bind(format!("{escaped}%"))
-            .push(" ESCAPE '\\' OR args LIKE ")
-            .push_bind(format!("%{escaped}%"))
-            .push(" ESCAPE '\\' OR error_message LIKE ")
-            .push_bind(format!("%{escaped}%"))
-            .push(" ESCAPE '\\')");
+        search::push_text(query, text, by_index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Durability;
+
+    /// The plan SQLite picks for `query`, one step a line.
+    async fn plan(store: &SqliteStore, query: &mut QueryBuilder<'static, Sqlite>) -> String {
+        use sqlx::Execute;
+        let mut built = query.build();
+        let sql = format!("EXPLAIN QUERY PLAN {}", built.sql());
+        let binds = built.take_arguments().unwrap().unwrap_or_default();
+        let rows = sqlx::query_with(&sql, binds)
+            .fetch_all(&store.readers)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn searches_read_the_index_whatever_else_they_filter_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jobs.db"), Durability::Normal)
+            .await
+            .unwrap();
+        let text = |text: &str| JobFilter {
+            text: Some(text.into()),
+            limit: 50,
+            ..JobFilter::default()
+        };
+        let filters = [
+            text("acme"),
+            JobFilter {
+                state: Some(JobState::Failed),
+                queue: Some("default".into()),
+                plugin: Some("echo".into()),
+                agent: Some("builder".into()),
+                before: Some(crate::model::new_job_id()),
+                ..text("acme")
+            },
+        ];
+        for filter in &filters {
+            for mut query in [page_query(filter, true), count_query(filter, 10_000, true)] {
+                let plan = plan(&store, &mut query).await;
+                assert!(plan.contains("VIRTUAL TABLE"), "{filter:?}:\n{plan}");
+                assert!(
+                    plan.contains("SEARCH jobs USING INTEGER PRIMARY KEY"),
+                    "{filter:?}:\n{plan}"
+                );
+            }
+        }
+        let args = crate::model::JsonText::from_value(&serde_json::json!({"c": "acme"}));
+        store
+            .enqueue(NewJob::new("echo", args, "default"), 0)
+            .await
+            .unwrap();
+        for (searched, by_index) in [("ac", false), ("acme", true)] {
+            let chosen = store.use_index(&text(searched), 1).await.unwrap();
+            assert!(
+                !chosen,
+                "{searched}: no index for a short text or many candidates"
+            );
+            let chosen = store.use_index(&text(searched), 2).await.unwrap();
+            assert_eq!(chosen, by_index, "{searched}");
+        }
+        store.close().await;
     }
 }

@@ -17,11 +17,11 @@
 //! - `stats.rs`: the rollup behind the analytics ([`StatsStore`]), which each group
 //!   commit adds its runs to.
 //!
-//! Beneath them: the writer (`writer.rs`) and its group commits (`batch.rs`), parent
-//! links and batches (`continuations.rs`), what a write changed (`journal.rs`), reading a
-//! job's log (`logs.rs`), mapping rows to model types (`rows.rs`), the database file's
-//! lock and identity check (`file.rs`), and the result codes that are storage faults
-//! (`faults.rs`).
+//! Beneath them: the writer (`writer.rs`) and its group commits (`batch.rs`), the search
+//! index it keeps while idle (`search.rs`), parent links and batches (`continuations.rs`),
+//! what a write changed (`journal.rs`), reading a job's log (`logs.rs`), mapping rows to
+//! model types (`rows.rs`), the database file's lock and identity check (`file.rs`), and
+//! the result codes that are storage faults (`faults.rs`).
 //!
 //! [`AgentLocks`]: crate::store::AgentLocks
 //! [`AlertStore`]: crate::store::AlertStore
@@ -48,6 +48,7 @@ mod logs;
 mod queues;
 mod recurring;
 mod rows;
+mod search;
 mod stats;
 mod tasks;
 mod tokens;
@@ -58,9 +59,11 @@ use crate::store::changes::Changed;
 use crate::store::{Durability, Error, Result};
 use file::{FileCheck, ProcessLock};
 use queues::load_controls;
+use search::Indexer;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -86,6 +89,9 @@ pub struct SqliteStore {
     file: Arc<FileCheck>,
     /// Where committed changes go.
     sink: Sink,
+    /// While set, the writer indexes nothing for search.
+    #[cfg(test)]
+    search_held: Arc<AtomicBool>,
     /// Keeps other processes off the database while this store lives.
     _lock: ProcessLock,
 }
@@ -122,15 +128,27 @@ impl SqliteStore {
         tokio::spawn(watch_file(Arc::downgrade(&file)));
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = Sink::default();
-        tokio::spawn(writer::run(conn, rx, file.clone(), sink.clone()));
+        let search_held = Arc::new(AtomicBool::new(false));
+        let search = Indexer::new(search_held.clone());
+        tokio::spawn(writer::run(conn, rx, file.clone(), sink.clone(), search));
         Ok(SqliteStore {
             writer: tx,
+            #[cfg(test)]
+            search_held,
             readers,
             controls: RwLock::new(controls),
             file,
             sink,
             _lock: lock,
         })
+    }
+
+    /// Holds (or lets go of) the writer's indexing for search, so that tests can search
+    /// jobs that wait to be indexed.
+    #[cfg(test)]
+    pub(crate) fn hold_search_index(&self, held: bool) {
+        self.search_held
+            .store(held, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Queues a command for the writer; refused while the database file is not the

@@ -9,6 +9,7 @@
 use super::batch;
 use super::file::FileCheck;
 use super::journal;
+use super::search::Indexer;
 use super::stats::Pending;
 use crate::model::{JobId, LogLine, Millis, Progress};
 use crate::store::changes::{ChangeSink, Changed, Changes};
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands applied in one transaction.
@@ -83,12 +85,14 @@ pub(super) enum Command {
 }
 
 /// Runs the writer until every sender is gone or a `Close` arrives. A group is
-/// acknowledged only while `file` is still the database's file.
+/// acknowledged only while `file` is still the database's file. Once no command has come
+/// for a while, it indexes jobs for search, a chunk at a time (see [`Indexer`]).
 pub(super) async fn run(
     mut conn: SqliteConnection,
     mut rx: mpsc::UnboundedReceiver<Command>,
     file: Arc<FileCheck>,
     sink: Sink,
+    mut search: Indexer,
 ) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     // Writes a storage fault held back, to go with the next group.
@@ -96,14 +100,25 @@ pub(super) async fn run(
     // Runs counted for the rollup, written with a later group.
     let mut stats = Pending::default();
     loop {
-        let received = match stats.deadline() {
+        let index_at = search.ready_at();
+        if index_at.is_some_and(|at| at <= Instant::now()) && rx.is_empty() && !rx.is_closed() {
+            if stats.deadline().is_some_and(|due| due <= Instant::now()) {
+                write_stats(&mut stats, &mut conn, &file).await;
+            }
+            search.step(&mut conn).await;
+            continue;
+        }
+        let wake = [stats.deadline(), index_at].into_iter().flatten().min();
+        let received = match wake {
             None => rx.recv_many(&mut pending, MAX_BATCH).await,
-            Some(due) => {
+            Some(at) => {
                 let next = rx.recv_many(&mut pending, MAX_BATCH);
-                match tokio::time::timeout_at(due.into(), next).await {
+                match tokio::time::timeout_at(at.into(), next).await {
                     Ok(received) => received,
                     Err(_idle) => {
-                        write_stats(&mut stats, &mut conn, &file).await;
+                        if stats.deadline().is_some_and(|due| due <= Instant::now()) {
+                            write_stats(&mut stats, &mut conn, &file).await;
+                        }
                         continue;
                     }
                 }
@@ -144,6 +159,7 @@ pub(super) async fn run(
             }
         }
         carried = group.flush(&mut conn, &file, &sink, &mut stats).await;
+        search.written();
     }
 }
 

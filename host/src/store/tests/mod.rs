@@ -4,6 +4,7 @@
 mod alerts;
 mod changes;
 mod search;
+mod search_index;
 mod stats;
 mod tokens;
 
@@ -1707,12 +1708,26 @@ mod sqlite {
     use super::super::sqlite::SqliteStore;
     use std::sync::Arc;
 
-    async fn open() -> (Arc<dyn JobStore>, tempfile::TempDir) {
+    /// A store on `jobs.db` in a new temporary folder.
+    pub(super) async fn open_sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(&dir.path().join("jobs.db"), Durability::Normal)
             .await
             .expect("open store");
         (Arc::new(store), dir)
+    }
+
+    async fn open() -> (Arc<dyn JobStore>, tempfile::TempDir) {
+        let (store, dir) = open_sqlite().await;
+        (store, dir)
+    }
+
+    /// A connection of its own to the database at `path`, beside the store's.
+    pub(super) async fn connect(path: &std::path::Path) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("a second connection")
     }
 
     conformance!(
@@ -1865,10 +1880,7 @@ mod sqlite {
     /// read by a connection of its own (not through the store, whose reads write what
     /// waits first).
     async fn rolled_up(path: &std::path::Path) -> i64 {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("a second connection");
+        let mut conn = connect(path).await;
         sqlx::query_scalar("SELECT coalesce(sum(succeeded), 0) FROM stats_rollup")
             .fetch_one(&mut conn)
             .await

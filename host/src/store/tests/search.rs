@@ -7,7 +7,8 @@ fn with_args(args: serde_json::Value) -> NewJob {
     NewJob::new("echo", JsonText::from_value(&args), "default")
 }
 
-async fn found(store: &dyn JobStore, filter: JobFilter) -> Vec<JobId> {
+/// The jobs `filter` lists (100 at most), checking that they are counted alike.
+pub(super) async fn found(store: &dyn JobStore, filter: JobFilter) -> Vec<JobId> {
     let filter = JobFilter {
         limit: 100,
         ..filter
@@ -25,14 +26,37 @@ async fn found(store: &dyn JobStore, filter: JobFilter) -> Vec<JobId> {
     listed.jobs.into_iter().map(|job| job.id).collect()
 }
 
-fn text(text: &str) -> JobFilter {
+/// A filter on `text` alone.
+pub(super) fn text(text: &str) -> JobFilter {
     JobFilter {
         text: Some(text.into()),
         ..JobFilter::default()
     }
 }
 
-pub(super) async fn check_jobs_are_found_by_text_and_agent_and_counted(store: &dyn JobStore) {
+/// Waits until no job waits to be indexed for search.
+pub(super) async fn indexed(store: &dyn JobStore) {
+    for _ in 0..1000 {
+        if store.search_backlog().await.unwrap() == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("jobs are still waiting to be indexed");
+}
+
+/// The jobs [`assert_found_by_text`] looks for.
+#[derive(Clone, Copy)]
+pub(super) struct Searched {
+    acme: JobId,
+    percent: JobId,
+    plain: JobId,
+    failing: JobId,
+    bound: JobId,
+}
+
+/// Stores the jobs [`assert_found_by_text`] looks for; one of them fails.
+pub(super) async fn store_searched(store: &dyn JobStore) -> Searched {
     let acme = add(store, with_args(json!({"customer": "ACME-42"})))
         .await
         .id;
@@ -53,10 +77,29 @@ pub(super) async fn check_jobs_are_found_by_text_and_agent_and_counted(store: &d
         )
         .await
         .unwrap();
+    let bound = add(store, bound_job("builder")).await.id;
+    Searched {
+        acme,
+        percent,
+        plain,
+        failing,
+        bound,
+    }
+}
 
+/// Each of `jobs` is found by its text or agent, and only it.
+pub(super) async fn assert_found_by_text(store: &dyn JobStore, jobs: &Searched) {
+    let Searched {
+        acme,
+        percent,
+        plain,
+        failing,
+        bound,
+    } = *jobs;
     assert_eq!(found(store, text("acme")).await, [acme], "any case");
     assert_eq!(found(store, text("100%")).await, [percent], "% is itself");
     assert!(found(store, text("_")).await.is_empty(), "_ is itself");
+    assert!(found(store, text("a_m")).await.is_empty(), "_ is itself");
     assert_eq!(found(store, text("disk is")).await, [acme], "error text");
     let id = failing.to_string();
     assert_eq!(found(store, text(&id)).await, [failing], "an id");
@@ -65,8 +108,11 @@ pub(super) async fn check_jobs_are_found_by_text_and_agent_and_counted(store: &d
         start.len() >= 4 && start.contains(&failing),
         "an id's start"
     );
+    assert!(
+        found(store, text(&id[9..18])).await.is_empty(),
+        "an id is found by its start only"
+    );
     assert_eq!(found(store, text("discount")).await, [plain, percent]);
-    let bound = add(store, bound_job("builder")).await.id;
     let on_agent = JobFilter {
         agent: Some("builder".into()),
         ..JobFilter::default()
@@ -77,4 +123,21 @@ pub(super) async fn check_jobs_are_found_by_text_and_agent_and_counted(store: &d
         ..text("ACME")
     };
     assert_eq!(found(store, failed_acme).await, [acme]);
+    let enqueued_acme = JobFilter {
+        state: Some(JobState::Enqueued),
+        ..text("ACME")
+    };
+    assert!(found(store, enqueued_acme).await.is_empty());
+    let older = JobFilter {
+        before: Some(plain),
+        limit: 100,
+        ..text("discount")
+    };
+    assert_eq!(store.list(&older).await.unwrap().jobs[0].id, percent);
+}
+
+pub(super) async fn check_jobs_are_found_by_text_and_agent_and_counted(store: &dyn JobStore) {
+    let jobs = store_searched(store).await;
+    indexed(store).await;
+    assert_found_by_text(store, &jobs).await;
 }

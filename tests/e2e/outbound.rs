@@ -5,22 +5,39 @@
 use crate::common::{Options, Orchestra, TERMINAL, TIMEOUT, error_kind, has_log, state};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The body the local server answers every request with.
 const BODY: &str = "hello from the local server";
 
-/// A local HTTP server that answers every request with 200 and [`BODY`], counting them.
+/// A local HTTP server that answers every request with `answer`, counting them.
 struct Server {
     /// `http://127.0.0.1:PORT`.
     origin: String,
     served: Arc<AtomicUsize>,
 }
 
+/// Answers 200 with [`BODY`].
+fn greet(stream: &mut TcpStream) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+}
+
 impl Server {
+    /// A server that answers with [`greet`].
     fn start() -> Server {
+        Server::answering(greet)
+    }
+
+    /// A server that reads each request's head, then leaves the rest to `answer` on a
+    /// thread of its own.
+    fn answering(answer: fn(&mut TcpStream)) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the server");
         let origin = format!("http://{}", listener.local_addr().expect("an address"));
         let served = Arc::new(AtomicUsize::new(0));
@@ -34,11 +51,7 @@ impl Server {
                     line.clear();
                 }
                 count.fetch_add(1, Ordering::SeqCst);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
-                    BODY.len()
-                );
+                std::thread::spawn(move || answer(&mut stream));
             }
         });
         Server { origin, served }
@@ -154,5 +167,72 @@ fn the_operators_list_caps_the_plugins() {
         fetch["outbound_refused"],
         json!([format!("{}", server.origin)]),
         "{plugins:#}"
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_is_cut_off_by_the_runs_deadline() {
+    let server = Server::answering(|_stream| std::thread::sleep(Duration::from_secs(600)));
+    let allowed = allow(&[&server.origin]);
+    let started = Instant::now();
+    let (_host, job) = fetch(
+        &format!("{allowed}timeout_ms = 1000\n"),
+        &allowed,
+        &server.origin,
+    );
+    assert_eq!(state(&job), "failed", "{job:#}");
+    assert_eq!(error_kind(&job), Some("timeout"), "{job:#}");
+    assert_eq!(server.served(), 1, "the request was sent");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a 1 s deadline ended a stalled request: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        job["usage"]["wall_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms < 5_000),
+        "{job:#}"
+    );
+}
+
+#[test]
+fn a_body_larger_than_the_runs_memory_fails_the_job_not_the_host() {
+    /// Content-length announced and streamed: far above the run's 32 MiB.
+    const HUGE: usize = 512 << 20;
+    let server = Server::answering(|stream| {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-length: {HUGE}\r\nconnection: close\r\n\r\n"
+        );
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..HUGE / chunk.len() {
+            if stream.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let allowed = allow(&[&server.origin]);
+    let (host, job) = fetch(
+        &format!("{allowed}memory_mb = 32\n"),
+        &allowed,
+        &server.origin,
+    );
+    assert_eq!(state(&job), "failed", "{job:#}");
+    assert_eq!(error_kind(&job), Some("memory_limit"), "{job:#}");
+    let peak = job["usage"]["memory_peak_bytes"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(
+        peak <= 32 << 20,
+        "the body stayed within the run's memory: {job:#}"
+    );
+    let echo = host
+        .submit_job(json!({"plugin": "fetch", "args": {"url": "not a url"}, "max_attempts": 1}));
+    let after = host.wait_for_state(&echo, &TERMINAL, TIMEOUT);
+    assert_eq!(
+        error_kind(&after),
+        Some("fatal"),
+        "the host still runs jobs: {after:#}"
     );
 }

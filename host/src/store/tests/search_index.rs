@@ -8,6 +8,7 @@ use super::*;
 use crate::store::sqlite::SqliteStore;
 use sqlx::{ConnectOptions, Connection};
 use std::path::Path;
+use std::time::Duration;
 
 /// Index rows of the store in `dir` (those matching `phrase`, if given).
 async fn index_rows(dir: &Path, phrase: Option<&str>) -> i64 {
@@ -109,10 +110,18 @@ async fn the_writer_indexes_a_backlog_while_idle_and_answers_writes_meanwhile() 
     store.enqueue_many(jobs, NOW).await.unwrap();
     assert_eq!(store.search_backlog().await.unwrap(), JOBS as u64);
     release_index(&store).await;
+    let started = std::time::Instant::now();
+    while store.search_backlog().await.unwrap() > JOBS as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "indexing began"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     add(store.as_ref(), new_job("default", 0)).await;
     assert!(
         store.search_backlog().await.unwrap() > 0,
-        "a write is answered between two chunks"
+        "a write is answered between two chunks, not after the whole backlog"
     );
     indexed(store.as_ref()).await;
     assert_eq!(index_rows(dir.path(), None).await, JOBS as i64 + 2);

@@ -25,7 +25,8 @@ pub struct ServeArgs {
     /// Address the HTTP API listens on [default: 127.0.0.1:7070].
     #[arg(long, env = "ORCHESTRA_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// SQLite database file [default: orchestra.db].
+    /// SQLite database file [default: orchestra.db], or a PostgreSQL URL
+    /// (`postgres://…`) that several hosts share.
     #[arg(long, env = "ORCHESTRA_DB")]
     pub db: Option<PathBuf>,
     /// Also serve `/metrics`, without a token, on this address (for a Prometheus that
@@ -180,7 +181,7 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Names clients may reach this host by, besides its address and `localhost`.
     pub allowed_hosts: Vec<String>,
-    /// SQLite database file.
+    /// SQLite database file, or PostgreSQL URL (see [`crate::store::open`]).
     pub db: PathBuf,
     /// Plugin folder.
     pub plugins: PathBuf,
@@ -337,7 +338,9 @@ impl Config {
             .unwrap_or_default();
         let db = args.db.or(file.db).unwrap_or_else(|| "orchestra.db".into());
         let cache_dir = args.cache_dir.or(file.cache_dir).unwrap_or_else(|| {
+            let beside = db.to_str().is_some_and(|db| !crate::store::is_postgres(db));
             db.parent()
+                .filter(|_| beside)
                 .unwrap_or(Path::new("."))
                 .join("orchestra-cache")
         });

@@ -11,7 +11,6 @@ use crate::model::token::{Role, Secret};
 use crate::plugins::Registry;
 use crate::plugins::watch::{Change, Loader};
 use crate::runtime::{self, Runtime};
-use crate::store::sqlite::SqliteStore;
 use crate::store::{self, JobStore, Reads};
 use crate::web;
 use std::io::Write;
@@ -114,8 +113,7 @@ impl Host {
     /// The database, plugin folder or listen address cannot be used, or a recurring job
     /// the config file declares is wrong.
     pub async fn start(config: &Config) -> Result<Host, Error> {
-        let store: Arc<dyn JobStore> =
-            Arc::new(SqliteStore::open(&config.db, config.durability).await?);
+        let store = store::open(&config.db, config.durability).await?;
         let instances = u32::try_from(config.workers)
             .unwrap_or(u32::MAX / 8)
             .min(4096)
@@ -207,7 +205,7 @@ impl Host {
             tracing::info!(%metrics_addr, "serving /metrics without a token");
             servers.push(serve(listener, api::metrics_router(state), &stop_serving));
         }
-        tracing::info!(%addr, db = %config.db.display(), plugins = %config.plugins.display(), "orchestra listening");
+        tracing::info!(%addr, db = %store::shown(&config.db), plugins = %config.plugins.display(), "orchestra listening");
         Ok(Host {
             addr,
             store,

@@ -7,6 +7,7 @@
 
 use crate::model::{Job, JobId, JobState, Millis};
 use crate::store::LeaseId;
+use std::sync::{Arc, OnceLock};
 
 /// One job's move, as a write made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,4 +148,21 @@ pub struct Changed<T> {
     pub value: T,
     /// What it changed.
     pub changes: Changes,
+}
+
+/// Where committed changes go, once the engine has said (see [`ChangeSink`]).
+pub(crate) type Sink = Arc<OnceLock<Arc<dyn ChangeSink>>>;
+
+/// Whether a sink is set and anyone listens to it.
+pub(crate) fn listening(sink: &Sink) -> bool {
+    sink.get().is_some_and(|sink| sink.listening())
+}
+
+/// Hands committed `changes` to the sink, if there is one and they are not empty.
+pub(crate) fn report(sink: &Sink, changes: &Changes) {
+    if let Some(sink) = sink.get()
+        && !changes.is_empty()
+    {
+        sink.changed(changes);
+    }
 }

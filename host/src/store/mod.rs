@@ -12,9 +12,12 @@ pub mod alerts;
 pub mod audit;
 pub mod changes;
 pub mod locks;
+mod moves;
+pub mod postgres;
 pub mod queues;
 mod reads;
 pub mod recurring;
+mod rows;
 pub mod sqlite;
 pub mod stats;
 pub mod tasks;
@@ -480,6 +483,38 @@ pub trait JobStore:
 
     /// Applies every queued write, then closes the store.
     async fn close(&self);
+}
+
+/// Opens the store at `db`: a PostgreSQL database for a `postgres://` (or
+/// `postgresql://`) URL, which several hosts may share, else the SQLite file at that path.
+///
+/// # Errors
+/// As [`sqlite::SqliteStore::open`] and [`postgres::PostgresStore::open`].
+pub async fn open(db: &std::path::Path, durability: Durability) -> Result<Arc<dyn JobStore>> {
+    match db.to_str().filter(|db| is_postgres(db)) {
+        Some(url) => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+        None => Ok(Arc::new(sqlite::SqliteStore::open(db, durability).await?)),
+    }
+}
+
+/// Whether `db` names a PostgreSQL database rather than an SQLite file.
+pub fn is_postgres(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// `db` as it may be shown: a PostgreSQL URL without its password.
+pub fn shown(db: &std::path::Path) -> String {
+    let db = db.display().to_string();
+    let Some((scheme, rest)) = db.split_once("://").filter(|_| is_postgres(&db)) else {
+        return db;
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => db,
+    }
 }
 
 impl std::fmt::Debug for dyn JobStore {

@@ -2,7 +2,7 @@
 //! rules are evaluated on (ended runs from `job_history`, ready jobs from `jobs`).
 
 use super::SqliteStore;
-use super::batch::parse_id;
+use super::rows::parse_id;
 use super::rows::{corrupt, parse_state};
 use crate::model::alert::{
     AlertCondition, AlertRule, Incident, IncidentId, Webhook, WebhookSecret,

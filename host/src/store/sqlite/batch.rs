@@ -12,12 +12,15 @@
 
 use super::file::FileCheck;
 use super::journal;
-use super::rows::{JOB_COLUMNS, JobRow};
+use super::rows::{JOB_COLUMNS, JobRow, parse_id};
 use super::stats::{Pending, Samples, upsert};
-use super::writer::{Command, Controls, Reply, Sink, listening, report, write_failed};
+use super::writer::{Command, Reply, Sink, listening, report, write_failed};
 use crate::model::{Job, JobId, JobState, LogLine, Millis, Progress};
 use crate::store::changes::{Changes, JobChange};
-use crate::store::{AfterFailure, ClaimParams, Claimed, Completion, Error, Failure, LeaseId};
+use crate::store::moves::{
+    attribute, created, failure_target, initial_reason, initial_state, sort_for_dispatch,
+};
+use crate::store::{ClaimParams, Claimed, Completion, Error, Failure, LeaseId};
 use crate::store::{Fault, NewJob, Result};
 use serde_json::{Value, json};
 use sqlx::{FromRow, Row, SqliteConnection};
@@ -32,7 +35,7 @@ pub(super) struct Group {
     logs: Vec<(JobId, u32, Vec<LogLine>)>,
     completions: Vec<(JobId, LeaseId, Completion, Millis, Reply<Changes>)>,
     failures: Vec<(JobId, LeaseId, Failure, Millis, Reply<Changes>)>,
-    claims: Vec<(ClaimParams, Controls, Millis, Reply<Vec<Claimed>>)>,
+    claims: Vec<(ClaimParams, Millis, Reply<Vec<Claimed>>)>,
 }
 
 /// What a committed group owes its callers.
@@ -142,12 +145,7 @@ impl Group {
                 now,
                 reply,
             } => self.failures.push((id, lease, failure, now, reply)),
-            Command::Claim {
-                params,
-                controls,
-                now,
-                reply,
-            } => self.claims.push((params, controls, now, reply)),
+            Command::Claim { params, now, reply } => self.claims.push((params, now, reply)),
             Command::Exec(_) | Command::WriteStats(_) | Command::Close(_) => {
                 unreachable!("the writer runs Exec, WriteStats and Close itself")
             }
@@ -262,8 +260,8 @@ impl Group {
         if !self.failures.is_empty() {
             fail_jobs(&mut script, &self.failures);
         }
-        for (index, (params, controls, now, _)) in self.claims.iter().enumerate() {
-            claim_jobs(&mut script, index, params, controls, *now);
+        for (index, (params, now, _)) in self.claims.iter().enumerate() {
+            claim_jobs(&mut script, index, params, *now);
         }
         if let Some(rows) = rows {
             let rows = script.param(Bind::Text(rows.to_owned()));
@@ -335,25 +333,7 @@ impl Group {
     async fn follow_up(&self, conn: &mut SqliteConnection, out: &mut Outcomes) -> Result<()> {
         if out.cascades {
             let all = journal::since(conn, out.mark).await?;
-            // A job's own move opens its segment; the moves its triggers made follow it.
-            let mut current: Option<JobId> = None;
-            for change in all.jobs {
-                let own = change.from == Some(JobState::Processing)
-                    && (out.completed.contains_key(&change.id)
-                        || out.failed.contains_key(&change.id));
-                if own {
-                    current = Some(change.id);
-                } else if change.to == Some(JobState::Processing) {
-                    current = None;
-                } else if let Some(cause) = current
-                    && change.from.is_some()
-                {
-                    let changes = out.completed.get_mut(&cause);
-                    if let Some(changes) = changes.or(out.failed.get_mut(&cause)) {
-                        changes.jobs.push(change);
-                    }
-                }
-            }
+            attribute(all.jobs, &mut out.completed, &mut out.failed);
         }
         for changes in out.completed.values_mut().chain(out.failed.values_mut()) {
             if changes.jobs.iter().any(|c| c.batch.is_some()) {
@@ -401,7 +381,7 @@ impl Group {
         for (id, _, _, _, reply) in self.failures {
             let _ = reply.send(guarded(&mut out.failed, id));
         }
-        for ((params, _, _, reply), mut claimed) in self.claims.into_iter().zip(out.claimed) {
+        for ((params, _, reply), mut claimed) in self.claims.into_iter().zip(out.claimed) {
             sort_for_dispatch(&params, &mut claimed);
             let _ = reply.send(Ok(claimed));
         }
@@ -419,7 +399,7 @@ impl Group {
         for (_, _, _, _, reply) in self.failures {
             let _ = reply.send(Err(write_failed(e)));
         }
-        for (_, _, _, reply) in self.claims {
+        for (_, _, reply) in self.claims {
             let _ = reply.send(Err(write_failed(e)));
         }
         let mut logs = self.logs;
@@ -446,12 +426,6 @@ impl Group {
 
 fn decode_error(what: &str) -> Error {
     Error::Database(sqlx::Error::Decode(format!("unexpected {what}").into()))
-}
-
-/// Parses a stored job id.
-pub(super) fn parse_id(id: &str) -> Result<JobId> {
-    id.parse::<Uuid>()
-        .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))
 }
 
 /// What the guarded update changed, or [`Error::LeaseLost`] when it changed nothing.
@@ -487,43 +461,6 @@ fn moved(row: &sqlx::sqlite::SqliteRow) -> Result<JobChange> {
 fn task_of(row: &sqlx::sqlite::SqliteRow) -> Result<Option<JobId>> {
     let task: Option<String> = row.try_get("task_id")?;
     task.as_deref().map(parse_id).transpose()
-}
-
-/// The change that storing `job` at `now` makes.
-pub(super) fn created(job: &NewJob, now: Millis) -> JobChange {
-    let state = initial_state(job, now);
-    JobChange {
-        id: job.id,
-        from: None,
-        to: Some(state),
-        reason: initial_reason(state).to_owned(),
-        at: now,
-        queue: job.queue.clone(),
-        plugin: job.plugin.clone(),
-        attempt: 0,
-        batch: None,
-        agent: job.agent_id.clone(),
-        task: None,
-        lease: None,
-    }
-}
-
-/// Why a new job is in `state`, as its history says.
-fn initial_reason(state: JobState) -> &'static str {
-    match state {
-        JobState::Awaiting => "submitted: waits for its parents",
-        JobState::Scheduled => "submitted for later",
-        _ => "submitted",
-    }
-}
-
-/// The state a new job starts in.
-pub(super) fn initial_state(job: &NewJob, now: Millis) -> JobState {
-    match job.run_at {
-        _ if job.parents.is_some() => JobState::Awaiting,
-        Some(at) if at > now => JobState::Scheduled,
-        _ => JobState::Enqueued,
-    }
 }
 
 /// Saturates a count into SQLite's signed integers.
@@ -639,24 +576,6 @@ fn complete_jobs(
     ));
 }
 
-/// The state and wording a failure asks for.
-fn failure_target(failure: &Failure) -> (JobState, Option<Millis>, String) {
-    let kind = failure.error.kind.as_str();
-    match failure.then {
-        AfterFailure::RetryAt(at) => (
-            JobState::Scheduled,
-            Some(at),
-            format!("{kind}: retry scheduled"),
-        ),
-        AfterFailure::Fail => (JobState::Failed, None, format!("{kind}: failed")),
-        AfterFailure::Cancel => (
-            JobState::Cancelled,
-            None,
-            "cancelled while running".to_owned(),
-        ),
-    }
-}
-
 fn fail_jobs(script: &mut Script, failures: &[(JobId, LeaseId, Failure, Millis, Reply<Changes>)]) {
     let items = failures
         .iter()
@@ -720,21 +639,10 @@ fn waiting_left_out(script: &mut Script, params: &ClaimParams) -> String {
 
 /// One statement claims from every queue: each queue's candidates come from its own
 /// index range (at most `limit` rows each, fewer under a concurrency cap, none when
-/// paused), then precedence, priority and age decide.
-fn claim_jobs(
-    script: &mut Script,
-    index: usize,
-    params: &ClaimParams,
-    controls: &Controls,
-    now: Millis,
-) {
-    let open: Vec<(usize, &String)> = params
-        .queues
-        .iter()
-        .enumerate()
-        .filter(|(_, queue)| !controls.get(*queue).is_some_and(|c| c.paused))
-        .collect();
-    if open.is_empty() {
+/// paused), then precedence, priority and age decide. The queue's controls are read from
+/// the `queues` table by the statement itself.
+fn claim_jobs(script: &mut Script, index: usize, params: &ClaimParams, now: Millis) {
+    if params.queues.is_empty() {
         return;
     }
     let lease = Uuid::now_v7().to_string();
@@ -754,29 +662,27 @@ fn claim_jobs(
         script.param(Bind::Text(params.owner.clone())),
         script.param(Bind::Int(params.lease_until)),
     );
-    for (n, (precedence, queue)) in open.into_iter().enumerate() {
-        if n > 0 {
+    for (precedence, queue) in params.queues.iter().enumerate() {
+        if precedence > 0 {
             sql.push_str(" UNION ALL ");
         }
         sql.push_str(&format!(
             "SELECT * FROM (SELECT id, {} AS precedence, priority, run_at \
              FROM jobs WHERE state = 'enqueued' AND queue = {}{} \
-             ORDER BY priority DESC, run_at, id LIMIT ",
+             AND NOT EXISTS (SELECT 1 FROM queues WHERE name = {} AND paused) \
+             ORDER BY priority DESC, run_at, id LIMIT \
+             (SELECT CASE WHEN c.concurrency IS NULL THEN {} \
+                     ELSE max(0, min({}, c.concurrency - (SELECT count(*) FROM jobs \
+                          WHERE state = 'processing' AND queue = c.name))) END \
+              FROM (SELECT {} AS name) AS q LEFT JOIN queues AS c ON c.name = q.name))",
             script.param(Bind::Int(sql_int(precedence as u64))),
             script.param(Bind::Text(queue.clone())),
             waiting_left_out(script, params),
+            script.param(Bind::Text(queue.clone())),
+            script.param(Bind::Int(limit)),
+            script.param(Bind::Int(limit)),
+            script.param(Bind::Text(queue.clone())),
         ));
-        match controls.get(queue).and_then(|c| c.concurrency) {
-            None => sql.push_str(script.param(Bind::Int(limit))),
-            Some(cap) => sql.push_str(&format!(
-                "max(0, min({}, {} - (SELECT count(*) FROM jobs \
-                 WHERE state = 'processing' AND queue = {})))",
-                script.param(Bind::Int(limit)),
-                script.param(Bind::Int(i64::from(cap))),
-                script.param(Bind::Text(queue.clone())),
-            )),
-        }
-        sql.push(')');
     }
     sql.push_str(&format!(
         ") ORDER BY precedence, priority DESC, run_at, id LIMIT {}) \
@@ -785,13 +691,4 @@ fn claim_jobs(
         script.param(Bind::Text(index.to_string())),
     ));
     script.push(&sql);
-}
-
-/// Puts claimed jobs in dispatch order: queue precedence, priority, age.
-fn sort_for_dispatch(params: &ClaimParams, claimed: &mut [Claimed]) {
-    let key = |c: &Claimed| {
-        let precedence = params.queues.iter().position(|q| *q == c.job.queue);
-        (precedence, -c.job.priority, c.job.run_at, c.job.id)
-    };
-    claimed.sort_by_key(key);
 }

@@ -4,8 +4,9 @@
 //! migration) in the transaction that finishes their last parent; this module links a
 //! new child to its parents and settles children whose parents had already finished.
 
-use super::batch::{self, parse_id};
+use super::batch;
 use super::rows;
+use super::rows::parse_id;
 use crate::model::{JobId, JobState, Millis};
 use crate::store::{BatchInfo, Error, NewBatch, NewJob, Parents, Result};
 use serde_json::Value;

@@ -7,9 +7,10 @@
 
 use super::rows::{self, JOB_COLUMNS, JobRow, TransitionRow, convert};
 use super::writer::Command;
-use super::{SqliteStore, batch, continuations, links, logs, search};
+use super::{SqliteStore, continuations, links, logs, search};
 use crate::model::{Job, JobDetail, JobId, JobState, LogLine, Millis, Progress, Transition};
 use crate::store::changes::{ChangeSink, Changed, Changes, JobChange};
+use crate::store::moves;
 use crate::store::{
     BatchInfo, CancelOutcome, ClaimParams, Claimed, Completion, Error, Failure, JobFilter,
     JobStore, LeaseId, NewBatch, NewJob, Page, Result, Submitted,
@@ -40,31 +41,6 @@ async fn requeue(conn: &mut SqliteConnection, owner: &str, now: Millis) -> Resul
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// The job `job` becomes when stored at `now`.
-fn new_job(job: &NewJob, now: Millis) -> Job {
-    Job {
-        id: job.id,
-        plugin: job.plugin.clone(),
-        args: job.args.clone(),
-        queue: job.queue.clone(),
-        priority: job.priority,
-        state: batch::initial_state(job, now),
-        attempt: 0,
-        max_attempts: job.max_attempts,
-        run_at: job.run_at.unwrap_or(now),
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        repository_path: job.repository_path.clone(),
-        agent_id: job.agent_id.clone(),
-        result: None,
-        error: None,
-        progress: None,
-        plugin_digest: None,
-        usage: None,
-    }
 }
 
 /// Stores `job` unless an unfinished job holds its unique key (then returns that one),
@@ -188,8 +164,8 @@ async fn remove(
     rows.into_iter()
         .map(|(id, state, queue, plugin, attempt, batch, agent)| {
             Ok(JobChange {
-                task: task_of(&id).map(|task| batch::parse_id(task)).transpose()?,
-                id: batch::parse_id(&id)?,
+                task: task_of(&id).map(|task| rows::parse_id(task)).transpose()?,
+                id: rows::parse_id(&id)?,
                 from: Some(rows::parse_state(&state)?),
                 to: None,
                 reason: reason.to_owned(),
@@ -197,7 +173,7 @@ async fn remove(
                 queue,
                 plugin,
                 attempt: u32::try_from(attempt).unwrap_or(0),
-                batch: batch.as_deref().map(batch::parse_id).transpose()?,
+                batch: batch.as_deref().map(rows::parse_id).transpose()?,
                 agent,
                 lease: None,
             })
@@ -219,7 +195,7 @@ impl JobStore for SqliteStore {
                 ..checked.value
             });
         }
-        let stored = new_job(&job, now);
+        let stored = moves::stored(&job, now);
         let changes = self.enqueue_many(vec![job], now).await?;
         Ok(Submitted {
             job: stored,
@@ -248,21 +224,8 @@ impl JobStore for SqliteStore {
 
     async fn claim(&self, params: &ClaimParams, now: Millis) -> Result<Vec<Claimed>> {
         let params = params.clone();
-        let controls = {
-            let all = self.controls.read().expect("queue controls lock poisoned");
-            params
-                .queues
-                .iter()
-                .filter_map(|q| all.get(q).map(|c| (q.clone(), c.clone())))
-                .collect()
-        };
-        self.request(|reply| Command::Claim {
-            params,
-            controls,
-            now,
-            reply,
-        })
-        .await
+        self.request(|reply| Command::Claim { params, now, reply })
+            .await
     }
 
     async fn heartbeat(&self, leases: &[(JobId, LeaseId)], until: Millis) -> Result<u64> {
@@ -370,7 +333,7 @@ impl JobStore for SqliteStore {
         rows.iter()
             .map(|row| {
                 Ok(Claimed {
-                    lease: batch::parse_id(&row.try_get::<String, _>("lease_id")?)?,
+                    lease: rows::parse_id(&row.try_get::<String, _>("lease_id")?)?,
                     job: Job::try_from(JobRow::from_row(row)?)?,
                 })
             })

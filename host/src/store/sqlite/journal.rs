@@ -3,7 +3,7 @@
 //! in order, the triggers' effects included. Only the writer's connection writes, so
 //! within its transaction nothing else adds rows.
 
-use super::batch::parse_id;
+use super::rows::parse_id;
 use super::rows::parse_state;
 use crate::model::{JobId, Millis};
 use crate::store::Result;

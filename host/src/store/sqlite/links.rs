@@ -1,7 +1,7 @@
 //! A job's links on SQLite: its parents and continuations (`job_parents`), its batch
 //! (`jobs.batch_id`) and its workflow run step (`workflow_steps.job_id`, indexed).
 
-use super::batch::parse_id;
+use super::rows::parse_id;
 use super::rows::parse_state;
 use crate::model::{JobId, JobLinks, JobRef, MAX_LINKED_JOBS, StepRef};
 use crate::store::Result;

@@ -20,7 +20,7 @@
 //! Beneath them: the writer (`writer.rs`) and its group commits (`batch.rs`), the search
 //! index it keeps while idle (`search.rs`), parent links and batches (`continuations.rs`),
 //! what a write changed (`journal.rs`), reading a job's log (`logs.rs`), mapping rows to
-//! model types (`rows.rs`), the database file's lock and identity check (`file.rs`), and
+//! model types (`store/rows.rs`, shared), the database file's lock and identity check (`file.rs`), and
 //! the result codes that are storage faults (`faults.rs`).
 //!
 //! [`AgentLocks`]: crate::store::AgentLocks
@@ -47,7 +47,6 @@ mod locks;
 mod logs;
 mod queues;
 mod recurring;
-mod rows;
 mod search;
 mod stats;
 mod tasks;
@@ -55,19 +54,19 @@ mod tokens;
 mod workflows;
 mod writer;
 
+use super::rows;
 use crate::store::changes::Changed;
 use crate::store::{Durability, Error, Result};
 use file::{FileCheck, ProcessLock};
-use queues::load_controls;
 use search::Indexer;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use writer::{BoxFuture, Command, Controls, Sink, in_transaction, with_changes};
+use writer::{BoxFuture, Command, Sink, in_transaction, with_changes};
 
 pub(crate) use faults::fault_of;
 
@@ -81,9 +80,6 @@ const FILE_CHECK_EVERY: Duration = Duration::from_secs(1);
 pub struct SqliteStore {
     writer: mpsc::UnboundedSender<Command>,
     readers: SqlitePool,
-    /// Queue controls, kept in memory for claims: this process is the database's only
-    /// writer, so they change only through it.
-    controls: RwLock<Controls>,
     /// Whether the file at the database's path is still the one opened: writes are
     /// refused while it is not, and checked against it before they are acknowledged.
     file: Arc<FileCheck>,
@@ -119,7 +115,6 @@ impl SqliteStore {
         sqlx::migrate!("../migrations/sqlite")
             .run(&mut conn)
             .await?;
-        let controls = load_controls(&mut conn).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options.read_only(true))
@@ -136,7 +131,6 @@ impl SqliteStore {
             #[cfg(test)]
             search_held,
             readers,
-            controls: RwLock::new(controls),
             file,
             sink,
             _lock: lock,

@@ -1,45 +1,16 @@
-//! Queue controls on SQLite: the `queues` table, and the copy of it that claims read.
+//! Queue controls on SQLite: the `queues` table, which claims read.
 
 use super::SqliteStore;
 use super::rows::parse_state;
-use super::writer::Controls;
 use crate::model::Millis;
 use crate::store::{QueueInfo, QueueSettings, QueueStore, Result};
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 use std::collections::BTreeMap;
 
-/// Reads every queue's controls.
-pub(super) async fn load_controls(conn: &mut SqliteConnection) -> Result<Controls> {
-    let rows: Vec<(String, bool, Option<i64>)> =
-        sqlx::query_as("SELECT name, paused, concurrency FROM queues")
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, paused, concurrency)| {
-            let concurrency = concurrency.and_then(|c| u32::try_from(c).ok());
-            (
-                name,
-                QueueSettings {
-                    paused,
-                    concurrency,
-                },
-            )
-        })
-        .collect())
-}
-
 impl SqliteStore {
-    /// Stores one control of a queue with `sql` (binding the queue and `value`), then
-    /// updates the copy claims read.
-    async fn set_control(
-        &self,
-        queue: &str,
-        sql: &'static str,
-        value: Option<i64>,
-        change: impl FnOnce(&mut QueueSettings),
-    ) -> Result<()> {
+    /// Stores one control of a queue with `sql` (binding the queue and `value`); claims
+    /// read it from the table.
+    async fn set_control(&self, queue: &str, sql: &'static str, value: Option<i64>) -> Result<()> {
         let name = queue.to_owned();
         self.exec(move |conn| {
             Box::pin(async move {
@@ -51,10 +22,7 @@ impl SqliteStore {
                 Ok(())
             })
         })
-        .await?;
-        let mut controls = self.controls.write().expect("queue controls lock poisoned");
-        change(controls.entry(queue.to_owned()).or_default());
-        Ok(())
+        .await
     }
 }
 
@@ -63,16 +31,14 @@ impl QueueStore for SqliteStore {
     async fn set_queue_paused(&self, name: &str, paused: bool) -> Result<()> {
         let sql = "INSERT INTO queues (name, paused) VALUES (?1, ?2) \
                    ON CONFLICT (name) DO UPDATE SET paused = excluded.paused";
-        self.set_control(name, sql, Some(i64::from(paused)), |c| c.paused = paused)
-            .await
+        self.set_control(name, sql, Some(i64::from(paused))).await
     }
 
     async fn set_queue_concurrency(&self, name: &str, concurrency: Option<u32>) -> Result<()> {
         let sql = "INSERT INTO queues (name, concurrency) VALUES (?1, ?2) \
                    ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency";
         let value = concurrency.map(i64::from);
-        self.set_control(name, sql, value, |c| c.concurrency = concurrency)
-            .await
+        self.set_control(name, sql, value).await
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>> {

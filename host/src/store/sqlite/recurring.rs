@@ -8,7 +8,7 @@
 //! them `submitted`; the same transaction then writes the occurrence as the reason.
 
 use super::jobs::fetch_job;
-use super::rows::parse_state;
+use super::rows::{self, parse_state};
 use super::{SqliteStore, batch};
 use crate::cron::Schedule;
 use crate::model::{Job, JobId, Millis};
@@ -74,11 +74,7 @@ impl TryFrom<RecurringRow> for RecurringJob {
             paused: row.paused,
             next_run_at: row.next_run_at,
             last_run_at: row.last_run_at,
-            last_job_id: row
-                .last_job_id
-                .as_deref()
-                .map(batch::parse_id)
-                .transpose()?,
+            last_job_id: row.last_job_id.as_deref().map(rows::parse_id).transpose()?,
             last_job_state: row.last_job_state.as_deref().map(parse_state).transpose()?,
         })
     }

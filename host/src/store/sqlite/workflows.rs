@@ -6,7 +6,7 @@
 //! steps it starts (by [`batch::insert`]) and records their ids in the same
 //! transaction, so a step's job is created exactly once.
 
-use super::rows::{corrupt, parse_state};
+use super::rows::{self, corrupt, parse_state};
 use super::{SqliteStore, batch};
 use crate::model::{JobId, Millis};
 use crate::store::workflows::{
@@ -71,7 +71,7 @@ impl TryFrom<StepRow> for RunStep {
             stage: usize::try_from(row.stage).map_err(|e| corrupt("stage", e))?,
             position: usize::try_from(row.position).map_err(|e| corrupt("position", e))?,
             state,
-            job_id: row.job_id.as_deref().map(batch::parse_id).transpose()?,
+            job_id: row.job_id.as_deref().map(rows::parse_id).transpose()?,
             result,
         })
     }
@@ -100,7 +100,7 @@ async fn fetch_run(conn: &mut SqliteConnection, id: JobId) -> Result<Option<Work
     let parameters: Map<String, Value> =
         serde_json::from_str(&row.parameters).map_err(|e| corrupt("run parameters", e))?;
     Ok(Some(WorkflowRun {
-        id: batch::parse_id(&row.id)?,
+        id: rows::parse_id(&row.id)?,
         workflow_id: row.workflow_id,
         definition: parse_definition(&row.definition)?,
         parameters,
@@ -326,7 +326,7 @@ impl WorkflowStore for SqliteStore {
         )
         .fetch_all(&self.readers)
         .await?;
-        ids.iter().map(|(id,)| batch::parse_id(id)).collect()
+        ids.iter().map(|(id,)| rows::parse_id(id)).collect()
     }
 
     async fn advance_workflow_run(&self, id: JobId, now: Millis) -> Result<Advanced> {

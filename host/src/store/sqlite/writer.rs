@@ -12,23 +12,18 @@ use super::journal;
 use super::search::Indexer;
 use super::stats::Pending;
 use crate::model::{JobId, LogLine, Millis, Progress};
-use crate::store::changes::{ChangeSink, Changed, Changes};
-use crate::store::{
-    ClaimParams, Claimed, Completion, Error, Failure, LeaseId, NewJob, QueueSettings, Result,
-};
+use crate::store::changes::{Changed, Changes};
+pub(super) use crate::store::changes::{Sink, listening, report};
+use crate::store::{ClaimParams, Claimed, Completion, Error, Failure, LeaseId, NewJob, Result};
 use sqlx::{Connection, SqliteConnection};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands applied in one transaction.
 const MAX_BATCH: usize = 1024;
-
-/// Queue controls by queue name.
-pub(super) type Controls = HashMap<String, QueueSettings>;
 
 /// Where a command's outcome goes.
 pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -49,8 +44,6 @@ pub(super) enum Command {
     },
     Claim {
         params: ClaimParams,
-        /// Controls of the claimed queues that have any.
-        controls: Controls,
         now: Millis,
         reply: Reply<Vec<Claimed>>,
     },
@@ -191,23 +184,6 @@ where
     let value = op(conn).await?;
     let changes = journal::since(conn, mark).await?;
     Ok(Changed { value, changes })
-}
-
-/// Where committed changes go, once the engine has said (see [`ChangeSink`]).
-pub(super) type Sink = Arc<OnceLock<Arc<dyn ChangeSink>>>;
-
-/// Whether a sink is set and anyone listens to it.
-pub(super) fn listening(sink: &Sink) -> bool {
-    sink.get().is_some_and(|sink| sink.listening())
-}
-
-/// Hands committed `changes` to the sink, if there is one and they are not empty.
-pub(super) fn report(sink: &Sink, changes: &Changes) {
-    if let Some(sink) = sink.get()
-        && !changes.is_empty()
-    {
-        sink.changed(changes);
-    }
 }
 
 /// Describes a failed group commit for each caller waiting on it: a storage fault as

@@ -1702,6 +1702,149 @@ pub(crate) mod disk {
     }
 }
 
+mod postgres {
+    use super::super::JobStore;
+    use super::super::postgres::PostgresStore;
+    use std::sync::Arc;
+
+    /// A fresh database on the test server, dropped with it.
+    pub(super) struct Database {
+        name: String,
+    }
+
+    /// The server the tests use: `ORCHESTRA_TEST_POSTGRES`, else the local one.
+    fn server() -> String {
+        std::env::var("ORCHESTRA_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    impl Database {
+        /// Creates a database of its own on the test server.
+        pub(super) async fn create() -> Database {
+            use sqlx::{Connection, Executor};
+            let name = format!("orchestra_test_{}", uuid::Uuid::now_v7().simple());
+            let mut conn = sqlx::PgConnection::connect(&server())
+                .await
+                .expect("the test server (PostgreSQL) is reachable");
+            conn.execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("create a test database");
+            Database { name }
+        }
+
+        /// Its URL.
+        pub(super) fn url(&self) -> String {
+            let server = server();
+            let base = server
+                .rsplit_once('/')
+                .map_or(server.as_str(), |(base, _)| base);
+            format!("{base}/{}", self.name)
+        }
+    }
+
+    impl Drop for Database {
+        fn drop(&mut self) {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            // Dropped outside any runtime's worker: a thread of its own runs the statement.
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    use sqlx::{Connection, Executor};
+                    let mut conn = sqlx::PgConnection::connect(&server()).await?;
+                    conn.execute(sql.as_str()).await?;
+                    Ok::<_, sqlx::Error>(())
+                })?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("a test database was left behind: {}", self.name);
+            }
+        }
+    }
+
+    /// A store on a fresh database.
+    pub(super) async fn open_postgres() -> (Arc<PostgresStore>, Database) {
+        let database = Database::create().await;
+        let store = PostgresStore::open(&database.url())
+            .await
+            .expect("open store");
+        (Arc::new(store), database)
+    }
+
+    async fn open() -> (Arc<dyn JobStore>, Database) {
+        let (store, database) = open_postgres().await;
+        (store, database)
+    }
+
+    conformance!(
+        open(),
+        check_enqueue_records_state_and_history,
+        check_future_jobs_wait_until_promoted,
+        check_claim_order_is_queue_then_priority_then_fifo,
+        check_claim_takes_a_job_once_and_counts_the_attempt,
+        check_completion_is_guarded_by_the_lease,
+        check_failures_retry_or_end,
+        check_expired_leases_are_found_and_failing_them_uses_the_attempt,
+        check_heartbeat_extends_only_the_leases_given,
+        check_release_returns_the_owners_jobs,
+        check_cancel_waiting_and_running_jobs,
+        check_retry_resets_failed_jobs_only,
+        check_delete_removes_everything_but_running_jobs,
+        check_progress_and_logs_land_before_completion,
+        check_logs_are_counted_per_attempt_and_paged_in_order,
+        check_list_pages_newest_first_with_filters,
+        check_queue_counts_and_batches,
+        check_unique_keys_dedupe_unfinished_jobs,
+        check_paused_queues_run_nothing,
+        check_concurrency_caps_running_jobs,
+        check_continuations_wait_for_every_parent,
+        check_a_failed_parent_cancels_a_success_continuation,
+        check_continuations_of_finished_or_missing_parents,
+        check_batches_run_their_callbacks_once,
+        check_cancelling_a_batch,
+        check_a_job_is_read_with_its_links,
+        check_recurring_jobs_fire_once_per_occurrence,
+        check_missed_recurring_occurrences_run_once_or_never,
+        check_paused_recurring_jobs_do_not_fire_and_resume_from_now,
+        check_put_recurring_updates_and_recomputes_the_schedule,
+        check_delete_recurring_keeps_its_jobs,
+        check_workflows_are_stored_replaced_and_deleted,
+        check_workflow_runs_advance_stage_by_stage_creating_each_job_once,
+        check_a_failed_step_fails_its_workflow_run,
+        check_cancelling_a_workflow_run,
+        check_agent_locks_respect_concurrency_and_go_with_their_job,
+        check_agents_are_defined_replaced_and_deleted,
+        check_jobs_of_parked_agents_wait,
+        check_jobs_of_compiling_plugins_wait,
+        check_tasks_are_stored_with_their_job_and_move_between_agents,
+        check_every_write_reports_the_jobs_it_moved,
+        check_finishing_a_parent_reports_what_its_continuations_did,
+        check_batch_writes_report_their_jobs_and_progress,
+        check_ending_an_agent_run_reports_the_freed_lock,
+        check_recurring_workflow_and_task_writes_report_their_jobs,
+        check_tokens_are_kept_by_hash_and_revoked,
+        check_audit_entries_are_kept_newest_first,
+        check_finished_jobs_are_counted_per_queue,
+        check_runs_are_rolled_up_per_bucket_and_key,
+        check_jobs_are_found_by_text_and_agent_and_counted,
+        check_cancelled_runs_are_not_counted_and_lost_hosts_have_no_run_time,
+        check_alert_rules_are_stored_replaced_and_deleted,
+        check_one_incident_is_open_per_rule_and_subject,
+        check_ended_runs_are_counted_with_their_failures,
+        check_ready_jobs_and_job_states_are_read,
+    );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_concurrent_workers_run_each_job_once() {
+        let (store, _guard) = open().await;
+        super::check_concurrent_workers_run_each_job_once(store.clone()).await;
+        store.close().await;
+    }
+}
+
 mod sqlite {
     use super::super::Durability;
     use super::super::JobStore;

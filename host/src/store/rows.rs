@@ -1,5 +1,6 @@
-//! Mapping between SQLite rows and model types.
+//! Mapping between stored rows and model types, for every backend.
 
+use crate::model::JobId;
 use crate::model::{
     ErrorKind, Job, JobError, JobState, JsonText, LogLine, Progress, StoredLogLine, Transition,
     Usage,
@@ -8,14 +9,14 @@ use crate::store::{Error, Result};
 use sqlx::FromRow;
 
 /// The `jobs` columns every read selects, in [`JobRow`] order.
-pub(super) const JOB_COLUMNS: &str = "id, plugin, args, queue, priority, state, attempt, \
+pub(crate) const JOB_COLUMNS: &str = "id, plugin, args, queue, priority, state, attempt, \
     max_attempts, run_at, created_at, started_at, finished_at, repository_path, result, \
     error_kind, error_message, progress_percent, progress_message, progress_updated_at, \
     plugin_digest, fuel_consumed, wall_ms, memory_peak_bytes, agent_id";
 
-/// A `jobs` row as SQLite returns it.
+/// A `jobs` row as the database returns it.
 #[derive(Debug, FromRow)]
-pub(super) struct JobRow {
+pub(crate) struct JobRow {
     id: String,
     plugin: String,
     args: String,
@@ -43,14 +44,14 @@ pub(super) struct JobRow {
 }
 
 /// A stored value that does not decode: the database was written by something else.
-pub(super) fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
+pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
     Error::Database(sqlx::Error::Decode(
         format!("stored {what} is invalid: {detail}").into(),
     ))
 }
 
 /// Parses a stored state name.
-pub(super) fn parse_state(s: &str) -> Result<JobState> {
+pub(crate) fn parse_state(s: &str) -> Result<JobState> {
     s.parse().map_err(|e| corrupt("state", e))
 }
 
@@ -59,7 +60,7 @@ fn parse_json(what: &str, text: &str) -> Result<serde_json::Value> {
 }
 
 /// A job's stored error, if it has one.
-pub(super) fn job_error(kind: Option<String>, message: Option<String>) -> Result<Option<JobError>> {
+pub(crate) fn job_error(kind: Option<String>, message: Option<String>) -> Result<Option<JobError>> {
     kind.map(|kind| {
         Ok(JobError {
             kind: kind
@@ -72,7 +73,7 @@ pub(super) fn job_error(kind: Option<String>, message: Option<String>) -> Result
 }
 
 /// A job's stored progress, if it reported any.
-pub(super) fn progress(
+pub(crate) fn progress(
     percent: Option<i64>,
     message: Option<String>,
     updated_at: Option<i64>,
@@ -132,7 +133,7 @@ impl TryFrom<JobRow> for Job {
 
 /// A `job_history` row.
 #[derive(Debug, FromRow)]
-pub(super) struct TransitionRow {
+pub(crate) struct TransitionRow {
     state: String,
     at: i64,
     reason: String,
@@ -152,7 +153,7 @@ impl TryFrom<TransitionRow> for Transition {
 
 /// A `job_logs` row.
 #[derive(Debug, FromRow)]
-pub(super) struct LogRow {
+pub(crate) struct LogRow {
     seq: i64,
     attempt: i64,
     at: i64,
@@ -175,6 +176,12 @@ impl From<LogRow> for StoredLogLine {
 }
 
 /// Converts rows, failing on the first that does not decode.
-pub(super) fn convert<R, T: TryFrom<R, Error = Error>>(rows: Vec<R>) -> Result<Vec<T>> {
+pub(crate) fn convert<R, T: TryFrom<R, Error = Error>>(rows: Vec<R>) -> Result<Vec<T>> {
     rows.into_iter().map(T::try_from).collect()
+}
+
+/// Parses a stored job id.
+pub(crate) fn parse_id(id: &str) -> Result<JobId> {
+    id.parse::<uuid::Uuid>()
+        .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))
 }

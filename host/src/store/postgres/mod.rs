@@ -1,0 +1,136 @@
+//! [`JobStore`] on PostgreSQL, which several hosts share.
+//!
+//! Every host writes. Each write is one transaction on a pooled connection, its rules kept
+//! by constraints, triggers and single statements (never a read and then a write that
+//! trusts it), so that the writes of several hosts interleave safely. Claims take their
+//! jobs with `FOR UPDATE SKIP LOCKED`. Progress, log lines, completions and failures go
+//! through one writer task per host, which keeps them in order and group-commits them
+//! (see `writer.rs`).
+//!
+//! Each area of the store is an `impl` of its trait in a file of its own, as for SQLite:
+//! `jobs.rs`, `queues.rs`, `recurring.rs`, `workflows.rs`, `agents.rs`, `locks.rs`,
+//! `tasks.rs`, `tokens.rs`, `audit.rs`, `alerts.rs` and `stats.rs`. Beneath them: what a
+//! write changed (`journal.rs`), parent links and batches (`continuations.rs`), a job's
+//! log (`logs.rs`) and links (`links.rs`).
+//!
+//! [`JobStore`]: crate::store::JobStore
+
+mod agents;
+mod alerts;
+mod audit;
+mod claims;
+mod continuations;
+mod jobs;
+mod journal;
+mod links;
+mod locks;
+mod logs;
+mod queues;
+mod recurring;
+mod stats;
+mod tasks;
+mod tokens;
+mod workflows;
+mod writer;
+
+use crate::store::changes::{Changed, Sink, report};
+use crate::store::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use std::future::Future;
+use std::pin::Pin;
+
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use writer::Command;
+
+/// Connections each host keeps to the database.
+const CONNECTIONS: u32 = 8;
+
+/// A boxed future borrowing a connection.
+pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The PostgreSQL job store. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The ordered writes (progress, log lines, completions, failures).
+    writer: mpsc::UnboundedSender<Command>,
+    /// Where committed changes go.
+    sink: Sink,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://…`) and migrates it.
+    ///
+    /// # Errors
+    /// The database cannot be reached, or its schema cannot be migrated.
+    pub async fn open(url: &str) -> Result<PostgresStore> {
+        let options = url.parse::<PgConnectOptions>()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = Sink::default();
+        tokio::spawn(writer::run(pool.clone(), rx, sink.clone()));
+        Ok(PostgresStore {
+            pool,
+            writer: tx,
+            sink,
+        })
+    }
+
+    /// Queues a command built around a reply channel for the writer, and awaits the reply.
+    async fn request<T>(&self, build: impl FnOnce(writer::Reply<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.send(build(tx)).map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `op` in a transaction of its own, committing when it returns `Ok`.
+    async fn exec<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut PgConnection) -> BoxFuture<'t, Result<T>> + Send + 'static,
+    {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let value = op(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
+    /// Runs `op` like [`PostgresStore::exec`], reads back what it changed, and reports
+    /// that once committed.
+    async fn exec_changing<T, F>(&self, op: F) -> Result<Changed<T>>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut PgConnection) -> BoxFuture<'t, Result<T>> + Send + 'static,
+    {
+        self.exec_reporting(move |conn| {
+            Box::pin(async move {
+                let value = op(conn).await?;
+                let changes = journal::mine(conn).await?;
+                Ok(Changed { value, changes })
+            })
+        })
+        .await
+    }
+
+    /// Runs `op`, which says what it changed, like [`PostgresStore::exec`]; once it
+    /// committed, reports its changes before returning.
+    async fn exec_reporting<T, F>(&self, op: F) -> Result<Changed<T>>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut PgConnection) -> BoxFuture<'t, Result<Changed<T>>>
+            + Send
+            + 'static,
+    {
+        let changed = self.exec(op).await?;
+        report(&self.sink, &changed.changes);
+        Ok(changed)
+    }
+}

@@ -1,0 +1,377 @@
+//! The ordered writes of one host: progress, log lines, completions and failures.
+//!
+//! They go through one task, so that a job's progress and log lines land before its
+//! completion, and whatever is waiting is applied in one transaction (a group commit):
+//! each kind of write is one set-based statement over a JSON array, whatever the number
+//! of jobs. Completion is guarded: a job moves only while it is `processing` under the
+//! caller's lease, and a host that lost the lease (to another host's rescue, or to a
+//! cancel) gets [`Error::LeaseLost`].
+
+use super::journal;
+use crate::model::{JobId, JobState, LogLine, Millis, Progress};
+use crate::store::changes::{Changes, JobChange, Sink, report};
+use crate::store::moves::{attribute, failure_target};
+use crate::store::rows::{parse_id, parse_state};
+use crate::store::{Completion, Error, Failure, LeaseId, Result};
+use serde_json::{Value, json};
+use sqlx::{Connection, FromRow, PgConnection, PgPool};
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most commands applied in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// Where a command's outcome goes.
+pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// A write queued for the writer.
+pub(super) enum Command {
+    Complete {
+        id: JobId,
+        lease: LeaseId,
+        done: Completion,
+        now: Millis,
+        reply: Reply<Changes>,
+    },
+    Fail {
+        id: JobId,
+        lease: LeaseId,
+        failure: Failure,
+        now: Millis,
+        reply: Reply<Changes>,
+    },
+    Progress {
+        id: JobId,
+        lease: LeaseId,
+        progress: Progress,
+    },
+    Logs {
+        id: JobId,
+        attempt: u32,
+        lines: Vec<LogLine>,
+    },
+    Close(oneshot::Sender<()>),
+}
+
+/// Runs the writer until every sender is gone or a `Close` arrives (after the writes
+/// queued before it).
+pub(super) async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Command>, sink: Sink) {
+    let mut pending = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if rx.recv_many(&mut pending, MAX_BATCH).await == 0 {
+            return;
+        }
+        let mut group = Group::default();
+        let mut closed = None;
+        for command in pending.drain(..) {
+            match command {
+                Command::Close(done) => closed = Some(done),
+                other => group.add(other),
+            }
+        }
+        group.flush(&pool, &sink).await;
+        if let Some(done) = closed {
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Writes waiting for one transaction.
+#[derive(Default)]
+struct Group {
+    progress: Vec<(JobId, LeaseId, Progress)>,
+    logs: Vec<(JobId, u32, Vec<LogLine>)>,
+    completions: Vec<(JobId, LeaseId, Completion, Millis, Reply<Changes>)>,
+    failures: Vec<(JobId, LeaseId, Failure, Millis, Reply<Changes>)>,
+}
+
+/// A completed or failed job, as its `RETURNING` row gives it.
+#[derive(FromRow)]
+struct MovedRow {
+    id: String,
+    state: String,
+    reason: String,
+    at: Millis,
+    queue: String,
+    plugin: String,
+    attempt: i64,
+    batch_id: Option<String>,
+    agent_id: Option<String>,
+    task_id: Option<String>,
+    has_children: bool,
+}
+
+impl MovedRow {
+    /// The job's move out of `processing`.
+    fn change(self) -> Result<JobChange> {
+        Ok(JobChange {
+            id: parse_id(&self.id)?,
+            from: Some(JobState::Processing),
+            to: Some(parse_state(&self.state)?),
+            reason: self.reason,
+            at: self.at,
+            queue: self.queue,
+            plugin: self.plugin,
+            attempt: u32::try_from(self.attempt).unwrap_or(0),
+            batch: self.batch_id.as_deref().map(parse_id).transpose()?,
+            agent: self.agent_id,
+            task: self.task_id.as_deref().map(parse_id).transpose()?,
+            lease: None,
+        })
+    }
+}
+
+/// Columns a completion or failure returns: its job's move.
+const MOVED: &str = "RETURNING jobs.id, jobs.state, jobs.state_reason AS reason, \
+    jobs.state_at AS at, jobs.queue, jobs.plugin, jobs.attempt, jobs.batch_id, jobs.agent_id, \
+    (SELECT t.id FROM tasks t WHERE t.job_id = jobs.id) AS task_id, jobs.has_children";
+
+/// Saturates a count into PostgreSQL's signed integers.
+fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Group {
+    fn add(&mut self, command: Command) {
+        match command {
+            Command::Progress {
+                id,
+                lease,
+                progress,
+            } => self.progress.push((id, lease, progress)),
+            Command::Logs { id, attempt, lines } => self.logs.push((id, attempt, lines)),
+            Command::Complete {
+                id,
+                lease,
+                done,
+                now,
+                reply,
+            } => self.completions.push((id, lease, done, now, reply)),
+            Command::Fail {
+                id,
+                lease,
+                failure,
+                now,
+                reply,
+            } => self.failures.push((id, lease, failure, now, reply)),
+            Command::Close(_) => unreachable!("the writer closes itself"),
+        }
+    }
+
+    /// Applies every write in one transaction, then reports what it changed and answers
+    /// the callers.
+    async fn flush(self, pool: &PgPool, sink: &Sink) {
+        let applied = async {
+            let mut conn = pool.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let outcomes = self.apply(&mut tx).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(outcomes)
+        }
+        .await;
+        match applied {
+            Ok((mut completed, mut failed)) => {
+                for (id, ..) in &self.completions {
+                    if let Some(changes) = completed.get(id) {
+                        report(sink, changes);
+                    }
+                }
+                for (id, ..) in &self.failures {
+                    if let Some(changes) = failed.get(id) {
+                        report(sink, changes);
+                    }
+                }
+                for (id, _, _, _, reply) in self.completions {
+                    let _ = reply.send(completed.remove(&id).ok_or(Error::LeaseLost { id }));
+                }
+                for (id, _, _, _, reply) in self.failures {
+                    let _ = reply.send(failed.remove(&id).ok_or(Error::LeaseLost { id }));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed");
+                let lines: usize = self.logs.iter().map(|(_, _, lines)| lines.len()).sum();
+                if lines > 0 {
+                    tracing::warn!(lines, "log lines dropped: the database took no writes");
+                }
+                for (_, _, _, _, reply) in self.completions {
+                    let _ = reply.send(Err(Error::WriteFailed(e.to_string())));
+                }
+                for (_, _, _, _, reply) in self.failures {
+                    let _ = reply.send(Err(Error::WriteFailed(e.to_string())));
+                }
+            }
+        }
+    }
+
+    /// Runs the group's statements in order; returns what each completion and failure
+    /// changed, by job.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<(HashMap<JobId, Changes>, HashMap<JobId, Changes>)> {
+        if !self.progress.is_empty() {
+            self.update_progress(conn).await?;
+        }
+        if !self.logs.is_empty() {
+            self.insert_logs(conn).await?;
+        }
+        let mut cascades = false;
+        let mut completed = HashMap::new();
+        let mut failed = HashMap::new();
+        for (rows, outcomes) in [
+            (self.complete(conn).await?, &mut completed),
+            (self.fail(conn).await?, &mut failed),
+        ] {
+            for row in rows {
+                cascades |= row.has_children;
+                let change = row.change()?;
+                let changes = Changes {
+                    jobs: vec![change.clone()],
+                    batches: Vec::new(),
+                };
+                outcomes.insert(change.id, changes);
+            }
+        }
+        if cascades {
+            let all = journal::mine(conn).await?;
+            attribute(all.jobs, &mut completed, &mut failed);
+        }
+        for changes in completed.values_mut().chain(failed.values_mut()) {
+            if changes.jobs.iter().any(|c| c.batch.is_some()) {
+                changes.batches = journal::progress(conn, &changes.jobs).await?;
+            }
+        }
+        Ok((completed, failed))
+    }
+
+    /// Sets the latest progress per job and lease, for jobs still held under it.
+    async fn update_progress(&self, conn: &mut PgConnection) -> Result<()> {
+        let mut latest: HashMap<(JobId, LeaseId), &Progress> = HashMap::new();
+        for (id, lease, progress) in &self.progress {
+            latest.insert((*id, *lease), progress);
+        }
+        let items: Vec<Value> = latest
+            .into_iter()
+            .map(|((id, lease), p)| {
+                json!({"id": id.to_string(), "lease": lease.to_string(), "percent": p.percent,
+                       "message": p.message, "at": p.updated_at})
+            })
+            .collect();
+        sqlx::query(
+            "UPDATE jobs SET progress_percent = p.percent, progress_message = p.message, \
+             progress_updated_at = p.at \
+             FROM jsonb_to_recordset($1::jsonb) \
+                 AS p(id text, lease text, percent bigint, message text, at bigint) \
+             WHERE jobs.id = p.id AND jobs.state = 'processing' AND jobs.lease_id = p.lease",
+        )
+        .bind(Value::Array(items).to_string())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Appends the log lines, in the order they were written.
+    async fn insert_logs(&self, conn: &mut PgConnection) -> Result<()> {
+        let items: Vec<Value> = self
+            .logs
+            .iter()
+            .flat_map(|(id, attempt, lines)| {
+                lines.iter().map(move |line| {
+                    json!({"id": id.to_string(), "attempt": attempt, "at": line.at,
+                           "level": line.level, "message": line.message})
+                })
+            })
+            .enumerate()
+            .map(|(n, mut item)| {
+                item["n"] = json!(n);
+                item
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO job_logs (job_id, attempt, at, level, message) \
+             SELECT id, attempt, at, level, message FROM jsonb_to_recordset($1::jsonb) \
+                 AS l(id text, attempt bigint, at bigint, level text, message text, n bigint) \
+             ORDER BY n",
+        )
+        .bind(Value::Array(items).to_string())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the completions of jobs still held under their lease.
+    async fn complete(&self, conn: &mut PgConnection) -> Result<Vec<MovedRow>> {
+        if self.completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items: Vec<Value> = self
+            .completions
+            .iter()
+            .map(|(id, lease, done, now, _)| {
+                json!({"id": id.to_string(), "lease": lease.to_string(),
+                       "result": done.result.as_str(), "now": now, "digest": done.plugin_digest,
+                       "fuel": sql_int(done.usage.fuel_consumed),
+                       "wall": sql_int(done.usage.wall_ms),
+                       "mem": sql_int(done.usage.memory_peak_bytes)})
+            })
+            .collect();
+        Ok(sqlx::query_as(&format!(
+            "UPDATE jobs SET state = 'succeeded', state_at = c.now, state_reason = 'completed', \
+             result = c.result, finished_at = c.now, plugin_digest = c.digest, \
+             fuel_consumed = c.fuel, wall_ms = c.wall, memory_peak_bytes = c.mem, \
+             error_kind = NULL, error_message = NULL, lease_id = NULL, lease_owner = NULL, \
+             lease_expires_at = NULL, cancel_requested = false \
+             FROM jsonb_to_recordset($1::jsonb) AS c(id text, lease text, result text, \
+                 now bigint, digest text, fuel bigint, wall bigint, mem bigint) \
+             WHERE jobs.id = c.id AND jobs.state = 'processing' AND jobs.lease_id = c.lease \
+             {MOVED}"
+        ))
+        .bind(Value::Array(items).to_string())
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
+    /// Records the failures of jobs still held under their lease: a job whose
+    /// cancellation was requested ends `cancelled`, whatever the failure.
+    async fn fail(&self, conn: &mut PgConnection) -> Result<Vec<MovedRow>> {
+        if self.failures.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items: Vec<Value> = self
+            .failures
+            .iter()
+            .map(|(id, lease, f, now, _)| {
+                let (state, run_at, reason) = failure_target(f);
+                json!({"id": id.to_string(), "lease": lease.to_string(), "state": state.as_str(),
+                       "run_at": run_at, "now": now, "kind": f.error.kind.as_str(),
+                       "message": f.error.message, "digest": f.plugin_digest, "reason": reason,
+                       "fuel": sql_int(f.usage.fuel_consumed), "wall": sql_int(f.usage.wall_ms),
+                       "mem": sql_int(f.usage.memory_peak_bytes)})
+            })
+            .collect();
+        Ok(sqlx::query_as(&format!(
+            "UPDATE jobs SET \
+             state = CASE WHEN jobs.cancel_requested THEN 'cancelled' ELSE f.state END, \
+             state_at = f.now, \
+             state_reason = CASE WHEN jobs.cancel_requested THEN 'cancelled while running' \
+                            ELSE f.reason END, \
+             run_at = COALESCE(f.run_at, jobs.run_at), \
+             finished_at = CASE WHEN f.state = 'scheduled' AND NOT jobs.cancel_requested \
+                           THEN NULL ELSE f.now END, \
+             error_kind = f.kind, error_message = f.message, \
+             plugin_digest = COALESCE(f.digest, jobs.plugin_digest), fuel_consumed = f.fuel, \
+             wall_ms = f.wall, memory_peak_bytes = f.mem, \
+             lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
+             FROM jsonb_to_recordset($1::jsonb) AS f(id text, lease text, state text, \
+                 run_at bigint, now bigint, kind text, message text, digest text, reason text, \
+                 fuel bigint, wall bigint, mem bigint) \
+             WHERE jobs.id = f.id AND jobs.state = 'processing' AND jobs.lease_id = f.lease \
+             {MOVED}"
+        ))
+        .bind(Value::Array(items).to_string())
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+}

@@ -4,8 +4,8 @@
 use anyhow::Context;
 use orchestra::model::now_ms;
 use orchestra::model::token::{self, Role, Secret};
-use orchestra::store::sqlite::SqliteStore;
-use orchestra::store::{Durability, JobStore};
+
+use orchestra::store::{self, Durability, JobStore};
 use std::path::PathBuf;
 
 /// What to do with tokens.
@@ -32,7 +32,7 @@ pub(crate) enum TokenCommand {
 /// `orchestra token …` arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct TokenArgs {
-    /// SQLite database file [default: orchestra.db].
+    /// SQLite database file [default: orchestra.db], or PostgreSQL URL.
     #[arg(
         long,
         env = "ORCHESTRA_DB",
@@ -46,10 +46,10 @@ pub(crate) struct TokenArgs {
 
 /// Runs `orchestra token …`.
 pub(crate) async fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&args.db, Durability::Normal)
+    let store = store::open(&args.db, Durability::Normal)
         .await
-        .with_context(|| format!("opening {}", args.db.display()))?;
-    let done = command(&store, args.command).await;
+        .with_context(|| format!("opening {}", store::shown(&args.db)))?;
+    let done = command(store.as_ref(), args.command).await;
     store.close().await;
     done
 }

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod changes;
+mod hosts;
 mod search;
 mod search_index;
 mod stats;

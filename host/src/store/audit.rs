@@ -2,6 +2,7 @@
 //! clients in (tokens) or sends news out (alert rules), and when.
 
 use super::Result;
+use super::rows::corrupt;
 use crate::model::{JsonText, Millis};
 use async_trait::async_trait;
 
@@ -30,4 +31,18 @@ pub trait AuditStore {
 
     /// The latest `limit` entries, newest first.
     async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>>;
+}
+
+/// An `audit_log` row as reads select it: at, actor, action, target, detail.
+pub(crate) type AuditRow = (i64, String, String, String, String);
+
+/// The entry a row holds.
+pub(crate) fn entry((at, actor, action, target, detail): AuditRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        detail: JsonText::parse(detail).map_err(|e| corrupt("audit detail", e))?,
+        at,
+        actor,
+        action,
+        target,
+    })
 }

@@ -1,7 +1,8 @@
 //! API tokens as the store keeps them: a name, a role and the token's hash, never the
 //! token itself.
 
-use super::Result;
+use super::rows::corrupt;
+use super::{Error, Result};
 use crate::model::Millis;
 use crate::model::token::{Role, TokenHash};
 use async_trait::async_trait;
@@ -56,4 +57,44 @@ pub trait TokenStore {
     /// # Errors
     /// [`super::Error::TokenNotFound`] for an unknown or already revoked token.
     async fn revoke_token(&self, name: &str, now: Millis) -> Result<TokenInfo>;
+}
+
+/// An `api_tokens` row as listings select it: name, role, created_at, revoked_at.
+pub(crate) type TokenRow = (String, String, i64, Option<i64>);
+
+/// The role stored as `name`.
+fn role(name: &str) -> Result<Role> {
+    Role::parse(name).ok_or_else(|| corrupt("token role", format!("unknown role `{name}`")))
+}
+
+/// The token a listed row describes.
+pub(crate) fn info((name, role_name, created_at, revoked_at): TokenRow) -> Result<TokenInfo> {
+    Ok(TokenInfo {
+        role: role(&role_name)?,
+        name,
+        created_at,
+        revoked_at,
+    })
+}
+
+/// The unrevoked token a row of name, role and hash describes.
+pub(crate) fn active((name, role_name, hash): (String, String, Vec<u8>)) -> Result<ActiveToken> {
+    let hash = TokenHash::try_from(hash.as_slice())
+        .map_err(|_| corrupt("token hash", format!("token `{name}`")))?;
+    Ok(ActiveToken {
+        role: role(&role_name)?,
+        name,
+        hash,
+    })
+}
+
+/// The error for a second token named `name`, when `e` is the unique violation it
+/// causes; `e` itself otherwise.
+pub(crate) fn create_error(name: &str, e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            Error::Conflict(format!("a token named `{name}` exists already"))
+        }
+        e => e.into(),
+    }
 }

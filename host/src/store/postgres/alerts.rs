@@ -1,59 +1,208 @@
-//! alerts on PostgreSQL (being written).
-
-#![allow(unused)]
+//! Alerts on PostgreSQL: the `alert_rules` and `alert_incidents` tables, and the reads the
+//! rules are evaluated on (ended runs from `job_history`, ready jobs from `jobs`). Hosts
+//! evaluating the same rule at once open one incident per rule and subject: the partial
+//! unique index on open incidents turns the later inserts into no-ops.
 
 use super::PostgresStore;
-use crate::model::alert::{
-    AlertCondition, AlertRule, Incident, IncidentId, Webhook, WebhookSecret,
-};
+use crate::model::alert::{AlertRule, Incident, IncidentId, WebhookSecret};
 use crate::model::{JobId, JobState, Millis};
 use crate::store::Result;
-use crate::store::alerts::{AlertStore, IncidentFilter, RunCounts, RunScope, StoredRule, Waiting};
+use crate::store::alerts::{
+    AlertStore, INCIDENT_COLUMNS, IncidentFilter, IncidentRow, RULE_COLUMNS, RuleRow, RunCounts,
+    RunScope, StoredRule, Waiting,
+};
+use crate::store::rows::{corrupt, parse_id, parse_state};
 use async_trait::async_trait;
 
 #[async_trait]
 impl AlertStore for PostgresStore {
+    /// One upsert, which tells whether it inserted (a new row has no `xmax`), so two
+    /// hosts storing the same new rule see one creation.
     async fn put_alert_rule(&self, rule: AlertRule, now: Millis) -> Result<bool> {
-        todo!()
+        let condition =
+            serde_json::to_string(&rule.condition).map_err(|e| corrupt("alert condition", e))?;
+        self.exec(move |conn| {
+            Box::pin(async move {
+                let webhook = rule.webhook.as_ref();
+                let (created,): (bool,) = sqlx::query_as(
+                    "INSERT INTO alert_rules (id, condition, webhook_url, webhook_secret, enabled, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                     ON CONFLICT (id) DO UPDATE SET condition = excluded.condition, \
+                     webhook_url = excluded.webhook_url, webhook_secret = excluded.webhook_secret, \
+                     enabled = excluded.enabled, updated_at = excluded.updated_at \
+                     RETURNING (xmax = 0)",
+                )
+                .bind(&rule.id)
+                .bind(&condition)
+                .bind(webhook.map(|w| w.url.as_str()))
+                .bind(
+                    webhook
+                        .and_then(|w| w.secret.as_ref())
+                        .map(WebhookSecret::expose),
+                )
+                .bind(rule.enabled)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(created)
+            })
+        })
+        .await
     }
 
     async fn delete_alert_rule(&self, id: &str) -> Result<bool> {
-        todo!()
+        let id = id.to_owned();
+        self.exec(move |conn| {
+            Box::pin(async move {
+                let deleted = sqlx::query("DELETE FROM alert_rules WHERE id = $1")
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(deleted.rows_affected() > 0)
+            })
+        })
+        .await
     }
 
     async fn alert_rules(&self) -> Result<Vec<StoredRule>> {
-        todo!()
+        let rows: Vec<RuleRow> = sqlx::query_as(&format!(
+            "SELECT {RULE_COLUMNS} FROM alert_rules ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(StoredRule::try_from).collect()
     }
 
     async fn alert_rule(&self, id: &str) -> Result<Option<StoredRule>> {
-        todo!()
+        let row: Option<RuleRow> = sqlx::query_as(&format!(
+            "SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(StoredRule::try_from).transpose()
     }
 
     async fn open_incident(&self, incident: &Incident) -> Result<bool> {
-        todo!()
+        let incident = incident.clone();
+        self.exec(move |conn| {
+            Box::pin(async move {
+                // At most one open incident per rule and subject (a partial unique index).
+                let stored = sqlx::query(
+                    "INSERT INTO alert_incidents (id, rule_id, subject, summary, opened_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(incident.id.to_string())
+                .bind(&incident.rule)
+                .bind(&incident.subject)
+                .bind(&incident.summary)
+                .bind(incident.opened_at)
+                .execute(&mut *conn)
+                .await?;
+                Ok(stored.rows_affected() > 0)
+            })
+        })
+        .await
     }
 
     async fn resolve_incident(&self, id: IncidentId, at: Millis) -> Result<bool> {
-        todo!()
+        self.exec(move |conn| {
+            Box::pin(async move {
+                let resolved = sqlx::query(
+                    "UPDATE alert_incidents SET resolved_at = $2 \
+                     WHERE id = $1 AND resolved_at IS NULL",
+                )
+                .bind(id.to_string())
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+                Ok(resolved.rows_affected() > 0)
+            })
+        })
+        .await
     }
 
     async fn delete_resolved_incidents(&self, before: Millis, limit: u32) -> Result<u64> {
-        todo!()
+        self.exec(move |conn| {
+            Box::pin(async move {
+                let deleted = sqlx::query(
+                    "DELETE FROM alert_incidents WHERE id IN (SELECT id FROM alert_incidents \
+                     WHERE resolved_at < $1 LIMIT $2)",
+                )
+                .bind(before)
+                .bind(i64::from(limit))
+                .execute(&mut *conn)
+                .await?;
+                Ok(deleted.rows_affected())
+            })
+        })
+        .await
     }
 
     async fn incidents(&self, filter: IncidentFilter) -> Result<Vec<Incident>> {
-        todo!()
+        let only = match filter.open {
+            None => "",
+            Some(true) => "WHERE resolved_at IS NULL",
+            Some(false) => "WHERE resolved_at IS NOT NULL",
+        };
+        let rows: Vec<IncidentRow> = sqlx::query_as(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM alert_incidents {only} ORDER BY id DESC LIMIT $1"
+        ))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Incident::try_from).collect()
     }
 
     async fn runs_since(&self, scope: RunScope<'_>, since: Millis) -> Result<RunCounts> {
-        todo!()
+        // A run ends with its job's move out of `processing`; one back to `enqueued` is a
+        // run given up at shutdown, which did not end. A failed run goes to `failed`, or
+        // to `scheduled` for a retry. Jobs are read only to filter by plugin or queue.
+        let filtered = scope.plugin.is_some() || scope.queue.is_some();
+        let jobs = if filtered {
+            "JOIN jobs j ON j.id = h.job_id AND ($2::text IS NULL OR j.plugin = $2) \
+             AND ($3::text IS NULL OR j.queue = $3)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT count(*), count(*) FILTER (WHERE h.state IN ('failed', 'scheduled')) \
+             FROM job_history h {jobs} \
+             WHERE h.from_state = 'processing' AND h.at >= $1 AND h.state <> 'enqueued'"
+        );
+        let mut query = sqlx::query_as(&sql).bind(since);
+        if filtered {
+            query = query.bind(scope.plugin).bind(scope.queue);
+        }
+        let (ended, failed): (i64, i64) = query.fetch_one(&self.pool).await?;
+        Ok(RunCounts {
+            ended: u64::try_from(ended).unwrap_or(0),
+            failed: u64::try_from(failed).unwrap_or(0),
+        })
     }
 
     async fn waiting(&self, queue: &str) -> Result<Waiting> {
-        todo!()
+        let (jobs, oldest_run_at): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), min(run_at) FROM jobs WHERE state = 'enqueued' AND queue = $1",
+        )
+        .bind(queue)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Waiting {
+            jobs: u64::try_from(jobs).unwrap_or(0),
+            oldest_run_at,
+        })
     }
 
     async fn job_states(&self, jobs: &[JobId]) -> Result<Vec<(JobId, JobState)>> {
-        todo!()
+        let ids: Vec<String> = jobs.iter().map(JobId::to_string).collect();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, state FROM jobs WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(id, state)| Ok((parse_id(&id)?, parse_state(&state)?)))
+            .collect()
     }
 }

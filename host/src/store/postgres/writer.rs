@@ -7,11 +7,12 @@
 //! caller's lease, and a host that lost the lease (to another host's rescue, or to a
 //! cancel) gets [`Error::LeaseLost`].
 
-use super::journal;
+use super::{journal, stats};
 use crate::model::{JobId, JobState, LogLine, Millis, Progress};
 use crate::store::changes::{Changes, JobChange, Sink, report};
 use crate::store::moves::{attribute, failure_target};
 use crate::store::rows::{parse_id, parse_state};
+use crate::store::stats::Samples;
 use crate::store::{Completion, Error, Failure, LeaseId, Result};
 use serde_json::{Value, json};
 use sqlx::{Connection, FromRow, PgConnection, PgPool};
@@ -100,6 +101,8 @@ struct MovedRow {
     agent_id: Option<String>,
     task_id: Option<String>,
     has_children: bool,
+    wall_ms: Option<i64>,
+    error_kind: Option<String>,
 }
 
 impl MovedRow {
@@ -125,7 +128,8 @@ impl MovedRow {
 /// Columns a completion or failure returns: its job's move.
 const MOVED: &str = "RETURNING jobs.id, jobs.state, jobs.state_reason AS reason, \
     jobs.state_at AS at, jobs.queue, jobs.plugin, jobs.attempt, jobs.batch_id, jobs.agent_id, \
-    (SELECT t.id FROM tasks t WHERE t.job_id = jobs.id) AS task_id, jobs.has_children";
+    (SELECT t.id FROM tasks t WHERE t.job_id = jobs.id) AS task_id, jobs.has_children, \
+    jobs.wall_ms, jobs.error_kind";
 
 /// Saturates a count into PostgreSQL's signed integers.
 fn sql_int(n: u64) -> i64 {
@@ -205,8 +209,8 @@ impl Group {
         }
     }
 
-    /// Runs the group's statements in order; returns what each completion and failure
-    /// changed, by job.
+    /// Runs the group's statements in order, adding the runs that ended to the rollup;
+    /// returns what each completion and failure changed, by job.
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -220,13 +224,16 @@ impl Group {
         let mut cascades = false;
         let mut completed = HashMap::new();
         let mut failed = HashMap::new();
+        let mut samples = Samples::default();
         for (rows, outcomes) in [
             (self.complete(conn).await?, &mut completed),
             (self.fail(conn).await?, &mut failed),
         ] {
             for row in rows {
                 cascades |= row.has_children;
+                let (wall_ms, kind) = (row.wall_ms, row.error_kind.clone());
                 let change = row.change()?;
+                samples.ended(&change, wall_ms, kind.as_deref());
                 let changes = Changes {
                     jobs: vec![change.clone()],
                     batches: Vec::new(),
@@ -234,6 +241,7 @@ impl Group {
                 outcomes.insert(change.id, changes);
             }
         }
+        stats::add(conn, &samples).await?;
         if cascades {
             let all = journal::mine(conn).await?;
             attribute(all.jobs, &mut completed, &mut failed);

@@ -4,82 +4,14 @@
 use super::SqliteStore;
 use super::rows::parse_id;
 use super::rows::{corrupt, parse_state};
-use crate::model::alert::{
-    AlertCondition, AlertRule, Incident, IncidentId, Webhook, WebhookSecret,
-};
+use crate::model::alert::{AlertRule, Incident, IncidentId, WebhookSecret};
 use crate::model::{JobId, JobState, Millis};
 use crate::store::Result;
-use crate::store::alerts::{AlertStore, IncidentFilter, RunCounts, RunScope, StoredRule, Waiting};
+use crate::store::alerts::{
+    AlertStore, INCIDENT_COLUMNS, IncidentFilter, IncidentRow, RULE_COLUMNS, RuleRow, RunCounts,
+    RunScope, StoredRule, Waiting,
+};
 use async_trait::async_trait;
-use sqlx::FromRow;
-
-/// The `alert_rules` columns reads select, in [`RuleRow`] order.
-const RULE_COLUMNS: &str =
-    "id, condition, webhook_url, webhook_secret, enabled, created_at, updated_at";
-
-/// An `alert_rules` row.
-#[derive(Debug, FromRow)]
-struct RuleRow {
-    id: String,
-    condition: String,
-    webhook_url: Option<String>,
-    webhook_secret: Option<String>,
-    enabled: bool,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<RuleRow> for StoredRule {
-    type Error = crate::store::Error;
-
-    fn try_from(row: RuleRow) -> Result<StoredRule> {
-        let condition: AlertCondition =
-            serde_json::from_str(&row.condition).map_err(|e| corrupt("alert condition", e))?;
-        let webhook = row.webhook_url.map(|url| Webhook {
-            url,
-            secret: row.webhook_secret.map(WebhookSecret::new),
-        });
-        Ok(StoredRule {
-            rule: AlertRule {
-                id: row.id,
-                condition,
-                webhook,
-                enabled: row.enabled,
-            },
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        })
-    }
-}
-
-/// The `alert_incidents` columns reads select, in [`IncidentRow`] order.
-const INCIDENT_COLUMNS: &str = "id, rule_id, subject, summary, opened_at, resolved_at";
-
-/// An `alert_incidents` row.
-#[derive(Debug, FromRow)]
-struct IncidentRow {
-    id: String,
-    rule_id: String,
-    subject: String,
-    summary: String,
-    opened_at: i64,
-    resolved_at: Option<i64>,
-}
-
-impl TryFrom<IncidentRow> for Incident {
-    type Error = crate::store::Error;
-
-    fn try_from(row: IncidentRow) -> Result<Incident> {
-        Ok(Incident {
-            id: parse_id(&row.id)?,
-            rule: row.rule_id,
-            subject: row.subject,
-            summary: row.summary,
-            opened_at: row.opened_at,
-            resolved_at: row.resolved_at,
-        })
-    }
-}
 
 #[async_trait]
 impl AlertStore for SqliteStore {

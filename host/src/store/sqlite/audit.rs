@@ -1,10 +1,8 @@
 //! The audit log on SQLite: the `audit_log` table, appended to only.
 
 use super::SqliteStore;
-use super::rows::corrupt;
-use crate::model::JsonText;
 use crate::store::Result;
-use crate::store::audit::{AuditEntry, AuditStore};
+use crate::store::audit::{AuditEntry, AuditRow, AuditStore, entry};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -30,22 +28,12 @@ impl AuditStore for SqliteStore {
     }
 
     async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT at, actor, action, target, detail FROM audit_log ORDER BY seq DESC LIMIT ?1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.readers)
         .await?;
-        rows.into_iter()
-            .map(|(at, actor, action, target, detail)| {
-                Ok(AuditEntry {
-                    detail: JsonText::parse(detail).map_err(|e| corrupt("audit detail", e))?,
-                    at,
-                    actor,
-                    action,
-                    target,
-                })
-            })
-            .collect()
+        rows.into_iter().map(entry).collect()
     }
 }

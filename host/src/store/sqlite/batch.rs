@@ -13,13 +13,14 @@
 use super::file::FileCheck;
 use super::journal;
 use super::rows::{JOB_COLUMNS, JobRow, parse_id};
-use super::stats::{Pending, Samples, upsert};
+use super::stats::{Pending, upsert};
 use super::writer::{Command, Reply, Sink, listening, report, write_failed};
 use crate::model::{Job, JobId, JobState, LogLine, Millis, Progress};
 use crate::store::changes::{Changes, JobChange};
 use crate::store::moves::{
     attribute, created, failure_target, initial_reason, initial_state, sort_for_dispatch,
 };
+use crate::store::stats::Samples;
 use crate::store::{ClaimParams, Claimed, Completion, Error, Failure, LeaseId};
 use crate::store::{Fault, NewJob, Result};
 use serde_json::{Value, json};

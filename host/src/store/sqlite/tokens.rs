@@ -1,27 +1,13 @@
 //! API tokens on SQLite: the `api_tokens` table.
 
 use super::SqliteStore;
-use super::rows::corrupt;
 use crate::model::Millis;
 use crate::model::token::{Role, TokenHash};
-use crate::store::tokens::{ActiveToken, TokenInfo, TokenStore};
+use crate::store::tokens::{
+    ActiveToken, TokenInfo, TokenRow, TokenStore, active, create_error, info,
+};
 use crate::store::{Error, Result};
 use async_trait::async_trait;
-
-type TokenRow = (String, String, i64, Option<i64>);
-
-fn role(name: &str) -> Result<Role> {
-    Role::parse(name).ok_or_else(|| corrupt("token role", format!("unknown role `{name}`")))
-}
-
-fn info((name, role_name, created_at, revoked_at): TokenRow) -> Result<TokenInfo> {
-    Ok(TokenInfo {
-        role: role(&role_name)?,
-        name,
-        created_at,
-        revoked_at,
-    })
-}
 
 #[async_trait]
 impl TokenStore for SqliteStore {
@@ -51,10 +37,7 @@ impl TokenStore for SqliteStore {
                         created_at: now,
                         revoked_at: None,
                     }),
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(
-                        Error::Conflict(format!("a token named `{name}` exists already")),
-                    ),
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(create_error(&name, e)),
                 }
             })
         })
@@ -75,17 +58,7 @@ impl TokenStore for SqliteStore {
             sqlx::query_as("SELECT name, role, hash FROM api_tokens WHERE revoked_at IS NULL")
                 .fetch_all(&self.readers)
                 .await?;
-        rows.into_iter()
-            .map(|(name, role_name, hash)| {
-                let hash = TokenHash::try_from(hash.as_slice())
-                    .map_err(|_| corrupt("token hash", format!("token `{name}`")))?;
-                Ok(ActiveToken {
-                    role: role(&role_name)?,
-                    name,
-                    hash,
-                })
-            })
-            .collect()
+        rows.into_iter().map(active).collect()
     }
 
     async fn revoke_token(&self, name: &str, now: Millis) -> Result<TokenInfo> {

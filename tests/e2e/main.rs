@@ -32,6 +32,7 @@ mod openapi;
 mod outbound;
 mod output;
 mod polyglot;
+mod postgres;
 mod queues;
 mod recurring;
 mod reload;

@@ -17,7 +17,8 @@
 
 use crate::cron::Schedule;
 use crate::model::{Job, JobId, JobState, JsonText, Millis, rfc3339};
-use crate::store::{Changed, NewJob, Result};
+use crate::store::rows::{parse_id, parse_state};
+use crate::store::{Changed, Error, NewJob, Result};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -254,6 +255,70 @@ pub trait RecurringStore {
     /// # Errors
     /// [`crate::store::Error::RecurringNotFound`].
     async fn trigger_recurring(&self, id: &str, now: Millis) -> Result<Changed<Job>>;
+}
+
+/// Every read selects these, in [`RecurringRow`] order.
+pub(crate) const SELECT_RECURRING: &str = "SELECT r.id, r.cron, r.timezone, r.plugin, r.args, r.queue, \
+    r.priority, r.max_attempts, r.misfire, r.paused, r.next_run_at, r.last_run_at, \
+    r.last_job_id, j.state AS last_job_state \
+    FROM recurring_jobs AS r LEFT JOIN jobs AS j ON j.id = r.last_job_id";
+
+/// A `recurring_jobs` row with its last job's state, as every backend reads it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RecurringRow {
+    id: String,
+    cron: String,
+    timezone: String,
+    plugin: String,
+    args: String,
+    queue: String,
+    priority: i64,
+    max_attempts: i64,
+    misfire: String,
+    paused: bool,
+    next_run_at: Option<i64>,
+    last_run_at: Option<i64>,
+    last_job_id: Option<String>,
+    last_job_state: Option<String>,
+}
+
+/// A stored value that does not decode: the database was written by something else.
+fn corrupt_definition(id: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Database(sqlx::Error::Decode(
+        format!("stored recurring job {id} is invalid: {detail}").into(),
+    ))
+}
+
+impl TryFrom<RecurringRow> for RecurringJob {
+    type Error = Error;
+
+    fn try_from(row: RecurringRow) -> Result<RecurringJob> {
+        let id = row.id;
+        let schedule =
+            Schedule::parse(&row.cron, &row.timezone).map_err(|e| corrupt_definition(&id, e))?;
+        let definition = RecurringDefinition {
+            args: serde_json::from_str(&row.args).map_err(|e| corrupt_definition(&id, e))?,
+            priority: i32::try_from(row.priority).map_err(|e| corrupt_definition(&id, e))?,
+            max_attempts: u32::try_from(row.max_attempts)
+                .map_err(|e| corrupt_definition(&id, e))?,
+            misfire: row
+                .misfire
+                .parse()
+                .map_err(|e| corrupt_definition(&id, e))?,
+            plugin: row.plugin,
+            queue: row.queue,
+            schedule,
+            id,
+        };
+        Ok(RecurringJob {
+            definition,
+            paused: row.paused,
+            next_run_at: row.next_run_at,
+            last_run_at: row.last_run_at,
+            last_job_id: row.last_job_id.as_deref().map(parse_id).transpose()?,
+            last_job_state: row.last_job_state.as_deref().map(parse_state).transpose()?,
+        })
+    }
 }
 
 #[cfg(test)]

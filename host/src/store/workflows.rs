@@ -8,7 +8,8 @@
 //! one transaction: a step's job is created exactly once, even across restarts.
 
 use crate::model::{JobId, Millis};
-use crate::store::{Changes, Result};
+use crate::store::rows::{corrupt, parse_id, parse_state};
+use crate::store::{Changes, Error, Result};
 use crate::workflow::{Definition, StepState};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -113,4 +114,83 @@ mod tests {
         assert_eq!(parse_step_state("skipped"), Some(StepState::Skipped));
         assert_eq!(parse_step_state("nope"), None);
     }
+}
+
+/// A stored definition, parsed.
+pub(crate) fn parse_definition(text: &str) -> Result<Definition> {
+    serde_json::from_str(text).map_err(|e| corrupt("workflow definition", e))
+}
+
+/// `value` as stored JSON text.
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::WriteFailed(e.to_string()))
+}
+
+/// A `workflow_runs` row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RunRow {
+    id: String,
+    workflow_id: String,
+    definition: String,
+    parameters: String,
+    state: String,
+    created_at: i64,
+    finished_at: Option<i64>,
+}
+
+/// A `workflow_steps` row with its job's state and result.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StepRow {
+    step_id: String,
+    stage: i64,
+    position: i64,
+    state: String,
+    job_id: Option<String>,
+    job_state: Option<String>,
+    job_result: Option<String>,
+}
+
+impl TryFrom<StepRow> for RunStep {
+    type Error = Error;
+
+    fn try_from(row: StepRow) -> Result<RunStep> {
+        let stored =
+            parse_step_state(&row.state).ok_or_else(|| corrupt("step state", &row.state))?;
+        let state = match row.job_state.as_deref() {
+            Some(job_state) if !stored.is_final() => StepState::from(parse_state(job_state)?),
+            _ => stored,
+        };
+        let result = row
+            .job_result
+            .as_deref()
+            .map(|text| serde_json::from_str(text).map_err(|e| corrupt("job result", e)))
+            .transpose()?;
+        Ok(RunStep {
+            id: row.step_id,
+            stage: usize::try_from(row.stage).map_err(|e| corrupt("stage", e))?,
+            position: usize::try_from(row.position).map_err(|e| corrupt("position", e))?,
+            state,
+            job_id: row.job_id.as_deref().map(parse_id).transpose()?,
+            result,
+        })
+    }
+}
+
+/// The run of `row` with its `steps`.
+pub(crate) fn run_of(row: RunRow, steps: Vec<StepRow>) -> Result<WorkflowRun> {
+    let parameters: Map<String, Value> =
+        serde_json::from_str(&row.parameters).map_err(|e| corrupt("run parameters", e))?;
+    Ok(WorkflowRun {
+        id: parse_id(&row.id)?,
+        workflow_id: row.workflow_id,
+        definition: parse_definition(&row.definition)?,
+        parameters,
+        state: row.state.parse().map_err(|e| corrupt("run state", e))?,
+        created_at: row.created_at,
+        finished_at: row.finished_at,
+        steps: steps
+            .into_iter()
+            .map(RunStep::try_from)
+            .collect::<Result<_>>()?,
+    })
 }

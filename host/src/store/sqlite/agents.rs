@@ -4,12 +4,12 @@
 
 use super::SqliteStore;
 use super::rows::corrupt;
-use crate::model::agent::{Agent, AgentSpec, AgentStatus, Health, agent_queue};
+use crate::model::agent::{Agent, AgentSpec, Health, agent_queue};
 use crate::model::{JobId, Millis};
-use crate::store::agents::{AgentMetrics, AgentStore};
+use crate::store::agents::{AgentMetrics, AgentRow, AgentStore, HOUR_MS, METRIC_SAMPLE, to_json};
 use crate::store::{Error, Result};
 use async_trait::async_trait;
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::SqliteConnection;
 use std::collections::HashMap;
 
 /// The `agents` columns every read selects, in [`AgentRow`] order, with the jobs holding
@@ -20,70 +20,6 @@ const AGENT_SELECT: &str = "SELECT a.id, a.name, a.repository_path, a.command, a
     a.health_reason, a.health_misses, a.last_health_at, a.last_heartbeat_at, a.created_at, \
     a.updated_at, (SELECT json_group_array(l.job_id) FROM agent_locks l \
     WHERE l.agent_id = a.id) AS locks FROM agents a";
-
-#[derive(Debug, FromRow)]
-struct AgentRow {
-    id: String,
-    name: String,
-    repository_path: String,
-    command: String,
-    env: String,
-    health_command: Option<String>,
-    health_interval_seconds: i64,
-    max_concurrency: i64,
-    labels: String,
-    health: String,
-    health_reason: Option<String>,
-    health_misses: i64,
-    last_health_at: Option<i64>,
-    last_heartbeat_at: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
-    locks: String,
-}
-
-fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| corrupt(what, e))
-}
-
-fn to_json(value: &impl serde::Serialize) -> String {
-    serde_json::to_string(value).expect("agent fields serialize")
-}
-
-impl TryFrom<AgentRow> for Agent {
-    type Error = Error;
-
-    fn try_from(row: AgentRow) -> Result<Agent> {
-        let health = Health::parse(&row.health).map_err(|e| corrupt("agent health", e))?;
-        let current_jobs: Vec<JobId> = json("agent locks", &row.locks)?;
-        Ok(Agent {
-            spec: AgentSpec {
-                id: row.id,
-                name: row.name,
-                repository_path: row.repository_path,
-                command: json("agent command", &row.command)?,
-                env: json("agent env", &row.env)?,
-                health_command: row
-                    .health_command
-                    .as_deref()
-                    .map(|c| json("agent health command", c))
-                    .transpose()?,
-                health_interval_seconds: row.health_interval_seconds.max(1) as u32,
-                max_concurrency: row.max_concurrency.max(1) as u32,
-                labels: json("agent labels", &row.labels)?,
-            },
-            status: AgentStatus::of(health, current_jobs.len()),
-            status_reason: row.health_reason,
-            health_misses: row.health_misses.max(0) as u32,
-            last_health_check_at: row.last_health_at,
-            last_heartbeat_at: row.last_heartbeat_at,
-            current_jobs,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            health,
-        })
-    }
-}
 
 /// One agent, read on `conn`.
 pub(super) async fn read_agent(conn: &mut SqliteConnection, id: &str) -> Result<Agent> {
@@ -137,16 +73,6 @@ async fn write_agent(
         other => other.map(drop).map_err(Error::from),
     }
 }
-
-/// The p-th percentile (0..=100) of sorted `values`, nearest rank.
-fn percentile(sorted: &[i64], p: usize) -> Option<u64> {
-    let rank = (sorted.len() * p).div_ceil(100).max(1);
-    sorted.get(rank - 1).map(|v| (*v).max(0) as u64)
-}
-
-/// Finished runs considered for an agent's duration figures: the latest ones.
-const METRIC_SAMPLE: i64 = 10_000;
-const HOUR_MS: Millis = 3_600_000;
 
 #[async_trait]
 impl AgentStore for SqliteStore {
@@ -357,30 +283,11 @@ impl AgentStore for SqliteStore {
         .bind(since)
         .fetch_one(&mut *conn)
         .await?;
-        let capacity = (HOUR_MS * slots.unwrap_or(1).max(1)) as f64;
-        let mean = (!durations.is_empty())
-            .then(|| (durations.iter().sum::<i64>() / durations.len() as i64).max(0) as u64);
-        Ok(AgentMetrics {
-            tasks_run: tasks_run.max(0) as u64,
-            succeeded: succeeded.max(0) as u64,
-            failed: failed.max(0) as u64,
-            mean_duration_ms: mean,
-            p95_duration_ms: percentile(&durations, 95),
-            utilisation_last_hour: (busy_ms.unwrap_or(0).max(0) as f64 / capacity).min(1.0),
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let values: Vec<i64> = (1..=100).collect();
-        assert_eq!(percentile(&values, 95), Some(95));
-        assert_eq!(percentile(&[7], 95), Some(7));
-        assert_eq!(percentile(&[], 95), None);
-        assert_eq!(percentile(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 95), Some(10));
+        Ok(AgentMetrics::of(
+            [tasks_run, succeeded, failed],
+            &durations,
+            busy_ms.unwrap_or(0),
+            slots.unwrap_or(1),
+        ))
     }
 }

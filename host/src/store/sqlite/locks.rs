@@ -5,7 +5,6 @@
 use super::SqliteStore;
 use super::agents::read_agent;
 use super::rows::corrupt;
-use crate::model::agent::AgentStatus;
 use crate::model::{JobId, Millis};
 use crate::store::agents::Acquired;
 use crate::store::locks::AgentLocks;
@@ -51,25 +50,6 @@ impl AgentLocks for SqliteStore {
                     Err(Error::AgentNotFound(_)) => None,
                     Err(e) => return Err(e),
                 };
-                let held = match &agent {
-                    _ if taken > 0 => Ok(()),
-                    None => Err(format!("agent {agent_id} is not registered")),
-                    Some(agent) => Err(match agent.status {
-                        AgentStatus::Offline | AgentStatus::Error => format!(
-                            "agent {agent_id} is {}: {}",
-                            agent.status.as_str(),
-                            agent
-                                .status_reason
-                                .as_deref()
-                                .unwrap_or("no reason recorded")
-                        ),
-                        _ => format!(
-                            "agent {agent_id} is busy: {} of {} task slots taken",
-                            agent.current_jobs.len(),
-                            agent.spec.max_concurrency
-                        ),
-                    }),
-                };
                 let task: Option<(String,)> =
                     sqlx::query_as("SELECT id FROM tasks WHERE job_id = ?1")
                         .bind(job.to_string())
@@ -78,11 +58,7 @@ impl AgentLocks for SqliteStore {
                 let task_id = task
                     .map(|(id,)| id.parse().map_err(|e| corrupt("task id", e)))
                     .transpose()?;
-                Ok(Acquired {
-                    held,
-                    agent,
-                    task_id,
-                })
+                Ok(Acquired::new(&agent_id, taken > 0, agent, task_id))
             })
         })
         .await

@@ -8,77 +8,16 @@
 //! them `submitted`; the same transaction then writes the occurrence as the reason.
 
 use super::jobs::fetch_job;
-use super::rows::{self, parse_state};
 use super::{SqliteStore, batch};
-use crate::cron::Schedule;
 use crate::model::{Job, JobId, Millis};
 use crate::store::changes::{Changed, Changes};
-use crate::store::recurring::{Firing, Occurrence};
+use crate::store::recurring::{Firing, Occurrence, RecurringRow, SELECT_RECURRING};
 use crate::store::{
     Error, NewJob, PutRecurring, RecurringDefinition, RecurringJob, RecurringStore, Result,
 };
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use sqlx::{FromRow, SqliteConnection};
-
-/// Every read selects these, in [`RecurringRow`] order.
-const SELECT_RECURRING: &str = "SELECT r.id, r.cron, r.timezone, r.plugin, r.args, r.queue, \
-    r.priority, r.max_attempts, r.misfire, r.paused, r.next_run_at, r.last_run_at, \
-    r.last_job_id, j.state AS last_job_state \
-    FROM recurring_jobs AS r LEFT JOIN jobs AS j ON j.id = r.last_job_id";
-
-/// A `recurring_jobs` row with its last job's state, as SQLite returns it.
-#[derive(Debug, FromRow)]
-struct RecurringRow {
-    id: String,
-    cron: String,
-    timezone: String,
-    plugin: String,
-    args: String,
-    queue: String,
-    priority: i64,
-    max_attempts: i64,
-    misfire: String,
-    paused: bool,
-    next_run_at: Option<i64>,
-    last_run_at: Option<i64>,
-    last_job_id: Option<String>,
-    last_job_state: Option<String>,
-}
-
-/// A stored value that does not decode: the database was written by something else.
-fn corrupt(id: &str, detail: impl std::fmt::Display) -> Error {
-    Error::Database(sqlx::Error::Decode(
-        format!("stored recurring job {id} is invalid: {detail}").into(),
-    ))
-}
-
-impl TryFrom<RecurringRow> for RecurringJob {
-    type Error = Error;
-
-    fn try_from(row: RecurringRow) -> Result<RecurringJob> {
-        let id = row.id;
-        let schedule = Schedule::parse(&row.cron, &row.timezone).map_err(|e| corrupt(&id, e))?;
-        let definition = RecurringDefinition {
-            args: serde_json::from_str(&row.args).map_err(|e| corrupt(&id, e))?,
-            priority: i32::try_from(row.priority).map_err(|e| corrupt(&id, e))?,
-            max_attempts: u32::try_from(row.max_attempts).map_err(|e| corrupt(&id, e))?,
-            misfire: row.misfire.parse().map_err(|e| corrupt(&id, e))?,
-            plugin: row.plugin,
-            queue: row.queue,
-            schedule,
-            id,
-        };
-        Ok(RecurringJob {
-            definition,
-            paused: row.paused,
-            next_run_at: row.next_run_at,
-            last_run_at: row.last_run_at,
-            last_job_id: row.last_job_id.as_deref().map(rows::parse_id).transpose()?,
-            last_job_state: row.last_job_state.as_deref().map(parse_state).transpose()?,
-        })
-    }
-}
+use sqlx::SqliteConnection;
 
 /// One recurring job, read on `conn`.
 async fn fetch(conn: &mut SqliteConnection, id: &str) -> Result<Option<RecurringJob>> {

@@ -6,76 +6,17 @@
 //! steps it starts (by [`batch::insert`]) and records their ids in the same
 //! transaction, so a step's job is created exactly once.
 
-use super::rows::{self, corrupt, parse_state};
+use super::rows;
 use super::{SqliteStore, batch};
 use crate::model::{JobId, Millis};
 use crate::store::workflows::{
-    Advanced, NewWorkflowRun, RunState, RunStep, StoredWorkflow, WorkflowRun, WorkflowStore,
-    parse_step_state,
+    Advanced, NewWorkflowRun, RunRow, RunState, StepRow, StoredWorkflow, WorkflowRun,
+    WorkflowStore, parse_definition, run_of, to_json,
 };
 use crate::store::{Changes, Error, NewJob, Result};
 use crate::workflow::{Definition, StepChange, StepState, plan};
 use async_trait::async_trait;
-use serde_json::{Map, Value};
-use sqlx::{FromRow, SqliteConnection};
-
-fn parse_definition(text: &str) -> Result<Definition> {
-    serde_json::from_str(text).map_err(|e| corrupt("workflow definition", e))
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::WriteFailed(e.to_string()))
-}
-
-/// A `workflow_runs` row.
-#[derive(Debug, FromRow)]
-struct RunRow {
-    id: String,
-    workflow_id: String,
-    definition: String,
-    parameters: String,
-    state: String,
-    created_at: i64,
-    finished_at: Option<i64>,
-}
-
-/// A `workflow_steps` row with its job's state and result.
-#[derive(Debug, FromRow)]
-struct StepRow {
-    step_id: String,
-    stage: i64,
-    position: i64,
-    state: String,
-    job_id: Option<String>,
-    job_state: Option<String>,
-    job_result: Option<String>,
-}
-
-impl TryFrom<StepRow> for RunStep {
-    type Error = Error;
-
-    fn try_from(row: StepRow) -> Result<RunStep> {
-        let stored =
-            parse_step_state(&row.state).ok_or_else(|| corrupt("step state", &row.state))?;
-        let state = match row.job_state.as_deref() {
-            Some(job_state) if !stored.is_final() => StepState::from(parse_state(job_state)?),
-            _ => stored,
-        };
-        let result = row
-            .job_result
-            .as_deref()
-            .map(|text| serde_json::from_str(text).map_err(|e| corrupt("job result", e)))
-            .transpose()?;
-        Ok(RunStep {
-            id: row.step_id,
-            stage: usize::try_from(row.stage).map_err(|e| corrupt("stage", e))?,
-            position: usize::try_from(row.position).map_err(|e| corrupt("position", e))?,
-            state,
-            job_id: row.job_id.as_deref().map(rows::parse_id).transpose()?,
-            result,
-        })
-    }
-}
+use sqlx::SqliteConnection;
 
 /// One run with its steps, read on `conn`.
 async fn fetch_run(conn: &mut SqliteConnection, id: JobId) -> Result<Option<WorkflowRun>> {
@@ -97,21 +38,7 @@ async fn fetch_run(conn: &mut SqliteConnection, id: JobId) -> Result<Option<Work
     .bind(id.to_string())
     .fetch_all(&mut *conn)
     .await?;
-    let parameters: Map<String, Value> =
-        serde_json::from_str(&row.parameters).map_err(|e| corrupt("run parameters", e))?;
-    Ok(Some(WorkflowRun {
-        id: rows::parse_id(&row.id)?,
-        workflow_id: row.workflow_id,
-        definition: parse_definition(&row.definition)?,
-        parameters,
-        state: row.state.parse().map_err(|e| corrupt("run state", e))?,
-        created_at: row.created_at,
-        finished_at: row.finished_at,
-        steps: steps
-            .into_iter()
-            .map(RunStep::try_from)
-            .collect::<Result<_>>()?,
-    }))
+    run_of(row, steps).map(Some)
 }
 
 /// Writes a step's state (and job).

@@ -8,13 +8,14 @@ use std::process::Command;
 
 /// A database of its own on the local PostgreSQL server (as `scripts/postgres.sh` makes
 /// sure there is one), dropped with it.
-struct Database {
+pub(crate) struct Database {
     name: String,
 }
 
 impl Database {
-    fn create() -> Database {
-        let name = format!("orchestra_e2e_{}", std::process::id());
+    /// A new database for the test `test`.
+    pub(crate) fn create(test: &str) -> Database {
+        let name = format!("orchestra_e2e_{test}_{}", std::process::id());
         let database = Database { name };
         database.psql(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -24,7 +25,8 @@ impl Database {
         database
     }
 
-    fn url(&self) -> String {
+    /// Its URL.
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 
@@ -57,7 +59,7 @@ impl Drop for Database {
 
 #[test]
 fn two_hosts_on_one_database_run_each_job_once_and_both_answer_for_it() {
-    let database = Database::create();
+    let database = Database::create("two_hosts");
     let url = database.url();
     let options = || {
         Options::new()

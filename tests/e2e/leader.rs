@@ -149,3 +149,26 @@ fn occurrences(host: &Orchestra) -> BTreeMap<String, usize> {
     }
     counts
 }
+
+#[test]
+fn an_agent_registered_through_one_host_takes_tasks_on_another() {
+    let database = Database::create("agents");
+    let ws = crate::common::agents::Workspace::new();
+    // Health checks (which read the agents too) only once a year: the agents are read
+    // again on their own.
+    let on_db = || {
+        ws.options()
+            .no_auth()
+            .db(Path::new(&database.url()))
+            .config("agent_health_schedule = \"0 0 0 1 1 *\"\n")
+    };
+    let mut a = Orchestra::start(on_db().host_id("host-a"));
+    let b = Orchestra::start(on_db().host_id("host-b"));
+    a.register_agent(&ws.shell_agent("shell"));
+    // Only host B is left to run the agent's tasks: it must have learnt of the agent.
+    a.terminate(Duration::from_secs(10));
+    let task = json!({"command": "echo hi > done.txt", "repository_path": ws.repo()});
+    let (task, _, _) = b.submit_task(&task);
+    b.wait_for_task(&task, &["succeeded"], TIMEOUT);
+    assert!(ws.repo_file("done.txt").exists());
+}

@@ -1,10 +1,11 @@
-//! Background upkeep: renew the leases of this process's runs and the lead; while this host
+//! Background upkeep: renew the leases of this process's runs and the lead, and read the
+//! agents again (another host may have changed them); while this host
 //! leads (see [`crate::store::Leadership`]), promote due scheduled jobs, fire due recurring
 //! jobs, advance workflow runs, and fail the attempts whose lease expired (their host
 //! died), which then go where their retry policy says.
 
 use super::held::Held;
-use super::{SchedulerConfig, Shared, executor, lifecycle, workflows};
+use super::{SchedulerConfig, Shared, agents, executor, lifecycle, workflows};
 use crate::events::EventBus;
 use crate::model::{ErrorKind, JobError, Millis, Usage, now_ms};
 use crate::plugins::Registry;
@@ -23,6 +24,9 @@ const FIRE_EVERY: Duration = Duration::from_millis(200);
 const ADVANCE_EVERY: Duration = Duration::from_millis(200);
 /// How often expired leases are looked for.
 const EXPIRE_EVERY: Duration = Duration::from_secs(2);
+/// How often the agents are read again: a change made through another host sharing the
+/// database (a new agent, one deleted or parked) reaches this host's claims within this.
+const AGENTS_EVERY: Duration = Duration::from_secs(2);
 /// Most jobs one pass moves.
 const BATCH: u32 = 1000;
 
@@ -33,6 +37,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut expire = tokio::time::interval(EXPIRE_EVERY);
     let mut advance = tokio::time::interval(ADVANCE_EVERY);
     let mut heartbeat = tokio::time::interval(shared.config.lease / 3);
+    let mut agents = tokio::time::interval(AGENTS_EVERY);
     let store = shared.store.as_ref();
     loop {
         let leads = shared.leads();
@@ -42,6 +47,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 renew_leases(store, &shared.held, &shared.config).await;
                 renew_lead(&shared).await;
             }
+            _ = agents.tick() => agents::sync(&shared).await,
             _ = promote.tick(), if leads => promote_due(store).await,
             _ = fire.tick(), if leads => fire_recurring(store, &shared.events).await,
             _ = expire.tick(), if leads => expire_leases(store, &shared.held, &shared.registry).await,

@@ -4,6 +4,7 @@
 //! for all.
 
 mod batch_kill;
+mod many_jobs;
 mod pause;
 mod stopped_host;
 mod two_hosts;

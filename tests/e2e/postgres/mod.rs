@@ -4,6 +4,7 @@
 //! for all.
 
 mod batch_kill;
+mod capped_queue;
 mod many_jobs;
 mod pause;
 mod stopped_host;

@@ -16,6 +16,8 @@ const JOBS: usize = 20_000;
 const CHUNK: usize = 5_000;
 /// Every how many listed jobs one is read whole (its history checked).
 const SAMPLE_EVERY: usize = 250;
+/// Lines an echo run logs.
+const ECHO_LINES: u64 = 2;
 /// How long all the jobs may take, from the first submission.
 const DEADLINE: Duration = Duration::from_secs(240);
 
@@ -164,7 +166,10 @@ fn three_hosts_run_many_jobs_each_once_though_one_is_killed_part_way() {
     let sample = listed.keys().step_by(SAMPLE_EVERY);
     let mut ran_on = BTreeSet::new();
     let mut lost_on_living = Vec::new();
+    let mut without_log = Vec::new();
+    let mut read_whole = 0;
     for id in sample.chain(rerun.iter().copied()) {
+        read_whole += 1;
         let job = b.job(id);
         let runs = started_by(&job);
         assert_eq!(
@@ -188,28 +193,57 @@ fn three_hosts_run_many_jobs_each_once_though_one_is_killed_part_way() {
             );
         }
         ran_on.insert(last.split('/').next().unwrap_or_default().to_owned());
+        // Every echo run logs two lines: the succeeded run's are kept.
+        let logged = job["log_counts"].as_array().and_then(|counts| {
+            counts
+                .iter()
+                .find(|c| c["attempt"] == job["attempt"])
+                .map(|c| c["count"].clone())
+        });
+        if logged != Some(json!(ECHO_LINES)) {
+            without_log.push(id.clone());
+        }
     }
-    if let Some(job) = lost_on_living.first() {
-        let id = job["id"].as_str().unwrap_or_default();
-        let logs = [&a, &b].map(Orchestra::log);
-        let about: Vec<&str> = logs
+    // Both failures are told at once, with what the hosts logged of the first job of each.
+    let logs = [&a, &b].map(Orchestra::log);
+    let told = |what: &str| {
+        logs.iter()
+            .map(|log| log.matches(what).count())
+            .sum::<usize>()
+    };
+    let about = |job: &Value| {
+        let id = job["id"].as_str().unwrap_or_default().to_owned();
+        let lines: Vec<&str> = logs
             .iter()
             .flat_map(|log| log.lines())
-            .filter(|line| line.contains(id))
+            .filter(|line| line.contains(&id))
             .collect();
-        let deadlocks = logs
-            .iter()
-            .map(|log| log.matches("deadlock detected").count())
-            .sum::<usize>();
-        panic!(
-            "{} jobs lost a run on a host that was not killed, and ran again ({} lines of \
-             the living hosts' logs say \"deadlock detected\"); the first: {job:#}\n\
-             what the hosts logged of it:\n{}",
+        format!(
+            "{job:#}\nwhat the hosts logged of it:\n{}",
+            lines.join("\n")
+        )
+    };
+    let mut problems = Vec::new();
+    if let Some(job) = lost_on_living.first() {
+        problems.push(format!(
+            "{} jobs lost a run on a host that was not killed, and ran again (the living \
+             hosts' logs say \"deadlock detected\" {} times); the first: {}",
             lost_on_living.len(),
-            deadlocks,
-            about.join("\n")
-        );
+            told("deadlock detected"),
+            about(job)
+        ));
     }
+    if let Some(id) = without_log.first() {
+        problems.push(format!(
+            "{} of the {read_whole} jobs read whole lack their succeeded run's {ECHO_LINES} \
+             log lines (the living hosts' logs say \"log lines dropped\" {} times); the \
+             first: {}",
+            without_log.len(),
+            told("log lines dropped"),
+            about(&b.job(id))
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
     let checked = started.elapsed();
     eprintln!(
         "{jobs} jobs on 3 hosts: ready {ready:?}, submitted {submitted:?}, host C killed at \

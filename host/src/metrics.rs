@@ -86,6 +86,7 @@ pub struct Metrics {
     plugin_load_errors: Gauge,
     event_clients: Gauge,
     search_backlog: Gauge,
+    leader: Gauge,
     commit_writes: Histogram,
     commit_seconds: Histogram,
 }
@@ -109,6 +110,7 @@ impl Default for Metrics {
             plugin_load_errors: Gauge::default(),
             event_clients: Gauge::default(),
             search_backlog: Gauge::default(),
+            leader: Gauge::default(),
             // 1 to 1024 writes.
             commit_writes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             // 0.1 ms to about 1.7 s.
@@ -183,6 +185,11 @@ impl Default for Metrics {
             m.search_backlog.clone(),
         );
         registry.register(
+            "leader",
+            "1 while this host leads the upkeep hosts share (promotion, recurring jobs, lease rescue, alerts)",
+            m.leader.clone(),
+        );
+        registry.register(
             "db_commit_writes",
             "Writes carried by each group commit",
             m.commit_writes.clone(),
@@ -236,6 +243,8 @@ pub struct Snapshot {
     pub event_clients: u64,
     /// Jobs waiting to be indexed for search.
     pub search_backlog: u64,
+    /// Whether this host leads the upkeep.
+    pub leader: bool,
 }
 
 fn gauge(n: u64) -> i64 {
@@ -337,6 +346,7 @@ impl Metrics {
         self.plugin_load_errors.set(gauge(now.plugin_load_errors));
         self.event_clients.set(gauge(now.event_clients));
         self.search_backlog.set(gauge(now.search_backlog));
+        self.leader.set(i64::from(now.leader));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -378,6 +388,7 @@ mod tests {
             plugin_load_errors: 1,
             event_clients: 2,
             search_backlog: 7,
+            leader: true,
         });
         for line in [
             r#"orchestra_jobs_total{plugin="echo",queue="default",event="created"} 2"#,
@@ -390,6 +401,7 @@ mod tests {
             "orchestra_plugin_load_errors 1",
             "orchestra_event_stream_clients 2",
             "orchestra_search_backlog_jobs 7",
+            "orchestra_leader 1",
             "orchestra_pickup_seconds_count 1",
             "orchestra_db_commit_writes_sum 8.0",
         ] {

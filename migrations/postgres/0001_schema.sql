@@ -391,3 +391,25 @@ CREATE TRIGGER jobs_delete_task AFTER DELETE ON jobs
     FOR EACH ROW
     WHEN (OLD.agent_id IS NOT NULL)
     EXECUTE FUNCTION jobs_delete_task();
+
+-- A running job's cancellation, requested through any host, is told to every host (NOTIFY
+-- at commit), so the host running it stops it at once.
+CREATE FUNCTION jobs_cancel_requested() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('orchestra_cancel', NEW.id);
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER jobs_cancel_requested AFTER UPDATE OF cancel_requested ON jobs
+    FOR EACH ROW
+    WHEN (NEW.cancel_requested AND NOT OLD.cancel_requested AND NEW.state = 'processing')
+    EXECUTE FUNCTION jobs_cancel_requested();
+
+-- The host that runs the upkeep every host would otherwise repeat (promotion, recurring
+-- firings, lease rescue, workflow advancing, health checks, alerts): the one whose lease on
+-- this single row has not expired. Another host takes the row once it has.
+CREATE TABLE leader (
+    id         BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
+    owner      TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);

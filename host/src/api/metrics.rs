@@ -77,6 +77,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
             .count() as u64,
         event_clients: state.scheduler.events().clients() as u64,
         search_backlog: state.store.search_backlog().await?,
+        leader: state.scheduler.leads(),
     };
     let text = state.metrics.render(&snapshot);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text))

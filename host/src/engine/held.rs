@@ -50,6 +50,19 @@ impl Held {
         running.entry(id).or_default().clone()
     }
 
+    /// Stops the run of `id` if this process holds the job (a cancel asked through another
+    /// host, which every host hears).
+    pub(super) fn interrupt_if_held(&self, id: JobId) {
+        let held = self
+            .leases
+            .lock()
+            .expect("leases lock poisoned")
+            .contains_key(&id);
+        if held {
+            self.interrupt(id);
+        }
+    }
+
     /// Forgets the run of `id`, which ended.
     pub(super) fn ended(&self, id: JobId) {
         let mut running = self.running.lock().expect("running lock poisoned");

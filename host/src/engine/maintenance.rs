@@ -1,6 +1,7 @@
-//! Background upkeep: renew the leases of this process's runs, promote due scheduled
-//! jobs, fire due recurring jobs, advance workflow runs, and fail the attempts whose
-//! lease expired (their host died), which then go where their retry policy says.
+//! Background upkeep: renew the leases of this process's runs and the lead; while this host
+//! leads (see [`crate::store::Leadership`]), promote due scheduled jobs, fire due recurring
+//! jobs, advance workflow runs, and fail the attempts whose lease expired (their host
+//! died), which then go where their retry policy says.
 
 use super::held::Held;
 use super::{SchedulerConfig, Shared, executor, lifecycle, workflows};
@@ -10,6 +11,7 @@ use crate::plugins::Registry;
 use crate::store::JobStore;
 use crate::store::{self, Claimed};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How often due scheduled jobs are promoted: well within the promised second.
@@ -33,13 +35,39 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut heartbeat = tokio::time::interval(shared.config.lease / 3);
     let store = shared.store.as_ref();
     loop {
+        let leads = shared.leads();
         tokio::select! {
             () = shared.stop_claiming.cancelled() => return,
-            _ = promote.tick() => promote_due(store).await,
-            _ = fire.tick() => fire_recurring(store, &shared.events).await,
-            _ = expire.tick() => expire_leases(store, &shared.held, &shared.registry).await,
-            _ = advance.tick() => workflows::advance_all(store, &shared.events, &shared.held).await,
-            _ = heartbeat.tick() => renew_leases(store, &shared.held, &shared.config).await,
+            _ = heartbeat.tick() => {
+                renew_leases(store, &shared.held, &shared.config).await;
+                renew_lead(&shared).await;
+            }
+            _ = promote.tick(), if leads => promote_due(store).await,
+            _ = fire.tick(), if leads => fire_recurring(store, &shared.events).await,
+            _ = expire.tick(), if leads => expire_leases(store, &shared.held, &shared.registry).await,
+            _ = advance.tick(), if leads => workflows::advance_all(store, &shared.events, &shared.held).await,
+        }
+    }
+}
+
+/// Takes or keeps the lead for a lease period; a host that cannot reach the store does not
+/// lead. Another host takes over within a lease period and a third of one after the
+/// leader stopped renewing.
+async fn renew_lead(shared: &Shared) {
+    let now = now_ms();
+    let until = now + shared.config.lease.as_millis() as Millis;
+    let leads = match shared.store.lead(&shared.config.owner, until, now).await {
+        Ok(leads) => leads,
+        Err(e) => {
+            tracing::error!(error = %e, "renewing the lead failed");
+            false
+        }
+    };
+    if shared.leading.swap(leads, Ordering::Relaxed) != leads {
+        if leads {
+            tracing::info!("this host leads the upkeep");
+        } else {
+            tracing::info!("this host no longer leads the upkeep");
         }
     }
 }

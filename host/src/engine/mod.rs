@@ -32,7 +32,7 @@ use filters::{Counters, Counts, Filter, RunLog};
 use held::Held;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -88,7 +88,9 @@ struct Shared {
     /// Wakes the dispatcher: a job became ready.
     wake: Arc<Notify>,
     /// The jobs this process holds: their leases and runs.
-    held: Held,
+    held: Arc<Held>,
+    /// Whether this host leads the upkeep (see [`store::Leadership`]).
+    leading: AtomicBool,
     /// Recent run time in microseconds (a moving average): prefetching pays only for
     /// short runs.
     recent_run_us: AtomicU64,
@@ -108,6 +110,13 @@ struct Shared {
     failed_jobs: Arc<alerts::FailedJobs>,
 }
 
+impl Shared {
+    /// Whether this host leads the upkeep.
+    fn leads(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
+    }
+}
+
 impl Scheduler {
     /// Starts the dispatcher and upkeep tasks. Jobs that a process which died still
     /// held run again when their leases expire.
@@ -123,11 +132,13 @@ impl Scheduler {
         let wake = Arc::new(Notify::new());
         let (failed_jobs, failed_moves) = alerts::FailedJobs::new();
         let failed_jobs = Arc::new(failed_jobs);
+        let held = Arc::new(Held::default());
         store.report_to(Arc::new(publish::Publisher {
             events: events.clone(),
             wake: wake.clone(),
             metrics: metrics.clone(),
             failed_jobs: failed_jobs.clone(),
+            held: held.clone(),
         }));
         let shared = Arc::new(Shared {
             store,
@@ -136,7 +147,8 @@ impl Scheduler {
             events,
             config,
             wake,
-            held: Held::default(),
+            held,
+            leading: AtomicBool::new(false),
             recent_run_us: AtomicU64::new(LONG_RUN_US),
             stop_claiming: CancellationToken::new(),
             abandon: CancellationToken::new(),
@@ -178,6 +190,11 @@ impl Scheduler {
         self.shared.counters.snapshot()
     }
 
+    /// Whether this host leads the upkeep every host would otherwise repeat.
+    pub fn leads(&self) -> bool {
+        self.shared.leads()
+    }
+
     /// The event bus runs publish to.
     pub fn events(&self) -> &EventBus {
         &self.shared.events
@@ -212,6 +229,9 @@ impl Scheduler {
                 tracing::info!(released, "released unfinished jobs");
             }
             Err(e) => tracing::error!(error = %e, "releasing unfinished jobs failed"),
+        }
+        if let Err(e) = shared.store.resign(&shared.config.owner).await {
+            tracing::warn!(error = %e, "giving up the lead failed; it expires with its lease");
         }
     }
 }

@@ -2,11 +2,15 @@
 //! change (and a task's job, as it is created, a `task.created` first), published as the
 //! write commits, so a job's events come in the order its changes happened; the
 //! dispatcher wakes when a job became ready; and moves into and out of `failed` go to
-//! the alert rules that watch them.
+//! the alert rules that watch them. Changes written through other hosts of a shared
+//! database are told the same way (but counted only by the host that wrote them), and a
+//! cancel asked through another host stops the run here if this host holds it.
 
 use super::alerts::FailedJobs;
+use super::held::Held;
 use crate::events::{Event, EventBus, Ids};
 use crate::metrics::Metrics;
+use crate::model::JobId;
 use crate::store::{BatchProgress, ChangeSink, Changes, JobChange};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -22,6 +26,8 @@ pub(super) struct Publisher {
     pub(super) metrics: Arc<Metrics>,
     /// Where moves into and out of `failed` go, while an alert rule watches them.
     pub(super) failed_jobs: Arc<FailedJobs>,
+    /// The jobs this host runs, which a cancel asked through another host stops.
+    pub(super) held: Arc<Held>,
 }
 
 impl ChangeSink for Publisher {
@@ -34,14 +40,31 @@ impl ChangeSink for Publisher {
     }
 
     fn changed(&self, changes: &Changes) {
-        if changes.any_ready() {
-            self.wake.notify_one();
-        }
         for change in &changes.jobs {
             // A run's start is counted by the run itself (see `filters::Measure`).
             if let Some(event) = counted(change) {
                 self.metrics.job_event(&change.plugin, &change.queue, event);
             }
+        }
+        self.tell(changes);
+    }
+
+    fn changed_elsewhere(&self, changes: &Changes) {
+        // Counted by the host that made them: each host's metrics count its own writes.
+        self.tell(changes);
+    }
+
+    fn cancel_asked(&self, job: JobId) {
+        self.held.interrupt_if_held(job);
+    }
+}
+
+impl Publisher {
+    /// Wakes the dispatcher if `changes` made a job ready, hands moves into and out of
+    /// `failed` to the alert rules, and publishes one event per change.
+    fn tell(&self, changes: &Changes) {
+        if changes.any_ready() {
+            self.wake.notify_one();
         }
         self.failed_jobs.note(changes);
         if !self.events.is_heard() {

@@ -10,7 +10,7 @@ use crate::store::LeaseId;
 use std::sync::{Arc, OnceLock};
 
 /// One job's move, as a write made it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobChange {
     /// The job.
     pub id: JobId,
@@ -72,7 +72,7 @@ impl JobChange {
 }
 
 /// Where a batch's jobs stand after a write finished some of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchProgress {
     /// The batch.
     pub id: JobId,
@@ -99,7 +99,7 @@ impl BatchProgress {
 }
 
 /// Everything one write changed, in the order it happened.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Changes {
     /// Jobs that moved, in order; one job may move more than once.
     pub jobs: Vec<JobChange>,
@@ -138,6 +138,18 @@ pub trait ChangeSink: std::fmt::Debug + Send + Sync + 'static {
     /// Takes the size (writes carried) and duration of one group commit.
     fn committed(&self, writes: usize, took: std::time::Duration) {
         let _ = (writes, took);
+    }
+
+    /// Takes what a write through another host changed (told by a database several hosts
+    /// share), in the order that host's writes committed.
+    fn changed_elsewhere(&self, changes: &Changes) {
+        let _ = changes;
+    }
+
+    /// Hears that cancelling `job`, which runs, was asked for through another host (told
+    /// by a database several hosts share): the host running it stops it.
+    fn cancel_asked(&self, job: JobId) {
+        let _ = job;
     }
 }
 

@@ -11,6 +11,7 @@ pub mod agents;
 pub mod alerts;
 pub mod audit;
 pub mod changes;
+pub mod leader;
 pub mod locks;
 mod moves;
 pub mod postgres;
@@ -36,6 +37,7 @@ pub use alerts::AlertStore;
 use async_trait::async_trait;
 pub use audit::AuditStore;
 pub use changes::{BatchProgress, ChangeSink, Changed, Changes, JobChange};
+pub use leader::Leadership;
 pub use locks::AgentLocks;
 pub use queues::{QueueInfo, QueueSettings, QueueStore};
 pub use reads::Reads;
@@ -338,6 +340,7 @@ pub trait JobStore:
     + AuditStore
     + StatsStore
     + AlertStore
+    + Leadership
     + Send
     + Sync
     + 'static

@@ -45,7 +45,8 @@ const STATES_PER_READ: usize = 500;
 /// Open incidents by rule, then by subject.
 type Open = HashMap<String, BTreeMap<String, Incident>>;
 
-/// Evaluates the rules every [`EVERY`] until the scheduler stops claiming.
+/// Evaluates the rules every [`EVERY`], while this host leads, until the scheduler stops
+/// claiming.
 pub(super) async fn run(shared: Arc<Shared>, moves: mpsc::Receiver<FailedMove>) {
     let mut evaluator = Evaluator {
         shared,
@@ -62,6 +63,10 @@ pub(super) async fn run(shared: Arc<Shared>, moves: mpsc::Receiver<FailedMove>) 
         tokio::select! {
             () = evaluator.shared.stop_claiming.cancelled() => return,
             _ = every.tick() => {
+                if !evaluator.shared.leads() {
+                    evaluator.stand_by();
+                    continue;
+                }
                 if let Err(e) = evaluator.tick().await {
                     tracing::error!(error = %e, "evaluating alert rules failed");
                     evaluator.loaded = false;
@@ -102,6 +107,17 @@ struct Measured {
 }
 
 impl Evaluator {
+    /// Lets the moves go while another host leads (its evaluator acts on them), and
+    /// forgets what it knew: once this host leads, it reads the incidents anew and checks
+    /// the open ones against their jobs.
+    fn stand_by(&mut self) {
+        while self.moves.try_recv().is_ok() {}
+        self.pending.clear();
+        self.rates.clear();
+        self.loaded = false;
+        self.check_jobs = true;
+    }
+
     fn store(&self) -> Arc<dyn JobStore> {
         self.shared.store.clone()
     }

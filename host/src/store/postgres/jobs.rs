@@ -581,6 +581,7 @@ impl JobStore for PostgresStore {
         if self.writer.send(Command::Close(tx)).is_ok() {
             let _ = rx.await;
         }
+        self.closed.cancel();
         self.pool.close().await;
     }
 }

@@ -22,9 +22,11 @@ mod claims;
 mod continuations;
 mod jobs;
 mod journal;
+mod leader;
 mod links;
 mod locks;
 mod logs;
+mod notices;
 mod queues;
 mod recurring;
 mod stats;
@@ -42,6 +44,8 @@ use std::pin::Pin;
 
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 use writer::Command;
 
 /// Connections each host keeps to the database.
@@ -58,6 +62,10 @@ pub struct PostgresStore {
     writer: mpsc::UnboundedSender<Command>,
     /// Where committed changes go.
     sink: Sink,
+    /// This store's own id on the notices it sends, so it can tell other hosts' apart.
+    origin: Uuid,
+    /// Stops listening for other hosts' notices.
+    closed: CancellationToken,
 }
 
 impl PostgresStore {
@@ -75,11 +83,17 @@ impl PostgresStore {
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = Sink::default();
-        tokio::spawn(writer::run(pool.clone(), rx, sink.clone()));
+        let origin = Uuid::now_v7();
+        let closed = CancellationToken::new();
+        tokio::spawn(writer::run(pool.clone(), rx, sink.clone(), origin));
+        let listening = notices::listen(pool.clone(), origin, sink.clone(), closed.clone());
+        tokio::spawn(listening);
         Ok(PostgresStore {
             pool,
             writer: tx,
             sink,
+            origin,
+            closed,
         })
     }
 
@@ -98,9 +112,18 @@ impl PostgresStore {
     {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let value = op(&mut tx).await?;
-        tx.commit().await?;
-        Ok(value)
+        match op(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                // At once: a transaction merely dropped keeps its row locks until its
+                // connection is next used, and claims would skip those rows meanwhile.
+                tx.rollback().await?;
+                Err(e)
+            }
+        }
     }
 
     /// Runs `op` like [`PostgresStore::exec`], reads back what it changed, and reports
@@ -120,8 +143,8 @@ impl PostgresStore {
         .await
     }
 
-    /// Runs `op`, which says what it changed, like [`PostgresStore::exec`]; once it
-    /// committed, reports its changes before returning.
+    /// Runs `op`, which says what it changed, like [`PostgresStore::exec`], and tells the
+    /// other hosts; once it committed, reports its changes before returning.
     async fn exec_reporting<T, F>(&self, op: F) -> Result<Changed<T>>
     where
         T: Send + 'static,
@@ -129,7 +152,16 @@ impl PostgresStore {
             + Send
             + 'static,
     {
-        let changed = self.exec(op).await?;
+        let origin = self.origin;
+        let changed = self
+            .exec(move |conn| {
+                Box::pin(async move {
+                    let changed = op(conn).await?;
+                    notices::send(conn, origin, &changed.changes).await?;
+                    Ok(changed)
+                })
+            })
+            .await?;
         report(&self.sink, &changed.changes);
         Ok(changed)
     }

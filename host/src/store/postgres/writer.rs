@@ -5,9 +5,10 @@
 //! each kind of write is one set-based statement over a JSON array, whatever the number
 //! of jobs. Completion is guarded: a job moves only while it is `processing` under the
 //! caller's lease, and a host that lost the lease (to another host's rescue, or to a
-//! cancel) gets [`Error::LeaseLost`].
+//! cancel) gets [`Error::LeaseLost`]. What they change is told to the other hosts in the
+//! same transaction (see `notices.rs`).
 
-use super::{journal, stats};
+use super::{journal, notices, stats};
 use crate::model::{JobId, JobState, LogLine, Millis, Progress};
 use crate::store::changes::{Changes, JobChange, Sink, report};
 use crate::store::moves::{attribute, failure_target};
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, FromRow, PgConnection, PgPool};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 /// Most commands applied in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -56,7 +58,12 @@ pub(super) enum Command {
 
 /// Runs the writer until every sender is gone or a `Close` arrives (after the writes
 /// queued before it).
-pub(super) async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Command>, sink: Sink) {
+pub(super) async fn run(
+    pool: PgPool,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    sink: Sink,
+    origin: Uuid,
+) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     loop {
         if rx.recv_many(&mut pending, MAX_BATCH).await == 0 {
@@ -70,7 +77,7 @@ pub(super) async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Command>, 
                 other => group.add(other),
             }
         }
-        group.flush(&pool, &sink).await;
+        group.flush(&pool, &sink, origin).await;
         if let Some(done) = closed {
             let _ = done.send(());
             return;
@@ -165,13 +172,20 @@ impl Group {
 
     /// Applies every write in one transaction, then reports what it changed and answers
     /// the callers.
-    async fn flush(self, pool: &PgPool, sink: &Sink) {
+    async fn flush(self, pool: &PgPool, sink: &Sink, origin: Uuid) {
         let applied = async {
             let mut conn = pool.acquire().await?;
             let mut tx = conn.begin().await?;
-            let outcomes = self.apply(&mut tx).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(outcomes)
+            match self.apply(&mut tx, origin).await {
+                Ok(outcomes) => {
+                    tx.commit().await?;
+                    Ok(outcomes)
+                }
+                Err(e) => {
+                    tx.rollback().await?;
+                    Err(e)
+                }
+            }
         }
         .await;
         match applied {
@@ -214,6 +228,7 @@ impl Group {
     async fn apply(
         &self,
         conn: &mut PgConnection,
+        origin: Uuid,
     ) -> Result<(HashMap<JobId, Changes>, HashMap<JobId, Changes>)> {
         if !self.progress.is_empty() {
             self.update_progress(conn).await?;
@@ -249,6 +264,16 @@ impl Group {
         for changes in completed.values_mut().chain(failed.values_mut()) {
             if changes.jobs.iter().any(|c| c.batch.is_some()) {
                 changes.batches = journal::progress(conn, &changes.jobs).await?;
+            }
+        }
+        for (id, ..) in &self.completions {
+            if let Some(changes) = completed.get(id) {
+                notices::send(conn, origin, changes).await?;
+            }
+        }
+        for (id, ..) in &self.failures {
+            if let Some(changes) = failed.get(id) {
+                notices::send(conn, origin, changes).await?;
             }
         }
         Ok((completed, failed))

@@ -42,6 +42,7 @@ mod faults;
 mod file;
 mod jobs;
 mod journal;
+mod leader;
 mod links;
 mod locks;
 mod logs;
@@ -85,6 +86,8 @@ pub struct SqliteStore {
     file: Arc<FileCheck>,
     /// Where committed changes go.
     sink: Sink,
+    /// Who leads, until when (see [`crate::store::Leadership`]).
+    lead: std::sync::Mutex<Option<(String, crate::model::Millis)>>,
     /// While set, the writer indexes nothing for search.
     #[cfg(test)]
     search_held: Arc<AtomicBool>,
@@ -133,6 +136,7 @@ impl SqliteStore {
             readers,
             file,
             sink,
+            lead: std::sync::Mutex::default(),
             _lock: lock,
         })
     }

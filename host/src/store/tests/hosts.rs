@@ -5,7 +5,7 @@ use super::postgres::{Database, open_postgres};
 use super::{NOW, add, claim_params, completion, failure, new_job};
 use crate::model::{ErrorKind, JobId};
 use crate::store::postgres::PostgresStore;
-use crate::store::{AfterFailure, Error, JobStore, QueueStore};
+use crate::store::{AfterFailure, Error, JobStore, Leadership, QueueStore};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -142,5 +142,110 @@ async fn a_unique_key_submitted_through_two_hosts_at_once_makes_one_job() {
         created += usize::from(submitted.created);
     }
     assert_eq!((ids.len(), created), (1, 1), "one job holds the key");
+    close(stores).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_hosts_asking_to_lead_at_once_one_leads() {
+    let (stores, _db) = hosts(3).await;
+    let asks: Vec<_> = (0..30)
+        .map(|n| {
+            let store = stores[n % stores.len()].clone();
+            tokio::spawn(async move {
+                let owner = format!("host-{n}");
+                store.lead(&owner, NOW + 1_000, NOW).await.unwrap()
+            })
+        })
+        .collect();
+    let mut leaders = 0;
+    for ask in asks {
+        leaders += usize::from(ask.await.unwrap());
+    }
+    assert_eq!(leaders, 1);
+    close(stores).await;
+}
+
+/// What another host told a store, as its sink heard it.
+#[derive(Debug, Default)]
+struct Heard {
+    changes: std::sync::Mutex<Vec<crate::store::JobChange>>,
+    cancels: std::sync::Mutex<Vec<JobId>>,
+}
+
+impl crate::store::ChangeSink for Heard {
+    fn changed(&self, _: &crate::store::Changes) {}
+
+    fn listening(&self) -> bool {
+        true
+    }
+
+    fn changed_elsewhere(&self, changes: &crate::store::Changes) {
+        self.changes.lock().unwrap().extend(changes.jobs.clone());
+    }
+
+    fn cancel_asked(&self, job: JobId) {
+        self.cancels.lock().unwrap().push(job);
+    }
+}
+
+/// Waits up to a few seconds for `heard` to hold what `done` looks for.
+async fn until_heard(heard: &Heard, done: impl Fn(&Heard) -> bool) {
+    for _ in 0..100 {
+        if done(heard) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    panic!("not heard: {heard:?}");
+}
+
+#[tokio::test]
+async fn a_host_hears_what_another_changed_and_which_running_job_to_stop() {
+    use crate::model::JobState;
+    let (stores, _db) = hosts(2).await;
+    let (a, b) = (&stores[0], &stores[1]);
+    let heard = Arc::new(Heard::default());
+    b.report_to(heard.clone());
+    a.report_to(Arc::new(Heard::default()));
+    let job = add(a.as_ref(), new_job("default", 0)).await;
+    let claimed = a.claim(&claim_params(&["default"], 1), NOW).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    until_heard(&heard, |h| {
+        let changes = h.changes.lock().unwrap();
+        let moves: Vec<_> = changes.iter().map(|c| (c.id, c.from, c.to)).collect();
+        moves
+            == [
+                (job.id, None, Some(JobState::Enqueued)),
+                (job.id, Some(JobState::Enqueued), Some(JobState::Processing)),
+            ]
+    })
+    .await;
+    a.cancel(job.id, NOW + 1).await.unwrap();
+    until_heard(&heard, |h| *h.cancels.lock().unwrap() == [job.id]).await;
+    let own = add(b.as_ref(), new_job("default", 0)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let changes = heard.changes.lock().unwrap().clone();
+    assert!(
+        changes.iter().all(|c| c.id != own.id),
+        "a store does not hear its own writes back"
+    );
+    close(stores).await;
+}
+
+#[tokio::test]
+async fn a_refused_write_leaves_no_job_locked_for_claims() {
+    let (stores, _db) = hosts(1).await;
+    let store = stores[0].as_ref();
+    for _ in 0..20 {
+        let job = add(store, new_job("default", 0)).await;
+        let refused = store.retry(job.id, NOW).await;
+        assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+        let claimed = store.claim(&claim_params(&["default"], 1), NOW).await;
+        assert_eq!(
+            claimed.unwrap().len(),
+            1,
+            "the job a refused retry looked at"
+        );
+    }
     close(stores).await;
 }

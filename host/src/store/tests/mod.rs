@@ -1348,6 +1348,28 @@ async fn check_a_job_is_read_with_its_links(store: &dyn JobStore) {
     assert_eq!(named, children[..MAX_LINKED_JOBS], "the oldest, capped");
 }
 
+async fn check_one_owner_leads_until_its_lease_expires(store: &dyn JobStore) {
+    let leads = |owner: &'static str, until: Millis, now: Millis| async move {
+        store.lead(owner, NOW + until, NOW + now).await.unwrap()
+    };
+    assert!(leads("a", 100, 0).await, "nobody led");
+    assert!(!leads("b", 150, 50).await, "a's lease holds");
+    assert!(leads("a", 200, 100).await, "a renews");
+    assert!(
+        !leads("b", 300, 200).await,
+        "a's renewed lease holds to its end"
+    );
+    assert!(
+        leads("b", 300, 201).await,
+        "a's lease expired: b takes the lead"
+    );
+    assert!(!leads("a", 400, 250).await, "b leads now");
+    store.resign("a").await.unwrap();
+    assert!(!leads("a", 400, 260).await, "only the holder can resign");
+    store.resign("b").await.unwrap();
+    assert!(leads("a", 400, 270).await, "b resigned");
+}
+
 /// Runs every check on a fresh store from `open`.
 macro_rules! conformance {
     ($open:expr, $($check:ident),* $(,)?) => {
@@ -1421,6 +1443,7 @@ macro_rules! every_check {
             check_one_incident_is_open_per_rule_and_subject,
             check_ended_runs_are_counted_with_their_failures,
             check_ready_jobs_and_job_states_are_read,
+            check_one_owner_leads_until_its_lease_expires,
         );
     };
 }

@@ -24,6 +24,7 @@ mod dashboard_recurring;
 mod event_walk;
 mod events;
 mod jobs;
+mod leader;
 mod lifecycle;
 mod limits;
 mod logs;

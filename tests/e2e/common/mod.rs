@@ -588,6 +588,25 @@ impl Orchestra {
         fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Copies the whole log into the folder `E2E_KEEP_LOGS` names, if set, as
+    /// `{host id or port}-{process id}.log` (a failing test shows only its tail).
+    pub(crate) fn keep_log(&self) {
+        let Some(dir) = std::env::var_os("E2E_KEEP_LOGS") else {
+            return;
+        };
+        let name = self
+            .options
+            .host_id
+            .clone()
+            .unwrap_or_else(|| self.port.to_string());
+        let path = Path::new(&dir).join(format!("{name}-{}.log", std::process::id()));
+        let kept = fs::create_dir_all(&dir).and_then(|()| fs::copy(self.log_path(), &path));
+        match kept {
+            Ok(_) => eprintln!("the whole log of host {name} is in {}", path.display()),
+            Err(e) => eprintln!("keeping the log of host {name} in {}: {e}", path.display()),
+        }
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("orchestra.log")
     }
@@ -1018,6 +1037,7 @@ impl Drop for Orchestra {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
+            self.keep_log();
             let log = self.log();
             let lines: Vec<&str> = log.lines().collect();
             let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];

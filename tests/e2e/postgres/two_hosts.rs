@@ -1,61 +1,10 @@
 //! Two hosts on one PostgreSQL database: the jobs submitted through both run each once,
 //! on both, and every host answers for every job.
 
+use super::Database;
 use crate::common::{Options, Orchestra, TIMEOUT, times_entered};
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
-
-/// A database of its own on the local PostgreSQL server (as `scripts/postgres.sh` makes
-/// sure there is one), dropped with it.
-pub(crate) struct Database {
-    name: String,
-}
-
-impl Database {
-    /// A new database for the test `test`.
-    pub(crate) fn create(test: &str) -> Database {
-        let name = format!("orchestra_e2e_{test}_{}", std::process::id());
-        let database = Database { name };
-        database.psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            database.name
-        ));
-        database.psql(&format!("CREATE DATABASE {}", database.name));
-        database
-    }
-
-    /// Its URL.
-    pub(crate) fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-
-    fn psql(&self, sql: &str) {
-        let done = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qc",
-                sql,
-            ])
-            .output()
-            .expect("psql runs");
-        assert!(done.status.success(), "{sql}: {done:?}");
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        self.psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
 
 #[test]
 fn two_hosts_on_one_database_run_each_job_once_and_both_answer_for_it() {

@@ -44,8 +44,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
         tokio::select! {
             () = shared.stop_claiming.cancelled() => return,
             _ = heartbeat.tick() => {
-                renew_leases(store, &shared.held, &shared.config).await;
                 renew_lead(&shared).await;
+                renew_leases(store, &shared.held, &shared.config).await;
             }
             _ = agents.tick() => agents::sync(&shared).await,
             _ = promote.tick(), if leads => promote_due(store).await,

@@ -5,12 +5,10 @@
 //! on capped queues lock those queues' rows first, so two hosts cannot both see room for
 //! the last slot. The runs started are added to the rollup in the same transaction.
 
-use super::stats;
 use crate::model::{Job, Millis};
 use crate::store::changes::{Changed, Changes, JobChange};
 use crate::store::moves::sort_for_dispatch;
 use crate::store::rows::{JOB_COLUMNS, JobRow, parse_id};
-use crate::store::stats::Samples;
 use crate::store::{ClaimParams, Claimed, Result};
 use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
@@ -74,7 +72,6 @@ pub(super) async fn claim(
     .await?;
     let mut claimed = Vec::with_capacity(rows.len());
     let mut started = Vec::with_capacity(rows.len());
-    let mut samples = Samples::default();
     for row in &rows {
         let job = Job::try_from(JobRow::from_row(row)?)?;
         let lease = parse_id(&row.try_get::<String, _>("lease_id")?)?;
@@ -83,11 +80,9 @@ pub(super) async fn claim(
             .as_deref()
             .map(parse_id)
             .transpose()?;
-        samples.started(&job);
         started.push(JobChange::started(&job, lease, task));
         claimed.push(Claimed { job, lease });
     }
-    stats::add(conn, &samples).await?;
     sort_for_dispatch(params, &mut claimed);
     Ok(Changed {
         value: claimed,

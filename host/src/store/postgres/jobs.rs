@@ -6,6 +6,7 @@ use crate::model::{Job, JobDetail, JobId, JobState, LogLine, Millis, Progress, T
 use crate::store::changes::{ChangeSink, Changed, Changes, JobChange};
 use crate::store::moves::{self, initial_reason, initial_state};
 use crate::store::rows::{JOB_COLUMNS, JobRow, TransitionRow, convert, parse_id, parse_state};
+use crate::store::stats::Samples;
 use crate::store::{
     BatchInfo, CancelOutcome, ClaimParams, Claimed, Completion, DETAIL_LOG_LINES, Error, Failure,
     JobFilter, JobStore, LeaseId, LogPage, LogQuery, NewBatch, NewJob, Page, Result, Submitted,
@@ -260,6 +261,11 @@ impl JobStore for PostgresStore {
                 Box::pin(async move { claims::claim(conn, &params, now).await })
             })
             .await?;
+        let mut samples = Samples::default();
+        for started in &claimed.value {
+            samples.started(&started.job);
+        }
+        let _ = self.writer.send(Command::Counted(samples));
         Ok(claimed.value)
     }
 
@@ -267,19 +273,15 @@ impl JobStore for PostgresStore {
         if leases.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<String> = leases.iter().map(|(id, _)| id.to_string()).collect();
-        let held: Vec<String> = leases.iter().map(|(_, lease)| lease.to_string()).collect();
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $1 \
-             FROM unnest($2::text[], $3::text[]) AS l(id, lease) \
-             WHERE jobs.id = l.id AND jobs.state = 'processing' AND jobs.lease_id = l.lease",
-        )
-        .bind(until)
-        .bind(ids)
-        .bind(held)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        // Through the writer: on its connection, it cannot deadlock with the group
+        // commits that update the same jobs.
+        let leases = leases.to_vec();
+        self.request(|reply| Command::Heartbeat {
+            leases,
+            until,
+            reply,
+        })
+        .await
     }
 
     async fn complete(

@@ -1,10 +1,11 @@
 //! The rollup on PostgreSQL: the `stats_rollup` table, one row per resolution, bucket and
-//! key. The writer's group commits and the claims count the runs they record in
-//! [`Samples`] and add them with [`add`] in their own transaction, so the rollup never
-//! lags the jobs. Hosts add to the same rows at once: one upsert adds counts and
-//! histograms to whatever the row holds when it gets the row's lock.
+//! key. Each host counts the runs its claims and group commits record in [`Samples`]; its
+//! writer adds them with [`add`] a few times a second, in a transaction of its own, and
+//! before a read of the rollup through it. Hosts add to the same rows at once: one upsert
+//! adds counts and histograms to whatever the row holds when it gets the row's lock.
 
 use super::PostgresStore;
+use super::writer::Command;
 use crate::model::Millis;
 use crate::model::stats::{Resolution, RollupRow};
 use crate::store::Result;
@@ -58,6 +59,7 @@ impl StatsStore for PostgresStore {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<RollupRow>> {
+        self.request(Command::WriteStats).await?;
         let rows: Vec<StoredRollup> = sqlx::query_as(
             "SELECT bucket, plugin, queue, agent, succeeded, failed, run_ms, pickup_ms \
              FROM stats_rollup WHERE resolution = $1 AND bucket >= $2 AND bucket < $3",

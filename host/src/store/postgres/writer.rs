@@ -18,11 +18,15 @@ use crate::store::{Completion, Error, Failure, LeaseId, Result};
 use serde_json::{Value, json};
 use sqlx::{Connection, FromRow, PgConnection, PgPool};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// Most commands applied in one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// Jobs and the leases a host holds them under.
+type Leases = Vec<(JobId, LeaseId)>;
 
 /// Where a command's outcome goes.
 pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -53,7 +57,63 @@ pub(super) enum Command {
         attempt: u32,
         lines: Vec<LogLine>,
     },
+    Heartbeat {
+        leases: Leases,
+        until: Millis,
+        reply: Reply<u64>,
+    },
+    /// Runs that claims started, for the rollup.
+    Counted(Samples),
+    /// Write the runs counted for the rollup now (before a read of it).
+    WriteStats(Reply<()>),
     Close(oneshot::Sender<()>),
+}
+
+/// How long counted runs may wait before they are added to the rollup: every host adds
+/// its own a few times a second, in a short transaction of its own, rather than with each
+/// claim and commit (which would make every host wait for the rollup's few rows).
+const STATS_EVERY: Duration = Duration::from_millis(250);
+/// Most times a group commit is tried when the database broke a deadlock by aborting it.
+const TRIES: u32 = 5;
+
+/// Runs counted for the rollup and not yet written.
+#[derive(Default)]
+struct Pending {
+    samples: Samples,
+    /// When the oldest of them was counted.
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn add(&mut self, samples: Samples) {
+        if !samples.is_empty() {
+            self.samples.absorb(samples);
+            self.since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// When they are due to be written, if any wait.
+    fn deadline(&self) -> Option<Instant> {
+        self.since.map(|since| since + STATS_EVERY)
+    }
+
+    /// Writes what waits, in a transaction of its own; on failure it keeps waiting.
+    async fn write(&mut self, pool: &PgPool) -> Result<()> {
+        if self.since.is_none() {
+            return Ok(());
+        }
+        let mut conn = pool.acquire().await?;
+        stats::add(&mut conn, &self.samples).await?;
+        *self = Pending::default();
+        Ok(())
+    }
+
+    /// Writes what waits; a failure is logged, and they wait for the next try.
+    async fn write_or_warn(&mut self, pool: &PgPool) {
+        if let Err(e) = self.write(pool).await {
+            tracing::warn!(error = %e, "writing run statistics failed; will retry");
+        }
+    }
 }
 
 /// Runs the writer until every sender is gone or a `Close` arrives (after the writes
@@ -65,19 +125,48 @@ pub(super) async fn run(
     origin: Uuid,
 ) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
+    let mut stats = Pending::default();
     loop {
-        if rx.recv_many(&mut pending, MAX_BATCH).await == 0 {
+        let received = match stats.deadline() {
+            None => rx.recv_many(&mut pending, MAX_BATCH).await,
+            Some(at) => {
+                let next = rx.recv_many(&mut pending, MAX_BATCH);
+                match tokio::time::timeout_at(at.into(), next).await {
+                    Ok(received) => received,
+                    Err(_due) => {
+                        stats.write_or_warn(&pool).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        if received == 0 {
+            stats.write_or_warn(&pool).await;
             return;
         }
         let mut group = Group::default();
         let mut closed = None;
+        let mut write_stats = Vec::new();
         for command in pending.drain(..) {
             match command {
                 Command::Close(done) => closed = Some(done),
+                Command::Counted(samples) => stats.add(samples),
+                Command::WriteStats(reply) => write_stats.push(reply),
                 other => group.add(other),
             }
         }
-        group.flush(&pool, &sink, origin).await;
+        stats.add(group.flush(&pool, &sink, origin).await);
+        if !write_stats.is_empty() || closed.is_some() {
+            let written = stats.write(&pool).await;
+            for reply in write_stats {
+                let _ = reply.send(
+                    written
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| Error::WriteFailed(e.to_string())),
+                );
+            }
+        }
         if let Some(done) = closed {
             let _ = done.send(());
             return;
@@ -85,13 +174,52 @@ pub(super) async fn run(
     }
 }
 
+/// Whether `e` is the database breaking a deadlock or a serialization conflict by
+/// aborting the transaction, which may then be tried again.
+fn is_transient(e: &Error) -> bool {
+    let Error::Database(sqlx::Error::Database(e)) = e else {
+        return false;
+    };
+    matches!(e.code().as_deref(), Some("40P01" | "40001"))
+}
+
 /// Writes waiting for one transaction.
 #[derive(Default)]
 struct Group {
+    heartbeats: Vec<(Leases, Millis, Reply<u64>)>,
     progress: Vec<(JobId, LeaseId, Progress)>,
     logs: Vec<(JobId, u32, Vec<LogLine>)>,
     completions: Vec<(JobId, LeaseId, Completion, Millis, Reply<Changes>)>,
     failures: Vec<(JobId, LeaseId, Failure, Millis, Reply<Changes>)>,
+}
+
+/// What a committed group owes its callers.
+struct Outcomes {
+    /// What each completion changed, by job.
+    completed: HashMap<JobId, Changes>,
+    /// What each failure changed, by job.
+    failed: HashMap<JobId, Changes>,
+    /// How many leases each heartbeat renewed, in order.
+    renewed: Vec<u64>,
+    /// The runs the group ended, for the rollup.
+    samples: Samples,
+}
+
+/// Extends `leases` (those still held) to `until`; returns how many.
+async fn renew(conn: &mut PgConnection, leases: &[(JobId, LeaseId)], until: Millis) -> Result<u64> {
+    let ids: Vec<String> = leases.iter().map(|(id, _)| id.to_string()).collect();
+    let held: Vec<String> = leases.iter().map(|(_, lease)| lease.to_string()).collect();
+    let done = sqlx::query(
+        "UPDATE jobs SET lease_expires_at = $1 \
+         FROM unnest($2::text[], $3::text[]) AS l(id, lease) \
+         WHERE jobs.id = l.id AND jobs.state = 'processing' AND jobs.lease_id = l.lease",
+    )
+    .bind(until)
+    .bind(ids)
+    .bind(held)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// A completed or failed job, as its `RETURNING` row gives it.
@@ -166,30 +294,41 @@ impl Group {
                 now,
                 reply,
             } => self.failures.push((id, lease, failure, now, reply)),
-            Command::Close(_) => unreachable!("the writer closes itself"),
+            Command::Heartbeat {
+                leases,
+                until,
+                reply,
+            } => self.heartbeats.push((leases, until, reply)),
+            Command::Counted(_) | Command::WriteStats(_) | Command::Close(_) => {
+                unreachable!("the writer handles these itself")
+            }
         }
     }
 
-    /// Applies every write in one transaction, then reports what it changed and answers
-    /// the callers.
-    async fn flush(self, pool: &PgPool, sink: &Sink, origin: Uuid) {
-        let applied = async {
-            let mut conn = pool.acquire().await?;
-            let mut tx = conn.begin().await?;
-            match self.apply(&mut tx, origin).await {
-                Ok(outcomes) => {
-                    tx.commit().await?;
-                    Ok(outcomes)
+    /// Applies every write in one transaction (again, when the database aborted it to
+    /// break a deadlock), then reports what it changed and answers the callers; returns
+    /// the runs it ended, for the rollup.
+    async fn flush(self, pool: &PgPool, sink: &Sink, origin: Uuid) -> Samples {
+        let mut tries = 1;
+        let applied = loop {
+            match self.try_apply(pool, origin).await {
+                Err(e) if is_transient(&e) && tries < TRIES => {
+                    tracing::debug!(error = %e, tries, "group commit aborted; trying again");
+                    tries += 1;
                 }
-                Err(e) => {
-                    tx.rollback().await?;
-                    Err(e)
-                }
+                applied => break applied,
             }
-        }
-        .await;
+        };
         match applied {
-            Ok((mut completed, mut failed)) => {
+            Ok(Outcomes {
+                mut completed,
+                mut failed,
+                renewed,
+                samples,
+            }) => {
+                for ((_, _, reply), renewed) in self.heartbeats.into_iter().zip(renewed) {
+                    let _ = reply.send(Ok(renewed));
+                }
                 for (id, ..) in &self.completions {
                     if let Some(changes) = completed.get(id) {
                         report(sink, changes);
@@ -206,6 +345,7 @@ impl Group {
                 for (id, _, _, _, reply) in self.failures {
                     let _ = reply.send(failed.remove(&id).ok_or(Error::LeaseLost { id }));
                 }
+                samples
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed");
@@ -219,17 +359,37 @@ impl Group {
                 for (_, _, _, _, reply) in self.failures {
                     let _ = reply.send(Err(Error::WriteFailed(e.to_string())));
                 }
+                for (_, _, reply) in self.heartbeats {
+                    let _ = reply.send(Err(Error::WriteFailed(e.to_string())));
+                }
+                Samples::default()
+            }
+        }
+    }
+
+    /// Applies every write in one transaction of its own.
+    async fn try_apply(&self, pool: &PgPool, origin: Uuid) -> Result<Outcomes> {
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        match self.apply(&mut tx, origin).await {
+            Ok(outcomes) => {
+                tx.commit().await?;
+                Ok(outcomes)
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
             }
         }
     }
 
     /// Runs the group's statements in order, adding the runs that ended to the rollup;
     /// returns what each completion and failure changed, by job.
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        origin: Uuid,
-    ) -> Result<(HashMap<JobId, Changes>, HashMap<JobId, Changes>)> {
+    async fn apply(&self, conn: &mut PgConnection, origin: Uuid) -> Result<Outcomes> {
+        let mut renewed = Vec::with_capacity(self.heartbeats.len());
+        for (leases, until, _) in &self.heartbeats {
+            renewed.push(renew(conn, leases, *until).await?);
+        }
         if !self.progress.is_empty() {
             self.update_progress(conn).await?;
         }
@@ -256,7 +416,6 @@ impl Group {
                 outcomes.insert(change.id, changes);
             }
         }
-        stats::add(conn, &samples).await?;
         if cascades {
             let all = journal::mine(conn).await?;
             attribute(all.jobs, &mut completed, &mut failed);
@@ -276,7 +435,12 @@ impl Group {
                 notices::send(conn, origin, changes).await?;
             }
         }
-        Ok((completed, failed))
+        Ok(Outcomes {
+            completed,
+            failed,
+            renewed,
+            samples,
+        })
     }
 
     /// Sets the latest progress per job and lease, for jobs still held under it.

@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// Seconds a claim holds without renewal: short, so the killed host's jobs come back soon.
-const LEASE: u64 = 2;
+/// Seconds a claim holds without renewal: short, so the killed host's jobs come back soon,
+/// but long enough that a living host on a loaded machine renews its leases in time.
+const LEASE: u64 = 10;
 /// Jobs submitted, unless `E2E_PG_JOBS` says how many. (50,000 take about 4.5 minutes on
 /// a shared 2-core machine in a debug build, at about 190 jobs a second.)
 const JOBS: usize = 20_000;
@@ -19,7 +20,7 @@ const SAMPLE_EVERY: usize = 250;
 /// Lines an echo run logs.
 const ECHO_LINES: u64 = 2;
 /// How long all the jobs may take, from the first submission.
-const DEADLINE: Duration = Duration::from_secs(240);
+const DEADLINE: Duration = Duration::from_secs(420);
 
 /// How many jobs to submit: `E2E_PG_JOBS`, or [`JOBS`].
 fn jobs() -> usize {

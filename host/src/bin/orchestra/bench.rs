@@ -8,6 +8,9 @@
 //! - `instantiate_call_us`: median cost to instantiate and call the component;
 //! - `series_30_days_ms`: median answer time of `GET /api/stats/series` over 30 days of
 //!   hourly runs of 10 plugins, by plugin and hour (7,200 rollup rows).
+//!
+//! With `--db postgres://…`, instead, one figure from `--hosts` host processes sharing a
+//! fresh PostgreSQL database: `multi_host_jobs_per_s` (see `bench_hosts.rs`).
 
 use orchestra::config::{Config, ServeArgs};
 use orchestra::events::Event;
@@ -55,6 +58,43 @@ pub(crate) struct BenchArgs {
     /// Pad each job's args to about this many bytes of varied text (0: `{}`).
     #[arg(long, default_value_t = 0)]
     pub args_bytes: usize,
+    /// A PostgreSQL server (`postgres://…`): instead of the figures above, measure only
+    /// `multi_host_jobs_per_s`, `--jobs` echo jobs run by `--hosts` `orchestra serve`
+    /// processes sharing a fresh database made on it for each run (and dropped after).
+    /// Without it, the figures above on temporary SQLite files.
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Host processes sharing the database; more than 1 needs `--db postgres://…`.
+    #[arg(long, default_value_t = 1)]
+    pub hosts: usize,
+}
+
+/// The PostgreSQL server `args` name, if any, once the flags are known to go together.
+///
+/// # Errors
+/// `--db` is not a PostgreSQL URL, `--hosts` is 0 or above 1 without `--db`, or
+/// `--list-jobs` is given with `--db`.
+fn postgres_server(args: &BenchArgs) -> anyhow::Result<Option<&str>> {
+    anyhow::ensure!(args.hosts >= 1, "--hosts must be at least 1");
+    let Some(db) = args.db.as_deref() else {
+        anyhow::ensure!(
+            args.hosts == 1,
+            "--hosts {} needs --db postgres://…: only a PostgreSQL database is shared by \
+             several hosts",
+            args.hosts
+        );
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        orchestra::store::is_postgres(db),
+        "--db takes a PostgreSQL URL (postgres://…); without it the bench runs on \
+         temporary SQLite files"
+    );
+    anyhow::ensure!(
+        args.list_jobs == 0,
+        "--list-jobs runs on SQLite only: leave out --db"
+    );
+    Ok(Some(db))
 }
 
 /// The figures of one run (or the medians of several).
@@ -86,12 +126,30 @@ const INSTANTIATIONS: usize = 2_000;
 /// # Errors
 /// A host could not start or a request failed.
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let server = postgres_server(&args)?;
     let echo = args.plugins.join("echo.wasm");
     anyhow::ensure!(
         echo.exists(),
         "{} not found: build the plugins first (cargo plugins)",
         echo.display()
     );
+    if let Some(server) = server {
+        let report = crate::bench_hosts::run(&args, server, &echo).await?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!(
+                "orchestra bench on PostgreSQL ({} run(s), {} host process(es))",
+                args.runs.max(1),
+                report.hosts
+            );
+            println!(
+                "  multi-host:        {:>10.0} jobs/s ({} echo jobs)",
+                report.multi_host_jobs_per_s, report.jobs
+            );
+        }
+        return Ok(());
+    }
     if args.list_jobs > 0 {
         let report = crate::bench_list::run(&args, &echo).await?;
         println!("{}", serde_json::to_string(&report)?);
@@ -205,7 +263,7 @@ pub(crate) async fn start_host(
 
 /// The args of the `n`th job: `{}`, or `{"pad": …}` with about `bytes` bytes of text
 /// that differs from job to job (as real args do, for the search index).
-fn padded_args(bytes: usize, n: usize) -> serde_json::Value {
+pub(crate) fn padded_args(bytes: usize, n: usize) -> serde_json::Value {
     let mut pad = String::with_capacity(bytes + 16);
     let mut word = n as u64;
     while pad.len() < bytes {
@@ -219,7 +277,8 @@ fn padded_args(bytes: usize, n: usize) -> serde_json::Value {
     }
 }
 
-fn echo_job(args: &BenchArgs, n: usize) -> NewJob {
+/// The `n`th echo job of a run, on the `default` queue.
+pub(crate) fn echo_job(args: &BenchArgs, n: usize) -> NewJob {
     NewJob::new(
         "echo",
         JsonText::from_value(&padded_args(args.args_bytes, n)),
@@ -487,6 +546,47 @@ fn median_report(reports: &[BenchReport], sync: Durability) -> BenchReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// `orchestra bench`'s flags alone.
+    #[derive(Debug, Parser)]
+    struct Flags {
+        /// The bench flags.
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    /// The PostgreSQL server `flags` name, or the error text.
+    fn server(flags: &[&str]) -> Result<Option<String>, String> {
+        let flags = Flags::parse_from(std::iter::once("bench").chain(flags.iter().copied()));
+        postgres_server(&flags.bench)
+            .map(|server| server.map(str::to_owned))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn more_hosts_than_one_need_a_postgres_url() {
+        let url = "postgres://postgres@127.0.0.1:5432/postgres";
+        assert_eq!(server(&[]), Ok(None));
+        assert_eq!(server(&["--hosts", "1"]), Ok(None));
+        assert_eq!(server(&["--db", url]), Ok(Some(url.to_owned())));
+        assert_eq!(
+            server(&["--db", url, "--hosts", "3"]),
+            Ok(Some(url.to_owned()))
+        );
+        assert!(
+            server(&["--hosts", "2"])
+                .unwrap_err()
+                .contains("--db postgres://")
+        );
+        assert!(server(&["--db", url, "--hosts", "0"]).is_err());
+        assert!(
+            server(&["--db", "bench.db"])
+                .unwrap_err()
+                .contains("PostgreSQL URL")
+        );
+        assert!(server(&["--db", url, "--list-jobs", "10"]).is_err());
+    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {

@@ -3,6 +3,7 @@
 //! plugins.
 
 mod bench;
+mod bench_hosts;
 mod bench_list;
 mod plugin;
 mod token;

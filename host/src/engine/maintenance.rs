@@ -30,28 +30,40 @@ const AGENTS_EVERY: Duration = Duration::from_secs(2);
 /// Most jobs one pass moves.
 const BATCH: u32 = 1000;
 
-/// Runs until the scheduler stops claiming.
+/// Runs until the scheduler stops claiming. The renewals run apart from the rest, so a
+/// long pass (a thousand expired leases to record) never delays them past a lease.
 pub(super) async fn run(shared: Arc<Shared>) {
+    tokio::spawn(renew(shared.clone()));
     let mut promote = tokio::time::interval(PROMOTE_EVERY);
     let mut fire = tokio::time::interval(FIRE_EVERY);
     let mut expire = tokio::time::interval(EXPIRE_EVERY);
     let mut advance = tokio::time::interval(ADVANCE_EVERY);
-    let mut heartbeat = tokio::time::interval(shared.config.lease / 3);
     let mut agents = tokio::time::interval(AGENTS_EVERY);
     let store = shared.store.as_ref();
     loop {
         let leads = shared.leads();
         tokio::select! {
             () = shared.stop_claiming.cancelled() => return,
-            _ = heartbeat.tick() => {
-                renew_lead(&shared).await;
-                renew_leases(store, &shared.held, &shared.config).await;
-            }
             _ = agents.tick() => agents::sync(&shared).await,
             _ = promote.tick(), if leads => promote_due(store).await,
             _ = fire.tick(), if leads => fire_recurring(store, &shared.events).await,
             _ = expire.tick(), if leads => expire_leases(store, &shared.held, &shared.registry).await,
             _ = advance.tick(), if leads => workflows::advance_all(store, &shared.events, &shared.held).await,
+        }
+    }
+}
+
+/// Renews the lead and this process's leases every third of a lease, until the scheduler
+/// stops claiming.
+async fn renew(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(shared.config.lease / 3);
+    loop {
+        tokio::select! {
+            () = shared.stop_claiming.cancelled() => return,
+            _ = every.tick() => {
+                renew_lead(&shared).await;
+                renew_leases(shared.store.as_ref(), &shared.held, &shared.config).await;
+            }
         }
     }
 }

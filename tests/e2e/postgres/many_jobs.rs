@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 /// Seconds a claim holds without renewal: short, so the killed host's jobs come back soon,
 /// but long enough that a living host on a loaded machine renews its leases in time.
 const LEASE: u64 = 10;
-/// Jobs submitted, unless `E2E_PG_JOBS` says how many. (50,000 take about 4.5 minutes on
-/// a shared 2-core machine in a debug build, at about 190 jobs a second.)
-const JOBS: usize = 20_000;
+/// Jobs submitted, unless `E2E_PG_JOBS` says how many.
+const JOBS: usize = 50_000;
 /// Jobs per `POST /api/batches` (at most 10,000, and the body at most 1 MiB).
 const CHUNK: usize = 5_000;
 /// Every how many listed jobs one is read whole (its history checked).

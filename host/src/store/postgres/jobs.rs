@@ -273,15 +273,24 @@ impl JobStore for PostgresStore {
         if leases.is_empty() {
             return Ok(0);
         }
-        // Through the writer: on its connection, it cannot deadlock with the group
-        // commits that update the same jobs.
-        let leases = leases.to_vec();
-        self.request(|reply| Command::Heartbeat {
-            leases,
-            until,
-            reply,
-        })
-        .await
+        let ids: Vec<String> = leases.iter().map(|(id, _)| id.to_string()).collect();
+        let held: Vec<String> = leases.iter().map(|(_, lease)| lease.to_string()).collect();
+        // A job locked now is being written by this host's writer (its outcome): renewing
+        // it would wait for that, and could deadlock with it; it is skipped instead, and
+        // renewed next time if it still runs. The renewal never waits, however long the
+        // writer's queue.
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = $1 WHERE id IN ( \
+                 SELECT jobs.id FROM jobs JOIN unnest($2::text[], $3::text[]) AS l(id, lease) \
+                 ON jobs.id = l.id AND jobs.lease_id = l.lease \
+                 WHERE jobs.state = 'processing' FOR UPDATE OF jobs SKIP LOCKED)",
+        )
+        .bind(until)
+        .bind(ids)
+        .bind(held)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn complete(

@@ -38,12 +38,27 @@ struct Notice {
 
 /// Tells every host what the current transaction changed, once it commits.
 pub(super) async fn send(conn: &mut PgConnection, from: Uuid, changes: &Changes) -> Result<()> {
-    if changes.is_empty() {
+    send_all(conn, from, [changes]).await
+}
+
+/// Tells every host what each write of the current transaction changed, in order, once
+/// it commits: in one statement, whatever the number of writes.
+pub(super) async fn send_all<'c>(
+    conn: &mut PgConnection,
+    from: Uuid,
+    writes: impl IntoIterator<Item = &'c Changes>,
+) -> Result<()> {
+    let told: Vec<String> = writes
+        .into_iter()
+        .filter(|changes| !changes.is_empty())
+        .flat_map(|changes| payloads(from, changes))
+        .collect();
+    if told.is_empty() {
         return Ok(());
     }
     sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
         .bind(CHANGES)
-        .bind(payloads(from, changes))
+        .bind(told)
         .execute(&mut *conn)
         .await?;
     Ok(())

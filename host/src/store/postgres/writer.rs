@@ -10,7 +10,7 @@
 
 use super::{journal, notices, stats};
 use crate::model::{JobId, JobState, LogLine, Millis, Progress};
-use crate::store::changes::{Changes, JobChange, Sink, report};
+use crate::store::changes::{BatchProgress, Changes, JobChange, Sink, report};
 use crate::store::moves::{attribute, failure_target};
 use crate::store::rows::{parse_id, parse_state};
 use crate::store::stats::Samples;
@@ -24,9 +24,6 @@ use uuid::Uuid;
 
 /// Most commands applied in one transaction.
 const MAX_BATCH: usize = 1024;
-
-/// Jobs and the leases a host holds them under.
-type Leases = Vec<(JobId, LeaseId)>;
 
 /// Where a command's outcome goes.
 pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -56,11 +53,6 @@ pub(super) enum Command {
         id: JobId,
         attempt: u32,
         lines: Vec<LogLine>,
-    },
-    Heartbeat {
-        leases: Leases,
-        until: Millis,
-        reply: Reply<u64>,
     },
     /// Runs that claims started, for the rollup.
     Counted(Samples),
@@ -186,7 +178,6 @@ fn is_transient(e: &Error) -> bool {
 /// Writes waiting for one transaction.
 #[derive(Default)]
 struct Group {
-    heartbeats: Vec<(Leases, Millis, Reply<u64>)>,
     progress: Vec<(JobId, LeaseId, Progress)>,
     logs: Vec<(JobId, u32, Vec<LogLine>)>,
     completions: Vec<(JobId, LeaseId, Completion, Millis, Reply<Changes>)>,
@@ -199,27 +190,8 @@ struct Outcomes {
     completed: HashMap<JobId, Changes>,
     /// What each failure changed, by job.
     failed: HashMap<JobId, Changes>,
-    /// How many leases each heartbeat renewed, in order.
-    renewed: Vec<u64>,
     /// The runs the group ended, for the rollup.
     samples: Samples,
-}
-
-/// Extends `leases` (those still held) to `until`; returns how many.
-async fn renew(conn: &mut PgConnection, leases: &[(JobId, LeaseId)], until: Millis) -> Result<u64> {
-    let ids: Vec<String> = leases.iter().map(|(id, _)| id.to_string()).collect();
-    let held: Vec<String> = leases.iter().map(|(_, lease)| lease.to_string()).collect();
-    let done = sqlx::query(
-        "UPDATE jobs SET lease_expires_at = $1 \
-         FROM unnest($2::text[], $3::text[]) AS l(id, lease) \
-         WHERE jobs.id = l.id AND jobs.state = 'processing' AND jobs.lease_id = l.lease",
-    )
-    .bind(until)
-    .bind(ids)
-    .bind(held)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected())
 }
 
 /// A completed or failed job, as its `RETURNING` row gives it.
@@ -294,11 +266,6 @@ impl Group {
                 now,
                 reply,
             } => self.failures.push((id, lease, failure, now, reply)),
-            Command::Heartbeat {
-                leases,
-                until,
-                reply,
-            } => self.heartbeats.push((leases, until, reply)),
             Command::Counted(_) | Command::WriteStats(_) | Command::Close(_) => {
                 unreachable!("the writer handles these itself")
             }
@@ -323,12 +290,8 @@ impl Group {
             Ok(Outcomes {
                 mut completed,
                 mut failed,
-                renewed,
                 samples,
             }) => {
-                for ((_, _, reply), renewed) in self.heartbeats.into_iter().zip(renewed) {
-                    let _ = reply.send(Ok(renewed));
-                }
                 for (id, ..) in &self.completions {
                     if let Some(changes) = completed.get(id) {
                         report(sink, changes);
@@ -359,9 +322,6 @@ impl Group {
                 for (_, _, _, _, reply) in self.failures {
                     let _ = reply.send(Err(Error::WriteFailed(e.to_string())));
                 }
-                for (_, _, reply) in self.heartbeats {
-                    let _ = reply.send(Err(Error::WriteFailed(e.to_string())));
-                }
                 Samples::default()
             }
         }
@@ -386,10 +346,6 @@ impl Group {
     /// Runs the group's statements in order, adding the runs that ended to the rollup;
     /// returns what each completion and failure changed, by job.
     async fn apply(&self, conn: &mut PgConnection, origin: Uuid) -> Result<Outcomes> {
-        let mut renewed = Vec::with_capacity(self.heartbeats.len());
-        for (leases, until, _) in &self.heartbeats {
-            renewed.push(renew(conn, leases, *until).await?);
-        }
         if !self.progress.is_empty() {
             self.update_progress(conn).await?;
         }
@@ -420,25 +376,29 @@ impl Group {
             let all = journal::mine(conn).await?;
             attribute(all.jobs, &mut completed, &mut failed);
         }
+        // Where the batches stand after the group, read once for all its writes.
+        let ended: Vec<JobChange> = (completed.values().chain(failed.values()))
+            .flat_map(|changes| changes.jobs.iter().filter(|c| c.batch.is_some()).cloned())
+            .collect();
+        let progress = journal::progress(conn, &ended).await?;
         for changes in completed.values_mut().chain(failed.values_mut()) {
-            if changes.jobs.iter().any(|c| c.batch.is_some()) {
-                changes.batches = journal::progress(conn, &changes.jobs).await?;
-            }
+            let touched = |p: &&BatchProgress| {
+                let finished = |c: &JobChange| c.to.is_some_and(JobState::is_terminal);
+                changes
+                    .jobs
+                    .iter()
+                    .any(|c| c.batch == Some(p.id) && finished(c))
+            };
+            changes.batches = progress.iter().filter(touched).copied().collect();
         }
-        for (id, ..) in &self.completions {
-            if let Some(changes) = completed.get(id) {
-                notices::send(conn, origin, changes).await?;
-            }
-        }
-        for (id, ..) in &self.failures {
-            if let Some(changes) = failed.get(id) {
-                notices::send(conn, origin, changes).await?;
-            }
-        }
+        let told: Vec<&Changes> = (self.completions.iter().map(|(id, ..)| completed.get(id)))
+            .chain(self.failures.iter().map(|(id, ..)| failed.get(id)))
+            .flatten()
+            .collect();
+        notices::send_all(conn, origin, told).await?;
         Ok(Outcomes {
             completed,
             failed,
-            renewed,
             samples,
         })
     }

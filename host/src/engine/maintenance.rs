@@ -167,12 +167,64 @@ async fn expire_leases(store: &dyn JobStore, held: &Held, registry: &Registry) {
 
 async fn renew_leases(store: &dyn JobStore, held: &Held, config: &SchedulerConfig) {
     let until = now_ms() + config.lease.as_millis() as Millis;
-    if let Err(e) = store.heartbeat(&held.live_leases(), until).await {
-        tracing::error!(error = %e, "renewing leases failed");
+    match store.heartbeat(&held.live_leases(), until).await {
+        // A cancel asked through another host whose notice this one missed.
+        Ok(renewal) => renewal
+            .cancel_asked
+            .into_iter()
+            .for_each(|id| held.interrupt(id)),
+        Err(e) => tracing::error!(error = %e, "renewing leases failed"),
     }
     let agents_until = now_ms() + config.agents.lock.as_millis() as Millis;
     let renewed = store.renew_agent_locks(&config.owner, agents_until).await;
     if let Err(e) = renewed {
         tracing::error!(error = %e, "renewing agent locks failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::JsonText;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{ClaimParams, Durability, NewJob};
+
+    #[tokio::test]
+    async fn a_cancel_whose_notice_was_missed_stops_its_run_at_the_next_renewal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jobs.db"), Durability::Normal)
+            .await
+            .unwrap();
+        let now = now_ms();
+        let args = JsonText::from_value(&serde_json::json!({}));
+        let job = NewJob::new("echo", args, "default");
+        store.enqueue(job, now).await.unwrap();
+        let config = SchedulerConfig {
+            workers: 1,
+            queues: vec!["default".into()],
+            owner: "this-host".into(),
+            lease: Duration::from_secs(30),
+            grace: Duration::from_secs(1),
+            retention: Default::default(),
+            agents: Default::default(),
+        };
+        let params = ClaimParams {
+            queues: config.queues.clone(),
+            limit: 1,
+            owner: config.owner.clone(),
+            lease_until: now + 30_000,
+            parked_agents: Vec::new(),
+            waiting_plugins: Vec::new(),
+        };
+        let claimed = store.claim(&params, now).await.unwrap();
+        let held = Held::default();
+        held.take(&claimed);
+        let run = held.token(claimed[0].job.id);
+        renew_leases(&store, &held, &config).await;
+        assert!(!run.is_cancelled(), "nobody asked to cancel it");
+        // Asked through the store alone, as through another host whose notice was lost.
+        store.cancel(claimed[0].job.id, now).await.unwrap();
+        renew_leases(&store, &held, &config).await;
+        assert!(run.is_cancelled(), "the renewal found the cancel");
     }
 }

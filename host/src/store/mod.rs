@@ -230,6 +230,33 @@ pub struct Claimed {
     pub lease: LeaseId,
 }
 
+/// What a heartbeat renewed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renewal {
+    /// How many of the leases given were still held, and now last longer.
+    pub renewed: u64,
+    /// The jobs of those whose cancellation was asked: the holder stops them even if it
+    /// missed the cancel's notice.
+    pub cancel_asked: Vec<JobId>,
+}
+
+impl Renewal {
+    /// The renewal of the rows a heartbeat updated: each job's id and whether its
+    /// cancellation was asked.
+    pub(crate) fn of(rows: &[(String, bool)]) -> Result<Renewal> {
+        let mut cancel_asked = Vec::new();
+        for (id, asked) in rows {
+            if *asked {
+                cancel_asked.push(rows::parse_id(id)?);
+            }
+        }
+        Ok(Renewal {
+            renewed: rows.len() as u64,
+            cancel_asked,
+        })
+    }
+}
+
 /// A successful run's outcome.
 #[derive(Debug, Clone)]
 pub struct Completion {
@@ -361,8 +388,8 @@ pub trait JobStore:
     async fn claim(&self, params: &ClaimParams, now: Millis) -> Result<Vec<Claimed>>;
 
     /// Extends the given leases (job and lease) to `until`, those still held; returns
-    /// how many.
-    async fn heartbeat(&self, leases: &[(JobId, LeaseId)], until: Millis) -> Result<u64>;
+    /// how many, and which of their jobs were asked to cancel.
+    async fn heartbeat(&self, leases: &[(JobId, LeaseId)], until: Millis) -> Result<Renewal>;
 
     /// Records a successful run: `processing` → `succeeded`.
     ///

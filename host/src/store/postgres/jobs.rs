@@ -9,7 +9,8 @@ use crate::store::rows::{JOB_COLUMNS, JobRow, TransitionRow, convert, parse_id, 
 use crate::store::stats::Samples;
 use crate::store::{
     BatchInfo, CancelOutcome, ClaimParams, Claimed, Completion, DETAIL_LOG_LINES, Error, Failure,
-    JobFilter, JobStore, LeaseId, LogPage, LogQuery, NewBatch, NewJob, Page, Result, Submitted,
+    JobFilter, JobStore, LeaseId, LogPage, LogQuery, NewBatch, NewJob, Page, Renewal, Result,
+    Submitted,
 };
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -269,9 +270,9 @@ impl JobStore for PostgresStore {
         Ok(claimed.value)
     }
 
-    async fn heartbeat(&self, leases: &[(JobId, LeaseId)], until: Millis) -> Result<u64> {
+    async fn heartbeat(&self, leases: &[(JobId, LeaseId)], until: Millis) -> Result<Renewal> {
         if leases.is_empty() {
-            return Ok(0);
+            return Ok(Renewal::default());
         }
         let ids: Vec<String> = leases.iter().map(|(id, _)| id.to_string()).collect();
         let held: Vec<String> = leases.iter().map(|(_, lease)| lease.to_string()).collect();
@@ -279,18 +280,19 @@ impl JobStore for PostgresStore {
         // it would wait for that, and could deadlock with it; it is skipped instead, and
         // renewed next time if it still runs. The renewal never waits, however long the
         // writer's queue.
-        let done = sqlx::query(
+        let renewed: Vec<(String, bool)> = sqlx::query_as(
             "UPDATE jobs SET lease_expires_at = $1 WHERE id IN ( \
                  SELECT jobs.id FROM jobs JOIN unnest($2::text[], $3::text[]) AS l(id, lease) \
                  ON jobs.id = l.id AND jobs.lease_id = l.lease \
-                 WHERE jobs.state = 'processing' FOR UPDATE OF jobs SKIP LOCKED)",
+                 WHERE jobs.state = 'processing' FOR UPDATE OF jobs SKIP LOCKED) \
+             RETURNING id, cancel_requested",
         )
         .bind(until)
         .bind(ids)
         .bind(held)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        Renewal::of(&renewed)
     }
 
     async fn complete(

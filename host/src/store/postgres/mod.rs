@@ -75,18 +75,23 @@ impl PostgresStore {
     /// The database cannot be reached, or its schema cannot be migrated.
     pub async fn open(url: &str) -> Result<PostgresStore> {
         let options = url.parse::<PgConnectOptions>()?;
+        // One connection first: a pool that cannot connect says only that it timed out.
+        PgConnection::connect_with(&options).await?.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        // Listening before the store is handed out, so it misses no change made after.
+        let listener = notices::connect(&pool).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = Sink::default();
         let origin = Uuid::now_v7();
         let closed = CancellationToken::new();
         tokio::spawn(writer::run(pool.clone(), rx, sink.clone(), origin));
-        let listening = notices::listen(pool.clone(), origin, sink.clone(), closed.clone());
+        let listening =
+            notices::listen(listener, pool.clone(), origin, sink.clone(), closed.clone());
         tokio::spawn(listening);
         Ok(PostgresStore {
             pool,

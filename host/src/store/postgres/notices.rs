@@ -7,8 +7,8 @@
 //! if this host holds it.
 //!
 //! A notice that a lost connection missed is not sent again: the dispatcher's idle poll
-//! still finds the jobs it would have woken for, and a run whose cancel it missed runs to
-//! its end (ending `cancelled` if it fails).
+//! still finds the jobs it would have woken for, and the next lease renewal tells which
+//! held jobs were asked to cancel.
 
 use crate::model::JobId;
 use crate::store::Result;
@@ -88,31 +88,45 @@ fn encode(from: Uuid, changes: Changes) -> String {
     serde_json::to_string(&Notice { from, changes }).expect("changes serialize")
 }
 
-/// Listens for the notices of every host until `closed`, handing those of other hosts
-/// than `me` to `sink`.
-pub(super) async fn listen(pool: PgPool, me: Uuid, sink: Sink, closed: CancellationToken) {
+/// Connects a listener to the channels every host sends on.
+pub(super) async fn connect(pool: &PgPool) -> std::result::Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen_all([CHANGES, CANCELS]).await?;
+    Ok(listener)
+}
+
+/// Relays the notices `listener` receives until `closed`, handing those of other hosts
+/// than `me` to `sink`; connects again from `pool` when its connection fails.
+pub(super) async fn listen(
+    mut listener: PgListener,
+    pool: PgPool,
+    me: Uuid,
+    sink: Sink,
+    closed: CancellationToken,
+) {
     loop {
         let failed = tokio::select! {
             () = closed.cancelled() => return,
-            failed = relay(&pool, me, &sink) => failed,
+            failed = relay(&mut listener, me, &sink) => failed,
         };
         tracing::warn!(error = %failed, "listening for other hosts' changes failed; retrying");
-        tokio::select! {
-            () = closed.cancelled() => return,
-            () = tokio::time::sleep(RETRY_AFTER) => {}
-        }
+        listener = loop {
+            tokio::select! {
+                () = closed.cancelled() => return,
+                () = tokio::time::sleep(RETRY_AFTER) => {}
+            }
+            match connect(&pool).await {
+                Ok(listener) => break listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for other hosts' changes failed; retrying")
+                }
+            }
+        };
     }
 }
 
 /// Relays notices to `sink` until the connection fails; returns why.
-async fn relay(pool: &PgPool, me: Uuid, sink: &Sink) -> sqlx::Error {
-    let mut listener = match PgListener::connect_with(pool).await {
-        Ok(listener) => listener,
-        Err(e) => return e,
-    };
-    if let Err(e) = listener.listen_all([CHANGES, CANCELS]).await {
-        return e;
-    }
+async fn relay(listener: &mut PgListener, me: Uuid, sink: &Sink) -> sqlx::Error {
     loop {
         match listener.try_recv().await {
             Ok(Some(notice)) => hand_over(&notice, me, sink),

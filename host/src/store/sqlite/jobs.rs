@@ -13,7 +13,7 @@ use crate::store::changes::{ChangeSink, Changed, Changes, JobChange};
 use crate::store::moves;
 use crate::store::{
     BatchInfo, CancelOutcome, ClaimParams, Claimed, Completion, Error, Failure, JobFilter,
-    JobStore, LeaseId, NewBatch, NewJob, Page, Result, Submitted,
+    JobStore, LeaseId, NewBatch, NewJob, Page, Renewal, Result, Submitted,
 };
 use crate::store::{DETAIL_LOG_LINES, LogPage, LogQuery};
 use async_trait::async_trait;
@@ -228,9 +228,9 @@ impl JobStore for SqliteStore {
             .await
     }
 
-    async fn heartbeat(&self, leases: &[(JobId, LeaseId)], until: Millis) -> Result<u64> {
+    async fn heartbeat(&self, leases: &[(JobId, LeaseId)], until: Millis) -> Result<Renewal> {
         if leases.is_empty() {
-            return Ok(0);
+            return Ok(Renewal::default());
         }
         let leases = serde_json::Value::Array(
             leases
@@ -241,17 +241,17 @@ impl JobStore for SqliteStore {
         .to_string();
         self.exec(move |conn| {
             Box::pin(async move {
-                let done = sqlx::query(
+                let renewed: Vec<(String, bool)> = sqlx::query_as(
                     "UPDATE jobs SET lease_expires_at = ?1 \
                      FROM (SELECT value->>0 AS id, value->>1 AS lease FROM json_each(?2)) AS l \
                      WHERE jobs.id = l.id AND +jobs.state = 'processing' \
-                     AND jobs.lease_id = l.lease",
+                     AND jobs.lease_id = l.lease RETURNING id, cancel_requested",
                 )
                 .bind(until)
                 .bind(leases)
-                .execute(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await?;
-                Ok(done.rows_affected())
+                Renewal::of(&renewed)
             })
         })
         .await

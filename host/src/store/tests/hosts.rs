@@ -249,3 +249,11 @@ async fn a_refused_write_leaves_no_job_locked_for_claims() {
     }
     close(stores).await;
 }
+
+#[tokio::test]
+async fn an_unreachable_database_is_refused_with_its_cause() {
+    // Port 1 on this machine: nothing listens there.
+    let refused = PostgresStore::open("postgres://postgres@127.0.0.1:1/none").await;
+    let message = refused.expect_err("nothing listens there").to_string();
+    assert!(message.contains("refused"), "{message}");
+}

@@ -283,8 +283,17 @@ async fn check_heartbeat_extends_only_the_leases_given(store: &dyn JobStore) {
     let live = claim_one(store, NOW).await;
     let dropped = claim_one(store, NOW).await;
     let given = [(live.job.id, live.lease), (dropped.job.id, new_job_id())];
-    assert_eq!(store.heartbeat(&given, NOW + 90_000).await.unwrap(), 1);
-    assert_eq!(store.heartbeat(&[], NOW + 90_000).await.unwrap(), 0);
+    let renewal = store.heartbeat(&given, NOW + 90_000).await.unwrap();
+    assert_eq!((renewal.renewed, renewal.cancel_asked), (1, vec![]));
+    let none = store.heartbeat(&[], NOW + 90_000).await.unwrap();
+    assert_eq!(none, Renewal::default());
+    store.cancel(live.job.id, NOW).await.unwrap();
+    let renewal = store.heartbeat(&given, NOW + 90_000).await.unwrap();
+    assert_eq!(
+        (renewal.renewed, renewal.cancel_asked),
+        (1, vec![live.job.id]),
+        "the holder of a job asked to cancel hears it again with each heartbeat"
+    );
     let expired = store.expired_leases(NOW + 60_000, 100).await.unwrap();
     let ids: Vec<JobId> = expired.iter().map(|c| c.job.id).collect();
     assert_eq!(ids, [dropped.job.id]);

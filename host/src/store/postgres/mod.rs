@@ -7,7 +7,9 @@
 //! through one writer task per host, which keeps them in order and group-commits them
 //! (see `writer.rs`).
 //!
-//! Each area of the store is an `impl` of its trait in a file of its own, as for SQLite:
+//! Each area of the store is an `impl` of its trait in a file of its own, as for SQLite
+//! (where both backends run the same SQL, that file invokes the one implementation the
+//! area's module in `store/` holds):
 //! `jobs.rs`, `queues.rs`, `recurring.rs`, `workflows.rs`, `agents.rs`, `locks.rs`,
 //! `tasks.rs`, `tokens.rs`, `audit.rs`, `alerts.rs` and `stats.rs`. Beneath them: what a
 //! write changed (`journal.rs`), parent links and batches (`continuations.rs`), a job's

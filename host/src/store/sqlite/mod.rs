@@ -17,10 +17,16 @@
 //! - `stats.rs`: the rollup behind the analytics ([`StatsStore`]), which each group
 //!   commit adds its runs to.
 //!
+//! Where both backends run the same SQL (`$1` placeholders, which SQLite takes too), the
+//! area's module in `store/` holds the one implementation, as a macro that a backend's
+//! file invokes with its store and connection types: queues, agents, tasks, tokens, the
+//! audit log, a job's log and its links.
+//!
 //! Beneath them: the writer (`writer.rs`) and its group commits (`batch.rs`), the search
 //! index it keeps while idle (`search.rs`), parent links and batches (`continuations.rs`),
 //! what a write changed (`journal.rs`), reading a job's log (`logs.rs`), mapping rows to
-//! model types (`store/rows.rs`, shared), the database file's lock and identity check (`file.rs`), and
+//! model types (`store/rows.rs`, shared), the database file's lock and identity check
+//! (`file.rs`), and
 //! the result codes that are storage faults (`faults.rs`).
 //!
 //! [`AgentLocks`]: crate::store::AgentLocks

@@ -376,26 +376,27 @@ macro_rules! agent_store {
             }
         }
 
-        #[async_trait]
-        impl AgentStore for $store {
-            async fn create_agent(&self, spec: AgentSpec, now: Millis) -> Result<Agent> {
+        impl $store {
+            /// Writes an agent's definition (see `write_agent`) and reads the agent back.
+            async fn store_agent(&self, spec: AgentSpec, replace: bool, now: Millis) -> Result<Agent> {
                 self.exec(move |conn| {
                     Box::pin(async move {
-                        write_agent(conn, &spec, false, now).await?;
+                        write_agent(conn, &spec, replace, now).await?;
                         read_agent(conn, &spec.id).await
                     })
                 })
                 .await
             }
+        }
+
+        #[async_trait]
+        impl AgentStore for $store {
+            async fn create_agent(&self, spec: AgentSpec, now: Millis) -> Result<Agent> {
+                self.store_agent(spec, false, now).await
+            }
 
             async fn put_agent(&self, spec: AgentSpec, now: Millis) -> Result<Agent> {
-                self.exec(move |conn| {
-                    Box::pin(async move {
-                        write_agent(conn, &spec, true, now).await?;
-                        read_agent(conn, &spec.id).await
-                    })
-                })
-                .await
+                self.store_agent(spec, true, now).await
             }
 
             async fn agent(&self, id: &str) -> Result<Option<Agent>> {

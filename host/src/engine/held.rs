@@ -38,10 +38,13 @@ impl Held {
         leases.get(&id) == Some(&lease)
     }
 
-    /// Stops renewing the lease of `id`: this process is done with it.
+    /// Stops renewing the lease of `id` and forgets its run: this process is done with
+    /// it. (A cancel heard while its outcome was being written leaves no token behind.)
     pub(super) fn let_go(&self, id: JobId) {
         let mut leases = self.leases.lock().expect("leases lock poisoned");
         leases.remove(&id);
+        drop(leases);
+        self.ended(id);
     }
 
     /// The token that stops the run of `id` (already cancelled if a cancel came first).
@@ -74,5 +77,28 @@ impl Held {
     pub(super) fn interrupt(&self, id: JobId) {
         let mut running = self.running.lock().expect("running lock poisoned");
         running.entry(id).or_default().cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancel_heard_after_the_run_ended_is_forgotten_with_the_job() {
+        let held = Held::default();
+        let id = JobId::now_v7();
+        held.leases.lock().unwrap().insert(id, LeaseId::now_v7());
+        let run = held.token(id);
+        held.ended(id);
+        // The outcome is being written, the lease still held: a cancel arrives.
+        held.interrupt_if_held(id);
+        assert!(!run.is_cancelled(), "the run had ended");
+        held.let_go(id);
+        assert!(held.live_leases().is_empty());
+        assert!(
+            held.running.lock().unwrap().is_empty(),
+            "no token is left behind"
+        );
     }
 }
